@@ -1,0 +1,1 @@
+//! Baselines the benchmarks measure Tether against (filled in with the benchmarks).

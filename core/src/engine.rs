@@ -1,0 +1,290 @@
+//! The engine: the volume map, node table, settings, clock and counters, and the calls that
+//! change attachments (publish, unpublish, compare-and-clear).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use dashmap::mapref::entry::Entry;
+use dashmap::DashMap;
+
+use crate::clock::{duration_to_nanos, nanos_to_duration, Clock, MonotonicClock, Nanos};
+use crate::config::{check_grace_period, clamp_migration_timeout, Config};
+use crate::error::{CoreError, InvalidInput};
+use crate::ids::{check_node_id, check_volume_id};
+use crate::nodes::{NodeId, NodeTable};
+use crate::outcome::{Access, Nodes, PublishOutcome, Published, StaleOutcome, UnpublishOutcome};
+use crate::record::VolumeRecord;
+use crate::rules::{Decision, PublishRequest, Refusal, Unpublished};
+use crate::stats::{Counters, Stats};
+
+pub(crate) type VolumeMap = DashMap<Box<str>, VolumeRecord, ahash::RandomState>;
+
+/// The attachment engine. `Send + Sync`: share it behind an `Arc` between any number of threads.
+///
+/// Each volume's decisions are made inside that volume's map entry guard; there is no global
+/// lock on the publish, unpublish or query paths.
+#[derive(Debug)]
+pub struct Engine {
+    pub(crate) volumes: VolumeMap,
+    pub(crate) nodes: NodeTable,
+    pub(crate) config: ArcSwap<Config>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) counters: Counters,
+    /// Missing-node marks; also serialises reconcile, snapshot and restore with each other.
+    pub(crate) missing: std::sync::Mutex<std::collections::HashMap<NodeId, Nanos>>,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Engine {
+    /// An engine with the default settings on the system's monotonic clock.
+    pub fn new() -> Self {
+        Self::build(Config::default(), Arc::new(MonotonicClock::new()))
+    }
+
+    /// An engine with `config` on `clock` (a [`crate::ManualClock`] in tests).
+    pub fn with_config(config: Config, clock: Arc<dyn Clock>) -> Result<Self, CoreError> {
+        let config = config.validated()?;
+        Ok(Self::build(config, clock))
+    }
+
+    fn build(config: Config, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            volumes: DashMap::with_hasher(ahash::RandomState::new()),
+            nodes: NodeTable::default(),
+            config: ArcSwap::from_pointee(config),
+            clock,
+            counters: Counters::default(),
+            missing: std::sync::Mutex::default(),
+        }
+    }
+
+    /// The clock this engine reads.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The current settings.
+    pub fn config(&self) -> Config {
+        **self.config.load()
+    }
+
+    /// Changes the grace period for later calls. Refuses one above [`crate::MAX_GRACE_PERIOD`].
+    pub fn set_grace_period(&self, grace: Duration) -> Result<(), CoreError> {
+        let grace = check_grace_period(grace).map_err(|e| self.invalid(e))?;
+        self.config.rcu(|c| Config { grace_period: grace, ..**c });
+        Ok(())
+    }
+
+    /// Changes the default migration timeout for migrations started later; clamped into
+    /// 30 s ..= 1 h. Returns the effective value.
+    pub fn set_default_migration_timeout(&self, timeout: Duration) -> Duration {
+        let timeout = clamp_migration_timeout(timeout);
+        self.config.rcu(|c| Config { default_migration_timeout: timeout, ..**c });
+        timeout
+    }
+
+    /// A reading of every counter.
+    pub fn stats(&self) -> Stats {
+        self.counters.read()
+    }
+
+    /// Attaches `volume` to `node` with `access`, following the publish table of DESIGN.md.
+    /// `migration_timeout` (clamped into 30 s ..= 1 h) applies if this starts a migration;
+    /// `None` takes the configured default.
+    ///
+    /// Locking behaviour: holds the volume's entry write guard for the decision and its write;
+    /// takes the node table's locks before that, never while holding the guard.
+    pub fn publish(
+        &self,
+        volume: &str,
+        node: &str,
+        access: Access,
+        migration_timeout: Option<Duration>,
+    ) -> Result<PublishOutcome, CoreError> {
+        check_volume_id(volume).and_then(|()| check_node_id(node)).map_err(|e| self.invalid(e))?;
+        let config = self.config.load();
+        let timeout = clamp_migration_timeout(migration_timeout.unwrap_or(config.default_migration_timeout));
+        let req = PublishRequest {
+            node: self.nodes.intern(node),
+            access,
+            migration_timeout_ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
+            grace: duration_to_nanos(config.grace_period),
+            now: self.clock.now(),
+        };
+        let (decided, epoch) = match self.volumes.get_mut(volume) {
+            Some(mut rec) => self.publish_locked(&mut rec, &req),
+            None => match self.volumes.entry(volume.into()) {
+                Entry::Occupied(mut o) => self.publish_locked(o.get_mut(), &req),
+                Entry::Vacant(v) => {
+                    let mut rec = VolumeRecord::new();
+                    let out = self.publish_locked(&mut rec, &req);
+                    v.insert(rec);
+                    out
+                }
+            },
+        };
+        match decided {
+            Ok(decision) => Ok(PublishOutcome { kind: self.published(decision, timeout), epoch }),
+            Err(refusal) => Err(self.refused(volume, node, access, refusal)),
+        }
+    }
+
+    /// Applies the table and counts the outcome, inside the entry guard so counts and gauges
+    /// follow the entry's own order.
+    fn publish_locked(&self, rec: &mut VolumeRecord, req: &PublishRequest) -> (Result<Decision, Refusal>, u64) {
+        let decided = rec.publish(req);
+        let c = &self.counters;
+        match decided {
+            Ok(Decision::Attached) => c.attached.incr(),
+            Ok(Decision::AlreadyAttached) => c.already_attached.incr(),
+            Ok(Decision::HandedOff { .. }) => c.handed_off.incr(),
+            Ok(Decision::MigrationStarted { .. }) => {
+                c.migrations_started.incr();
+                c.active_migrations.incr();
+            }
+            Err(Refusal::Conflict { .. }) => c.conflicts.incr(),
+            Err(Refusal::Incompatible { .. }) => c.incompatible.incr(),
+            Err(Refusal::MigrationLimit { .. }) => c.migration_limit.incr(),
+            Err(Refusal::MigrationTimedOut { .. }) => c.migration_timed_out.incr(),
+        }
+        (decided, rec.epoch)
+    }
+
+    fn published(&self, decision: Decision, timeout: Duration) -> Published {
+        match decision {
+            Decision::Attached => Published::Attached,
+            Decision::AlreadyAttached => Published::AlreadyAttached,
+            Decision::HandedOff { from } => Published::HandedOff { from: self.nodes.name(from) },
+            Decision::MigrationStarted { source } => {
+                Published::MigrationStarted { source: self.nodes.name(source), timeout }
+            }
+        }
+    }
+
+    fn refused(&self, volume: &str, node: &str, requested: Access, refusal: Refusal) -> CoreError {
+        let (volume, node) = (volume.to_owned(), node.to_owned());
+        match refusal {
+            Refusal::Conflict { holders } => CoreError::Conflict { volume, node, attached_to: self.names(holders) },
+            Refusal::Incompatible { existing } => CoreError::Incompatible { volume, node, existing, requested },
+            Refusal::MigrationLimit { holders } => {
+                CoreError::MigrationLimit { volume, node, nodes: self.names(holders) }
+            }
+            Refusal::MigrationTimedOut { holders, elapsed, timeout } => CoreError::MigrationTimedOut {
+                volume,
+                node,
+                nodes: self.names(holders),
+                elapsed: nanos_to_duration(elapsed),
+                timeout: nanos_to_duration(timeout),
+            },
+        }
+    }
+
+    /// The names of a non-empty node pair.
+    pub(crate) fn names(&self, ids: [NodeId; 2]) -> Nodes {
+        Nodes { primary: self.nodes.name(ids[0]), target: (!ids[1].is_none()).then(|| self.nodes.name(ids[1])) }
+    }
+
+    /// Counts and returns an invalid-input error.
+    pub(crate) fn invalid(&self, e: InvalidInput) -> CoreError {
+        self.counters.invalid_input.incr();
+        CoreError::InvalidInput(e)
+    }
+
+    /// Detaches `volume` from `node` (from every node when `None`), following the unpublish
+    /// table of DESIGN.md. Idempotent: a volume not attached there gives `NotAttached`.
+    ///
+    /// Locking behaviour: holds the volume's entry write guard for the decision and its write.
+    pub fn unpublish(&self, volume: &str, node: Option<&str>) -> Result<UnpublishOutcome, CoreError> {
+        check_volume_id(volume).map_err(|e| self.invalid(e))?;
+        let node_id = match node {
+            Some(n) => {
+                check_node_id(n).map_err(|e| self.invalid(e))?;
+                // A name never interned holds nothing.
+                let Some(id) = self.nodes.lookup(n) else { return Ok(self.not_attached()) };
+                Some(id)
+            }
+            None => None,
+        };
+        let Some(mut rec) = self.volumes.get_mut(volume) else { return Ok(self.not_attached()) };
+        let done = rec.unpublish(node_id, self.clock.now());
+        let epoch = rec.epoch;
+        self.count_unpublish(done);
+        drop(rec);
+        Ok(match done {
+            Unpublished::NotAttached => UnpublishOutcome::NotAttached,
+            Unpublished::Detached { nodes } => UnpublishOutcome::Detached { nodes: self.names(nodes), epoch },
+            Unpublished::MigrationCompleted { source, target, duration } => UnpublishOutcome::MigrationCompleted {
+                source: self.nodes.name(source),
+                target: self.nodes.name(target),
+                duration: nanos_to_duration(duration),
+                epoch,
+            },
+            Unpublished::MigrationAborted { source, target } => UnpublishOutcome::MigrationAborted {
+                source: self.nodes.name(source),
+                target: self.nodes.name(target),
+                epoch,
+            },
+        })
+    }
+
+    fn not_attached(&self) -> UnpublishOutcome {
+        self.counters.not_attached.incr();
+        UnpublishOutcome::NotAttached
+    }
+
+    fn count_unpublish(&self, done: Unpublished) {
+        let c = &self.counters;
+        match done {
+            Unpublished::NotAttached => c.not_attached.incr(),
+            Unpublished::Detached { nodes } => {
+                c.detached.incr();
+                if !nodes[1].is_none() {
+                    c.active_migrations.decr();
+                }
+            }
+            Unpublished::MigrationCompleted { .. } => {
+                c.migrations_completed.incr();
+                c.active_migrations.decr();
+            }
+            Unpublished::MigrationAborted { .. } => {
+                c.migrations_aborted.incr();
+                c.active_migrations.decr();
+            }
+        }
+    }
+
+    /// Compare-and-clear: removes `node` from `volume` only if it still holds it, so it can never
+    /// undo a newer attachment. Writes no detach record.
+    ///
+    /// Locking behaviour: holds the volume's entry write guard.
+    pub fn clear_stale(&self, volume: &str, node: &str) -> Result<StaleOutcome, CoreError> {
+        check_volume_id(volume).and_then(|()| check_node_id(node)).map_err(|e| self.invalid(e))?;
+        let Some(id) = self.nodes.lookup(node) else { return Ok(StaleOutcome::NotAttached) };
+        Ok(self.clear_stale_id(volume, id))
+    }
+
+    pub(crate) fn clear_stale_id(&self, volume: &str, node: NodeId) -> StaleOutcome {
+        let Some(mut rec) = self.volumes.get_mut(volume) else { return StaleOutcome::NotAttached };
+        let was_migrating = rec.is_migrating();
+        if !rec.clear_node(node, self.clock.now()) {
+            return StaleOutcome::NotAttached;
+        }
+        self.counters.stale_cleared.incr();
+        if was_migrating {
+            self.counters.active_migrations.decr();
+        }
+        let (remaining, epoch) = (rec.nodes[0], rec.epoch);
+        drop(rec);
+        StaleOutcome::Cleared {
+            node: self.nodes.name(node),
+            remaining: (!remaining.is_none()).then(|| self.nodes.name(remaining)),
+            epoch,
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! Reconcile: mark nodes missing, clear their attachments once missing for the grace period,
+//! forget marks of nodes that return, and report migrations past their timeout once each.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+
+use crate::clock::{duration_to_nanos, nanos_to_duration, Nanos};
+use crate::engine::Engine;
+use crate::error::CoreError;
+use crate::ids::check_node_id;
+use crate::nodes::NodeId;
+use crate::outcome::{ClearedAttachment, PendingNode, ReconcileReport, StaleOutcome, TimedOutMigration};
+
+/// What one scan of the volume map found.
+#[derive(Default)]
+struct Scan {
+    /// Volumes held by each node that is not live.
+    orphans: HashMap<NodeId, Vec<Box<str>>>,
+    timed_out: Vec<TimedOutMigration>,
+}
+
+impl Engine {
+    /// One reconcile pass against the nodes that exist now. Refuses the whole call (changing
+    /// nothing) if any name in `live_nodes` is invalid.
+    ///
+    /// Locking behaviour: holds the engine's reconcile lock throughout (reconciles, snapshots
+    /// and restores run one at a time); takes shared guards on one map shard at a time while
+    /// scanning, then each cleared volume's entry write guard in turn.
+    pub fn reconcile<S: AsRef<str>>(&self, live_nodes: &[S]) -> Result<ReconcileReport, CoreError> {
+        for n in live_nodes {
+            check_node_id(n.as_ref()).map_err(|e| self.invalid(e))?;
+        }
+        let live: HashSet<NodeId> = live_nodes.iter().filter_map(|n| self.nodes.lookup(n.as_ref())).collect();
+        let mut missing = self.missing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.counters.reconciles.incr();
+        let now = self.clock.now();
+        let grace = duration_to_nanos(self.config().grace_period);
+        let scan = self.scan(&live, now);
+
+        let mut report = ReconcileReport { timed_out_migrations: scan.timed_out, ..ReconcileReport::default() };
+        // Marks of nodes that are live again, or that no longer hold anything, are dropped.
+        missing.retain(|node, _| {
+            let keep = scan.orphans.contains_key(node);
+            if !keep && live.contains(node) {
+                report.returned.push(self.nodes.name(*node));
+            }
+            keep
+        });
+        for (node, volumes) in scan.orphans {
+            let since = *missing.entry(node).or_insert(now);
+            let missing_for = now.saturating_sub(since);
+            if missing_for >= grace {
+                report.cleared.extend(self.clear_node_everywhere(node, &volumes));
+                missing.remove(&node);
+            } else {
+                report.pending.push(PendingNode {
+                    node: self.nodes.name(node),
+                    missing_since: self.clock.wall_time(since),
+                    clears_in: nanos_to_duration(grace - missing_for),
+                    volumes: volumes.len(),
+                });
+            }
+        }
+        report.cleared.sort_unstable_by(|a, b| a.volume.cmp(&b.volume));
+        report.pending.sort_unstable_by(|a, b| a.node.cmp(&b.node));
+        report.returned.sort_unstable();
+        Ok(report)
+    }
+
+    fn scan(&self, live: &HashSet<NodeId>, now: Nanos) -> Scan {
+        let mut scan = Scan::default();
+        for rec in &self.volumes {
+            for node in rec.nodes.into_iter().filter(|n| !n.is_none() && !live.contains(n)) {
+                scan.orphans.entry(node).or_default().push(rec.key().clone());
+            }
+            let elapsed = now.saturating_sub(rec.since);
+            // The swap under a shared guard makes "reported once" hold even if two passes
+            // overlapped; the flag is reset under the write guard when a migration starts.
+            if rec.is_migrating()
+                && elapsed > rec.migration_timeout()
+                && !rec.timeout_reported.swap(true, Ordering::AcqRel)
+            {
+                self.counters.migrations_timed_out.incr();
+                scan.timed_out.push(TimedOutMigration {
+                    volume: rec.key().to_string(),
+                    source: self.nodes.name(rec.nodes[0]),
+                    target: self.nodes.name(rec.nodes[1]),
+                    elapsed: nanos_to_duration(elapsed),
+                    timeout: nanos_to_duration(rec.migration_timeout()),
+                });
+            }
+        }
+        scan
+    }
+
+    fn clear_node_everywhere(&self, node: NodeId, volumes: &[Box<str>]) -> Vec<ClearedAttachment> {
+        volumes
+            .iter()
+            .filter_map(|v| match self.clear_stale_id(v, node) {
+                StaleOutcome::Cleared { node, epoch, .. } => {
+                    Some(ClearedAttachment { volume: v.to_string(), node, epoch })
+                }
+                StaleOutcome::NotAttached => None,
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,1 @@
+//! CSI driver over `tether-core` (issue 5; not written yet).

@@ -1,0 +1,1 @@
+//! C ABI over `tether-core` (issue 3; not written yet).

@@ -1,0 +1,1 @@
+//! Python bindings over `tether-core` (issue 4; not written yet).
