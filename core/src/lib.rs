@@ -26,6 +26,8 @@ mod config;
 mod engine;
 mod error;
 mod ids;
+#[cfg(feature = "model")]
+pub mod model;
 mod nodes;
 mod outcome;
 mod queries;

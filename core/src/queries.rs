@@ -16,10 +16,8 @@ impl Engine {
     /// Locking behaviour: a shared guard on the volume's entry; reads one atomic under it.
     pub fn is_within_grace_period(&self, volume: &str, grace: Duration) -> Result<bool, CoreError> {
         check_volume_id(volume).map_err(|e| self.invalid(e))?;
-        let Some(rec) = self.volumes.get(volume) else { return Ok(false) };
-        let Some(at) = rec.detached_at.get() else { return Ok(false) };
-        drop(rec);
-        Ok(self.clock.now().saturating_sub(at) < duration_to_nanos(grace))
+        let grace = duration_to_nanos(grace);
+        Ok(self.volumes.get(volume).is_some_and(|rec| rec.detached_at.within_now(&*self.clock, grace)))
     }
 
     /// The last full detach of `volume`: which node, when, and how long ago.

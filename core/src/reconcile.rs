@@ -46,7 +46,10 @@ impl Engine {
             }
             keep
         });
-        for (node, volumes) in scan.orphans {
+        // Nodes in name order, so a pass that clears both sides of a migration is deterministic.
+        let mut orphans: Vec<_> = scan.orphans.into_iter().map(|(id, vols)| (self.nodes.name(id), id, vols)).collect();
+        orphans.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (_, node, volumes) in orphans {
             let since = *missing.entry(node).or_insert(now);
             let missing_for = now.saturating_sub(since);
             if missing_for >= grace {
@@ -61,7 +64,8 @@ impl Engine {
                 });
             }
         }
-        report.cleared.sort_unstable_by(|a, b| a.volume.cmp(&b.volume));
+        report.cleared.sort_by(|a, b| a.volume.cmp(&b.volume));
+        report.timed_out_migrations.sort_unstable_by(|a, b| a.volume.cmp(&b.volume));
         report.pending.sort_unstable_by(|a, b| a.node.cmp(&b.node));
         report.returned.sort_unstable();
         Ok(report)

@@ -3,7 +3,7 @@
 //! Every method here runs inside the caller's entry guard; [`DetachStamp`] alone is also read
 //! and cleared under a shared guard, which is why it is atomic.
 
-use crate::clock::{Nanos, NEVER};
+use crate::clock::{Clock, Nanos, NEVER};
 use crate::nodes::NodeId;
 use crate::outcome::{Access, AccessMode};
 use crate::sync::{AtomicU64, Ordering};
@@ -41,9 +41,15 @@ impl DetachStamp {
         self.0.swap(NEVER, Ordering::AcqRel) != NEVER
     }
 
-    /// Whether the stamp is less than `grace` old at `now`.
+    /// Whether the stamp is less than `grace` old at `now`: the grace rule, in one place.
     pub(crate) fn within(&self, now: Nanos, grace: Nanos) -> bool {
         self.get().is_some_and(|t| now.saturating_sub(t) < grace)
+    }
+
+    /// [`DetachStamp::within`] at the clock's current instant, read only when there is a stamp
+    /// (a volume never detached costs no clock read).
+    pub(crate) fn within_now(&self, clock: &dyn Clock, grace: Nanos) -> bool {
+        self.get().is_some() && self.within(clock.now(), grace)
     }
 }
 

@@ -1,1 +1,128 @@
-//! placeholder
+//! Model-based property test: random sequences of publish, unpublish, grace checks, stale
+//! clears, reconcile, clock advances, grace changes and snapshot-and-restore run against the
+//! engine and the simple reference model; every outcome and the resulting state must agree.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use proptest::prelude::*;
+use tether_core::model::Model;
+use tether_core::{Access, AccessMode, Config, Engine, ManualClock, StaleOutcome};
+
+const VOLUMES: [&str; 3] = ["v0", "v1", "v2"];
+const NODES: [&str; 4] = ["n0", "n1", "n2", "n3"];
+
+#[derive(Debug, Clone)]
+enum Op {
+    Publish { v: usize, n: usize, rwx: bool, ro: bool, timeout_s: Option<u64> },
+    Unpublish { v: usize, n: Option<usize> },
+    Grace { v: usize, secs: u64 },
+    ClearStale { v: usize, n: usize },
+    Reconcile { live: u8 },
+    Advance { millis: u64 },
+    SetGrace { secs: u64 },
+    SnapshotRestore,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let v = 0..VOLUMES.len();
+    let n = 0..NODES.len();
+    prop_oneof![
+        6 => (v.clone(), n.clone(), any::<bool>(), prop::bool::weighted(0.1), prop::option::of(prop_oneof![0u64..400, Just(30), Just(31)]))
+            .prop_map(|(v, n, rwx, ro, timeout_s)| Op::Publish { v, n, rwx, ro, timeout_s }),
+        4 => (v.clone(), prop::option::weighted(0.9, n.clone())).prop_map(|(v, n)| Op::Unpublish { v, n }),
+        1 => (v.clone(), 0u64..60).prop_map(|(v, secs)| Op::Grace { v, secs }),
+        1 => (v, n).prop_map(|(v, n)| Op::ClearStale { v, n }),
+        2 => any::<u8>().prop_map(|live| Op::Reconcile { live }),
+        // Whole seconds, so elapsed times land exactly on grace periods and timeouts.
+        4 => prop_oneof![
+            4 => (0u64..=31).prop_map(|s| s * 1_000),
+            1 => prop::sample::select(vec![29_000u64, 30_000, 60_000, 270_000, 299_000, 300_000, 301_000]),
+            1 => 0u64..1_000,
+        ].prop_map(|millis| Op::Advance { millis }),
+        1 => (0u64..90).prop_map(|secs| Op::SetGrace { secs }),
+        1 => Just(Op::SnapshotRestore),
+    ]
+}
+
+struct Pair {
+    clock: Arc<ManualClock>,
+    engine: Engine,
+    model: Model,
+}
+
+impl Pair {
+    fn new() -> Self {
+        let clock = Arc::new(ManualClock::with_wall_time(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)));
+        let engine = Engine::with_config(Config::default(), clock.clone()).unwrap();
+        let model = Model::new(Config::default(), clock.clone());
+        Self { clock, engine, model }
+    }
+
+    fn step(&mut self, op: &Op) -> Result<(), TestCaseError> {
+        let (e, m) = (&self.engine, &mut self.model);
+        match *op {
+            Op::Publish { v, n, rwx, ro, timeout_s } => {
+                let access = Access { mode: if rwx { AccessMode::Rwx } else { AccessMode::Rwo }, readonly: ro };
+                let t = timeout_s.map(Duration::from_secs);
+                prop_assert_eq!(e.publish(VOLUMES[v], NODES[n], access, t), m.publish(VOLUMES[v], NODES[n], access, t));
+            }
+            Op::Unpublish { v, n } => {
+                let n = n.map(|n| NODES[n]);
+                prop_assert_eq!(e.unpublish(VOLUMES[v], n), m.unpublish(VOLUMES[v], n));
+            }
+            Op::Grace { v, secs } => {
+                let g = Duration::from_secs(secs);
+                prop_assert_eq!(e.is_within_grace_period(VOLUMES[v], g), m.is_within_grace_period(VOLUMES[v], g));
+            }
+            Op::ClearStale { v, n } => {
+                let cleared = matches!(e.clear_stale(VOLUMES[v], NODES[n]).unwrap(), StaleOutcome::Cleared { .. });
+                prop_assert_eq!(cleared, m.clear_stale(VOLUMES[v], NODES[n]));
+            }
+            Op::Reconcile { live } => {
+                let live: Vec<&str> =
+                    NODES.iter().enumerate().filter(|(i, _)| live & (1 << i) != 0).map(|(_, n)| *n).collect();
+                prop_assert_eq!(e.reconcile(&live).unwrap(), m.reconcile(&live));
+            }
+            Op::Advance { millis } => self.clock.advance(Duration::from_millis(millis)),
+            Op::SetGrace { secs } => {
+                e.set_grace_period(Duration::from_secs(secs)).unwrap();
+                m.set_grace_period(Duration::from_secs(secs));
+            }
+            Op::SnapshotRestore => {
+                let json = e.snapshot_json();
+                let fresh = Engine::with_config(e.config(), self.clock.clone()).unwrap();
+                fresh.restore_json(&json).unwrap();
+                prop_assert_eq!(fresh.snapshot_json(), json);
+                self.engine = fresh;
+            }
+        }
+        self.same_state()
+    }
+
+    fn same_state(&self) -> Result<(), TestCaseError> {
+        let engine: Vec<_> = self
+            .engine
+            .list()
+            .into_iter()
+            .map(|a| (a.volume, a.nodes.iter().map(ToString::to_string).collect::<Vec<_>>(), a.access, a.epoch))
+            .collect();
+        prop_assert_eq!(engine, self.model.attachments());
+        for v in VOLUMES {
+            prop_assert_eq!(self.engine.epoch(v).unwrap(), self.model.epoch(v));
+        }
+        Ok(())
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, max_shrink_iters: 4096, ..ProptestConfig::default() })]
+
+    #[test]
+    fn engine_agrees_with_the_reference_model(ops in prop::collection::vec(op(), 1..120)) {
+        let mut pair = Pair::new();
+        for op in &ops {
+            pair.step(op)?;
+        }
+    }
+}
