@@ -1,0 +1,142 @@
+//! Status codes, the crate's error type, and the one place that maps an engine error to a code.
+
+use std::fmt;
+
+use tether_core::{CoreError, Nodes};
+
+use crate::types::{tether_error_info, tether_node_name};
+
+/// The result of every fallible call. `TETHER_OK` is 0; every other code is a refusal and
+/// comes with a message (`tether_last_error`) and details (`tether_last_error_info`) on the
+/// calling thread.
+///
+/// Codes are grouped by hundreds: 1xx the arguments were unusable, 2xx the engine refused
+/// the attachment, 3xx the snapshot document was rejected, 9xx the library itself failed.
+/// A code keeps its meaning forever: codes are added, never renumbered, and a retired code is
+/// never reused.
+#[allow(non_camel_case_types)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum tether_status {
+    /// Success: every output was written.
+    TETHER_OK = 0,
+    /// An argument breaks a rule of the contract: an empty, over-long or NUL-containing
+    /// identifier, a duration out of range, inconsistent lengths.
+    TETHER_INVALID_ARGUMENT = 100,
+    /// A pointer that must not be NULL was NULL.
+    TETHER_NULL_POINTER = 101,
+    /// A text argument is not valid UTF-8.
+    TETHER_INVALID_UTF8 = 102,
+    /// The call needs an engine made by `tether_engine_new_manual_clock`.
+    TETHER_NOT_MANUAL_CLOCK = 103,
+    /// Another node holds the volume in a way that excludes this one (CSI FAILED_PRECONDITION).
+    TETHER_CONFLICT = 200,
+    /// The same node holds the volume with another access mode or read-only flag
+    /// (CSI ALREADY_EXISTS).
+    TETHER_INCOMPATIBLE = 201,
+    /// An RWX volume is already on two nodes during a migration.
+    TETHER_MIGRATION_LIMIT = 202,
+    /// The volume's migration has run past its timeout; unpublish one side to end it.
+    TETHER_MIGRATION_TIMED_OUT = 203,
+    /// A snapshot document is malformed, of an unknown version, or inconsistent; the engine
+    /// kept its state.
+    TETHER_BAD_SNAPSHOT = 300,
+    /// A caller buffer is too small; the required size was reported and nothing written.
+    TETHER_BUFFER_TOO_SMALL = 900,
+    /// The library panicked inside this call. The call had no effect the caller can rely on;
+    /// the engine stays usable (every engine change is made inside one entry guard).
+    TETHER_PANIC = 901,
+}
+
+/// Why a call failed, before it becomes a status, a message and details.
+#[derive(Debug)]
+pub(crate) enum FfiError {
+    /// The engine refused.
+    Core(CoreError),
+    /// A required pointer was NULL; names the argument.
+    Null(&'static str),
+    /// A text argument is not UTF-8; names the argument and the first bad byte.
+    NotUtf8 { what: &'static str, at: usize },
+    /// A length no object can have, or lengths that disagree.
+    BadArgument { what: &'static str, problem: String },
+    /// An engine without a manual clock was asked to move its clock.
+    NotManualClock,
+    /// A panic was caught at the boundary; its message if it had one.
+    Panic(String),
+}
+
+impl From<CoreError> for FfiError {
+    fn from(e: CoreError) -> Self {
+        Self::Core(e)
+    }
+}
+
+impl FfiError {
+    /// The status for this error: the single mapping from engine errors to C codes
+    /// (DESIGN.md, "Errors across boundaries").
+    pub(crate) fn status(&self) -> tether_status {
+        use tether_status as S;
+        match self {
+            Self::Core(CoreError::InvalidInput(_)) | Self::BadArgument { .. } => S::TETHER_INVALID_ARGUMENT,
+            Self::Core(CoreError::Conflict { .. }) => S::TETHER_CONFLICT,
+            Self::Core(CoreError::Incompatible { .. }) => S::TETHER_INCOMPATIBLE,
+            Self::Core(CoreError::MigrationLimit { .. }) => S::TETHER_MIGRATION_LIMIT,
+            Self::Core(CoreError::MigrationTimedOut { .. }) => S::TETHER_MIGRATION_TIMED_OUT,
+            Self::Core(CoreError::BadSnapshot(_)) => S::TETHER_BAD_SNAPSHOT,
+            Self::Null(_) => S::TETHER_NULL_POINTER,
+            Self::NotUtf8 { .. } => S::TETHER_INVALID_UTF8,
+            Self::NotManualClock => S::TETHER_NOT_MANUAL_CLOCK,
+            Self::Panic(_) => S::TETHER_PANIC,
+        }
+    }
+
+    /// The structured details a caller needs to act without parsing the message: the nodes
+    /// involved and, where they apply, the existing access and the migration's times.
+    pub(crate) fn info(&self) -> tether_error_info {
+        let mut info = tether_error_info { status: self.status(), ..tether_error_info::default() };
+        let nodes = match self {
+            Self::Core(CoreError::Conflict { attached_to, .. }) => Some(attached_to),
+            Self::Core(CoreError::Incompatible { node, existing, .. }) => {
+                info.nodes[0] = tether_node_name::from_str(node);
+                info.node_count = 1;
+                info.existing_mode = existing.mode.into();
+                info.existing_readonly = existing.readonly;
+                None
+            }
+            Self::Core(CoreError::MigrationLimit { nodes, .. }) => Some(nodes),
+            Self::Core(CoreError::MigrationTimedOut { nodes, elapsed, timeout, .. }) => {
+                info.elapsed_ns = crate::types::nanos(*elapsed);
+                info.timeout_ns = crate::types::nanos(*timeout);
+                Some(nodes)
+            }
+            _ => None,
+        };
+        if let Some(nodes) = nodes {
+            set_nodes(&mut info, nodes);
+        }
+        info
+    }
+}
+
+fn set_nodes(info: &mut tether_error_info, nodes: &Nodes) {
+    for (slot, name) in info.nodes.iter_mut().zip(nodes.iter()) {
+        *slot = tether_node_name::from_str(name);
+    }
+    info.node_count = nodes.len();
+}
+
+impl fmt::Display for FfiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Core(e) => e.fmt(f),
+            Self::Null(what) => write!(f, "{what} is a NULL pointer; pass a valid pointer"),
+            Self::NotUtf8 { what, at } => write!(f, "{what} is not valid UTF-8 (bad byte at offset {at})"),
+            Self::BadArgument { what, problem } => write!(f, "invalid {what}: {problem}"),
+            Self::NotManualClock => f.write_str(
+                "this engine runs on the system's monotonic clock; only an engine made by \
+                 tether_engine_new_manual_clock can be advanced",
+            ),
+            Self::Panic(msg) => write!(f, "internal error (panic) in the tether library: {msg}; please report it"),
+        }
+    }
+}
