@@ -1,0 +1,3 @@
+module tether.example/ffi/go
+
+go 1.26

@@ -1,0 +1,134 @@
+// Read-side calls: the grace check, detach records, one attachment, the list, epochs, counters.
+
+package tether
+
+/*
+#cgo noescape tg_is_within_grace_period
+#cgo nocallback tg_is_within_grace_period
+#cgo noescape tg_detach_timestamp_get
+#cgo nocallback tg_detach_timestamp_get
+#cgo noescape tg_detach_timestamp_clear
+#cgo nocallback tg_detach_timestamp_clear
+#cgo noescape tg_get
+#cgo nocallback tg_get
+#cgo noescape tg_epoch
+#cgo nocallback tg_epoch
+#include "shim.h"
+*/
+import "C"
+
+import "time"
+
+// IsWithinGracePeriod reports whether volume was last fully detached less than grace ago
+// (false for a volume never detached or unknown).
+func (e *Engine) IsWithinGracePeriod(volume string, grace time.Duration) (bool, error) {
+	ns, err := nanos(grace, "grace period")
+	if err != nil {
+		return false, err
+	}
+	var out C.bool
+	vp, vl := str(volume)
+	err = e.do(volume, "", func(h *C.tether_engine, fail **C.tg_failure) C.tether_status {
+		return C.tg_is_within_grace_period(h, vp, vl, ns, &out, fail)
+	})
+	return bool(out), err
+}
+
+// DetachTimestamp reads volume's last full detach; ok is false when there is none.
+func (e *Engine) DetachTimestamp(volume string) (rec DetachRecord, ok bool, err error) {
+	var out C.tether_detach_record
+	var found C.bool
+	vp, vl := str(volume)
+	err = e.do(volume, "", func(h *C.tether_engine, fail **C.tg_failure) C.tether_status {
+		return C.tg_detach_timestamp_get(h, vp, vl, &found, &out, fail)
+	})
+	if err != nil || !found {
+		return DetachRecord{}, false, err
+	}
+	return detachRecord(&out), true, nil
+}
+
+// ClearDetachTimestamp drops volume's detach record, so no later publish can use it for a
+// handoff; it reports whether there was one.
+func (e *Engine) ClearDetachTimestamp(volume string) (bool, error) {
+	var cleared C.bool
+	vp, vl := str(volume)
+	err := e.do(volume, "", func(h *C.tether_engine, fail **C.tg_failure) C.tether_status {
+		return C.tg_detach_timestamp_clear(h, vp, vl, &cleared, fail)
+	})
+	return bool(cleared), err
+}
+
+// Get reads volume's attachment; ok is false when it is not attached.
+func (e *Engine) Get(volume string) (a Attachment, ok bool, err error) {
+	var out C.tether_attachment
+	var found C.bool
+	vp, vl := str(volume)
+	err = e.do(volume, "", func(h *C.tether_engine, fail **C.tg_failure) C.tether_status {
+		return C.tg_get(h, vp, vl, &found, &out, fail)
+	})
+	if err != nil || !found {
+		return Attachment{}, false, err
+	}
+	return attachment(volume, &out), true, nil
+}
+
+// Epoch reads volume's epoch (fencing token): 0 if it was never attached.
+func (e *Engine) Epoch(volume string) (uint64, error) {
+	var out C.uint64_t
+	vp, vl := str(volume)
+	err := e.do(volume, "", func(h *C.tether_engine, fail **C.tg_failure) C.tether_status {
+		return C.tg_epoch(h, vp, vl, &out, fail)
+	})
+	return uint64(out), err
+}
+
+// List reads every attachment, sorted by volume. Each is consistent in itself; while other
+// goroutines write, the list is not one point-in-time cut across volumes.
+func (e *Engine) List() ([]Attachment, error) {
+	var doc *C.char
+	var n C.size_t
+	err := e.do("", "", func(h *C.tether_engine, fail **C.tg_failure) C.tether_status {
+		return C.tg_list(h, &doc, &n, fail)
+	})
+	if err != nil {
+		return nil, err
+	}
+	var docs []attachmentDoc
+	if err := decode(ownedBytes(doc, n), &docs, "attachment list"); err != nil {
+		return nil, err
+	}
+	list := make([]Attachment, len(docs))
+	for i := range docs {
+		list[i] = docs[i].attachment()
+	}
+	return list, nil
+}
+
+// AttachedCount reads how many volumes are attached now.
+func (e *Engine) AttachedCount() (int, error) {
+	var out C.size_t
+	err := e.do("", "", func(h *C.tether_engine, fail **C.tg_failure) C.tether_status {
+		return C.tg_attached_count(h, &out, fail)
+	})
+	return int(out), err
+}
+
+// Stats reads every counter.
+func (e *Engine) Stats() (Stats, error) {
+	var s C.tether_stats
+	err := e.do("", "", func(h *C.tether_engine, fail **C.tg_failure) C.tether_status {
+		return C.tg_stats(h, &s, fail)
+	})
+	return Stats{
+		Attached: uint64(s.attached), AlreadyAttached: uint64(s.already_attached),
+		HandedOff: uint64(s.handed_off), MigrationsStarted: uint64(s.migrations_started),
+		Conflicts: uint64(s.conflicts), Incompatible: uint64(s.incompatible),
+		MigrationLimit: uint64(s.migration_limit), MigrationTimedOut: uint64(s.migration_timed_out),
+		Detached: uint64(s.detached), NotAttached: uint64(s.not_attached),
+		MigrationsCompleted: uint64(s.migrations_completed), MigrationsAborted: uint64(s.migrations_aborted),
+		MigrationsTimedOut: uint64(s.migrations_timed_out), StaleCleared: uint64(s.stale_cleared),
+		Reconciles: uint64(s.reconciles), InvalidInput: uint64(s.invalid_input),
+		ActiveMigrations: uint64(s.active_migrations),
+	}, err
+}

@@ -1,0 +1,28 @@
+# The Go package over the C ABI (ffi/go): go vet and the race-enabled tests, linked against the
+# release static library; `make bench-go` runs its benchmarks (figures in benches/README.md).
+.PHONY: test-go go-lib bench-go
+
+TEST_STEPS += test-go
+
+GO ?= go
+GO_DIR := ffi/go
+# benchstat, for `make bench-go` only; installed under .cache so a fresh clone gets the same one.
+BENCHSTAT_VERSION := v0.0.0-20260908200009-22c9c6c9d4da
+GO_BIN := $(CURDIR)/.cache/go-bin
+BENCH_GO_COUNT ?= 8
+
+# Built here too (not only by mk/ffi.mk): the step must stand on its own. Cheap when up to date.
+go-lib:
+	$(CARGO) build -p tether-ffi --release --locked
+
+test-go: go-lib
+	cd $(GO_DIR) && CGO_ENABLED=1 $(GO) vet ./...
+	cd $(GO_DIR) && CGO_ENABLED=1 $(GO) test -race -count=1 ./...
+
+$(GO_BIN)/benchstat:
+	GOBIN=$(GO_BIN) $(GO) install golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION)
+
+bench-go: go-lib $(GO_BIN)/benchstat
+	cd $(GO_DIR) && CGO_ENABLED=1 $(GO) test -run '^$$' -bench . -benchtime 1s -count $(BENCH_GO_COUNT) . \
+		| tee $(CURDIR)/.cache/bench-go.txt
+	$(GO_BIN)/benchstat $(CURDIR)/.cache/bench-go.txt
