@@ -1,0 +1,196 @@
+//! `tether.Engine`: every engine call with Python names and types; refusals become exceptions
+//! through the one mapping in `errors`, and long calls run without the GIL.
+
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+use tether_core::{Access, Config, CoreError};
+
+use crate::clock::ManualClock;
+use crate::convert::{Mode, Span};
+use crate::errors::to_py;
+use crate::outcomes::{Attachment, DetachRecord, PublishOutcome, StaleOutcome, UnpublishOutcome};
+use crate::report::ReconcileReport;
+
+/// The attachment engine. Safe to share between Python threads.
+#[pyclass(frozen, module = "tether")]
+#[derive(Debug)]
+pub struct Engine {
+    inner: tether_core::Engine,
+}
+
+/// Maps a core result through the one error mapping.
+fn mapped<T>(py: Python<'_>, r: Result<T, CoreError>) -> PyResult<T> {
+    r.map_err(|e| to_py(py, e))
+}
+
+#[pymethods]
+impl Engine {
+    /// An engine with `grace_period` and default `migration_timeout` (seconds or timedelta),
+    /// on the system's monotonic clock or on `clock`.
+    #[new]
+    #[pyo3(
+        signature = (grace_period = Span(30.0), migration_timeout = Span(300.0), clock = None),
+        text_signature = "(grace_period=30.0, migration_timeout=300.0, clock=None)"
+    )]
+    fn new(
+        py: Python<'_>,
+        grace_period: Span,
+        migration_timeout: Span,
+        clock: Option<&Bound<'_, ManualClock>>,
+    ) -> PyResult<Self> {
+        let config = Config {
+            grace_period: grace_period.duration(py, "grace period")?,
+            default_migration_timeout: migration_timeout.duration(py, "migration timeout")?,
+        };
+        let clock = match clock {
+            Some(c) => c.get().shared(),
+            None => std::sync::Arc::new(tether_core::MonotonicClock::new()),
+        };
+        Ok(Self { inner: mapped(py, tether_core::Engine::with_config(config, clock))? })
+    }
+
+    /// Attaches `volume` to `node` following DESIGN.md's publish table.
+    #[pyo3(
+        signature = (volume, node, mode = Mode(tether_core::AccessMode::Rwo), readonly = false, migration_timeout = None),
+        text_signature = "(self, volume, node, mode='RWO', readonly=False, migration_timeout=None)"
+    )]
+    fn publish(
+        &self,
+        py: Python<'_>,
+        volume: &str,
+        node: &str,
+        mode: Mode,
+        readonly: bool,
+        migration_timeout: Option<Span>,
+    ) -> PyResult<PublishOutcome> {
+        let timeout = migration_timeout.map(|t| t.duration(py, "migration timeout")).transpose()?;
+        let access = Access { mode: mode.0, readonly };
+        mapped(py, self.inner.publish(volume, node, access, timeout)).map(Into::into)
+    }
+
+    /// Detaches `volume` from `node`, or from every node when `node` is None. Idempotent.
+    #[pyo3(signature = (volume, node = None))]
+    fn unpublish(&self, py: Python<'_>, volume: &str, node: Option<&str>) -> PyResult<UnpublishOutcome> {
+        mapped(py, self.inner.unpublish(volume, node)).map(Into::into)
+    }
+
+    /// True iff `volume` was last fully detached less than `grace` (default: the engine's grace
+    /// period) ago.
+    #[pyo3(signature = (volume, grace = None))]
+    fn is_within_grace_period(&self, py: Python<'_>, volume: &str, grace: Option<Span>) -> PyResult<bool> {
+        let grace = match grace {
+            None => self.inner.config().grace_period,
+            Some(g) => g.duration(py, "grace period")?,
+        };
+        mapped(py, self.inner.is_within_grace_period(volume, grace))
+    }
+
+    /// The last full detach of `volume`, or None.
+    fn detach_timestamp(&self, py: Python<'_>, volume: &str) -> PyResult<Option<DetachRecord>> {
+        mapped(py, self.inner.detach_timestamp(volume)).map(|d| d.map(Into::into))
+    }
+
+    /// Drops `volume`'s detach record; returns whether there was one.
+    fn clear_detach_timestamp(&self, py: Python<'_>, volume: &str) -> PyResult<bool> {
+        mapped(py, self.inner.clear_detach_timestamp(volume))
+    }
+
+    /// `volume`'s attachment, or None when it is not attached.
+    fn get(&self, py: Python<'_>, volume: &str) -> PyResult<Option<Attachment>> {
+        mapped(py, self.inner.get(volume)).map(|a| a.map(Into::into))
+    }
+
+    /// Every attachment, sorted by volume.
+    fn list(&self, py: Python<'_>) -> Vec<Attachment> {
+        py.detach(|| self.inner.list().into_iter().map(Into::into).collect())
+    }
+
+    /// `volume`'s epoch (fencing token): 0 if it was never attached.
+    fn epoch(&self, py: Python<'_>, volume: &str) -> PyResult<u64> {
+        mapped(py, self.inner.epoch(volume))
+    }
+
+    /// How many volumes are attached now.
+    fn attached_count(&self, py: Python<'_>) -> usize {
+        py.detach(|| self.inner.attached_count())
+    }
+
+    /// Compare-and-clear: removes `node` from `volume` only if it still holds it.
+    fn clear_stale(&self, py: Python<'_>, volume: &str, node: &str) -> PyResult<StaleOutcome> {
+        mapped(py, self.inner.clear_stale(volume, node)).map(Into::into)
+    }
+
+    /// One reconcile pass against the nodes that exist now (any iterable of str).
+    fn reconcile(&self, py: Python<'_>, live_nodes: &Bound<'_, PyAny>) -> PyResult<ReconcileReport> {
+        if live_nodes.is_instance_of::<PyString>() {
+            return Err(pyo3::exceptions::PyTypeError::new_err(
+                "live_nodes must be an iterable of node names, not a single str",
+            ));
+        }
+        let names = live_nodes.try_iter()?.map(|n| n?.extract::<String>()).collect::<PyResult<Vec<String>>>()?;
+        let report = py.detach(|| self.inner.reconcile(&names));
+        mapped(py, report).map(Into::into)
+    }
+
+    /// The whole state as a JSON document (str).
+    fn snapshot_json(&self, py: Python<'_>) -> String {
+        py.detach(|| self.inner.snapshot_json())
+    }
+
+    /// The whole state as a dict (the JSON document, parsed).
+    fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let text = self.snapshot_json(py);
+        py.import("json")?.call_method1("loads", (text,))
+    }
+
+    /// Replaces the whole state with a snapshot given as JSON text or as a dict. On any error
+    /// (`SnapshotError`) the engine keeps its state.
+    fn restore(&self, py: Python<'_>, snapshot: &Bound<'_, PyAny>) -> PyResult<()> {
+        let text: String = if let Ok(s) = snapshot.cast::<PyString>() {
+            s.to_str()?.to_owned()
+        } else {
+            py.import("json")?.call_method1("dumps", (snapshot,))?.extract()?
+        };
+        mapped(py, py.detach(|| self.inner.restore_json(&text)))
+    }
+
+    /// Every counter by name.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let counts = PyDict::new(py);
+        for (name, value) in self.inner.stats().fields() {
+            counts.set_item(name, value)?;
+        }
+        Ok(counts)
+    }
+
+    /// The grace period; settable (seconds or timedelta, at most one hour).
+    #[getter]
+    fn grace_period(&self) -> Duration {
+        self.inner.config().grace_period
+    }
+
+    #[setter]
+    fn set_grace_period(&self, py: Python<'_>, grace: Span) -> PyResult<()> {
+        let grace = grace.duration(py, "grace period")?;
+        mapped(py, self.inner.set_grace_period(grace))
+    }
+
+    /// The default migration timeout; settable, clamped into 30 s .. 1 h.
+    #[getter]
+    fn migration_timeout(&self) -> Duration {
+        self.inner.config().default_migration_timeout
+    }
+
+    #[setter]
+    fn set_migration_timeout(&self, py: Python<'_>, timeout: Span) -> PyResult<()> {
+        self.inner.set_default_migration_timeout(timeout.duration(py, "migration timeout")?);
+        Ok(())
+    }
+
+    fn __repr__(&self) -> String {
+        let c = self.inner.config();
+        format!("Engine(grace_period={:?}, migration_timeout={:?})", c.grace_period, c.default_migration_timeout)
+    }
+}
