@@ -15,7 +15,7 @@ test-core:
 
 # loom explores every interleaving of the atomics read outside entry guards.
 test-loom:
-	RUSTFLAGS="--cfg loom" $(CARGO) test -p tether-core --test loom --release --locked --target-dir target/loom
+	RUSTFLAGS="--cfg loom" $(CARGO) test -p tether-core --lib --release --locked --target-dir target/loom loom_tests
 
 bench:
 	$(CARGO) bench -p tether-benches
