@@ -1,1 +1,115 @@
-//! Baselines the benchmarks measure Tether against (filled in with the benchmarks).
+//! What the benchmarks compare: the engine, the `Mutex<HashMap>` baseline with the same
+//! contract, and the floor a grace check can approach (a bare `DashMap::get` plus a clock read).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use tether_core::model::Model;
+use tether_core::{Access, Clock, Config, Engine, MonotonicClock};
+
+/// The grace period every benchmark asks about.
+pub const GRACE: Duration = Duration::from_secs(30);
+
+/// A realistic volume name (the shape Kubernetes gives provisioned volumes): 40 bytes.
+pub fn volume_name(i: usize) -> String {
+    format!("pvc-{:08x}-{:04x}-4000-8000-{:012x}", i, i % 0xffff, i.wrapping_mul(2_654_435_761))
+}
+
+/// One of 100 node names.
+pub fn node_name(i: usize) -> String {
+    format!("node-{:03}", i % 100)
+}
+
+/// The calls the benchmarks make, so each benchmark body is written once for every contender.
+pub trait Contract: Send + Sync {
+    fn publish_rwo(&self, volume: &str, node: &str) -> bool;
+    fn unpublish(&self, volume: &str, node: &str) -> bool;
+    fn within_grace(&self, volume: &str) -> bool;
+}
+
+impl Contract for Engine {
+    fn publish_rwo(&self, volume: &str, node: &str) -> bool {
+        self.publish(volume, node, Access::RWO, None).is_ok()
+    }
+    fn unpublish(&self, volume: &str, node: &str) -> bool {
+        Engine::unpublish(self, volume, Some(node)).is_ok()
+    }
+    fn within_grace(&self, volume: &str) -> bool {
+        self.is_within_grace_period(volume, GRACE).unwrap_or(false)
+    }
+}
+
+/// The baseline: the reference model of the same contract behind one `Mutex` guarding
+/// everything, the design of the Go attachment managers Tether replaces.
+#[derive(Debug)]
+pub struct Baseline(Mutex<Model>);
+
+impl Baseline {
+    /// An empty baseline on the system monotonic clock.
+    pub fn new() -> Self {
+        Self(Mutex::new(Model::new(Config::default(), Arc::new(MonotonicClock::new()))))
+    }
+
+    fn model(&self) -> std::sync::MutexGuard<'_, Model> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Default for Baseline {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Contract for Baseline {
+    fn publish_rwo(&self, volume: &str, node: &str) -> bool {
+        self.model().publish(volume, node, Access::RWO, None).is_ok()
+    }
+    fn unpublish(&self, volume: &str, node: &str) -> bool {
+        self.model().unpublish(volume, Some(node)).is_ok()
+    }
+    fn within_grace(&self, volume: &str) -> bool {
+        self.model().is_within_grace_period(volume, GRACE).unwrap_or(false)
+    }
+}
+
+/// The floor: the same keys in a bare `DashMap` with the engine's hasher, one `get` and one
+/// read of the same clock, nothing else.
+#[derive(Debug)]
+pub struct Floor {
+    map: DashMap<Box<str>, u64, ahash::RandomState>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Floor {
+    /// A floor holding `volumes`, each with a stamp of "now".
+    pub fn new(volumes: &[String]) -> Self {
+        let clock: Arc<dyn Clock> = Arc::new(MonotonicClock::new());
+        let map = DashMap::with_hasher(ahash::RandomState::new());
+        for v in volumes {
+            map.insert(v.as_str().into(), clock.now());
+        }
+        Self { map, clock }
+    }
+
+    /// A lookup plus a clock read, compared the way the grace check compares.
+    pub fn within_grace(&self, volume: &str) -> bool {
+        self.map.get(volume).is_some_and(|t| self.clock.now().saturating_sub(*t) < 30_000_000_000)
+    }
+}
+
+/// Fills `c` with `volumes`, each attached then detached, so each has a fresh detach record.
+pub fn detached<C: Contract>(c: &C, volumes: &[String]) {
+    for (i, v) in volumes.iter().enumerate() {
+        let node = node_name(i);
+        assert!(c.publish_rwo(v, &node) && c.unpublish(v, &node));
+    }
+}
+
+/// The resident set size of this process, in bytes (Linux).
+pub fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
+    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).expect("statm resident field");
+    pages * 4096
+}
