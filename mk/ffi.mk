@@ -1,6 +1,8 @@
 # The C ABI (ffi/, include/tether.h) and its C consumer (tests/c/): header drift check, the C
-# program under ASan+UBSan and under valgrind, the crate's Rust tests, and Miri.
-.PHONY: test-ffi ffi-lib ffi-header ffi-header-check
+# program under ASan+UBSan and under valgrind, the README's C snippet, the crate's Rust tests,
+# and Miri on the tests Miri can run.
+.PHONY: test-ffi ffi-lib ffi-header ffi-header-check ffi-c-asan ffi-c-valgrind ffi-readme-c ffi-rust-tests \
+	ffi-miri bench-ffi
 
 TEST_STEPS += test-ffi
 
@@ -9,7 +11,18 @@ CBINDGEN_VERSION := 0.29.4
 CBINDGEN_ROOT := $(CURDIR)/.cache/cbindgen
 CBINDGEN_STAMP := $(CBINDGEN_ROOT)/installed-$(CBINDGEN_VERSION)
 CBINDGEN := $(CBINDGEN_ROOT)/bin/cbindgen
+
 FFI_BUILD := $(CURDIR)/tests/c/build
+FFI_LIB := target/release/libtether.a
+# What the Rust standard library needs from the system when linked statically
+# (`cargo rustc -p tether-ffi --release -- --print native-static-libs`).
+FFI_LDLIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+FFI_CC ?= gcc
+FFI_CFLAGS := -std=c11 -Wall -Wextra -Wpedantic -Werror -g -Iinclude
+FFI_ASAN := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+FFI_C_SOURCES := $(wildcard tests/c/*.c)
+# The deliberate-panic test prints Rust's panic report; a backtrace there is only noise.
+FFI_RUN_ENV := RUST_BACKTRACE=0
 
 $(CBINDGEN_STAMP):
 	$(CARGO) install cbindgen --version $(CBINDGEN_VERSION) --locked --root $(CBINDGEN_ROOT)
@@ -29,4 +42,50 @@ ffi-header-check: $(CBINDGEN_STAMP)
 	diff -u include/tether.h $(FFI_BUILD)/tether.h \
 		|| { echo "include/tether.h is stale: run 'make ffi-header' and commit it" >&2; exit 1; }
 
-test-ffi: ffi-lib ffi-header-check
+# The C program with AddressSanitizer (and its leak checker) and UBSan; first proves that the
+# sanitizer runtime is really in the binary.
+ffi-c-asan: ffi-lib
+	mkdir -p $(FFI_BUILD)
+	$(FFI_CC) $(FFI_CFLAGS) $(FFI_ASAN) $(FFI_C_SOURCES) $(FFI_LIB) $(FFI_LDLIBS) -o $(FFI_BUILD)/test-asan
+	nm $(FFI_BUILD)/test-asan | grep ' __asan_init' >/dev/null || { echo "ASan is not linked in" >&2; exit 1; }
+	ldd $(FFI_BUILD)/test-asan | grep libasan >/dev/null || { echo "libasan is not loaded" >&2; exit 1; }
+	$(FFI_RUN_ENV) ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		$(FFI_BUILD)/test-asan
+
+# The same program, unsanitised, under valgrind: any error or leak fails.
+ffi-c-valgrind: ffi-lib
+	mkdir -p $(FFI_BUILD)
+	$(FFI_CC) $(FFI_CFLAGS) -O1 $(FFI_C_SOURCES) $(FFI_LIB) $(FFI_LDLIBS) -o $(FFI_BUILD)/test-plain
+	$(FFI_RUN_ENV) valgrind --quiet --leak-check=full --errors-for-leak-kinds=definite,indirect,possible \
+		--error-exitcode=1 $(FFI_BUILD)/test-plain
+
+# The C snippet of README.md's ffi section is a test too: extracted, compiled, run.
+ffi-readme-c: ffi-lib
+	mkdir -p $(FFI_BUILD)
+	sed -n '/<!-- ffi:start -->/,/<!-- ffi:end -->/p' README.md | sed -n '/^```c$$/,/^```$$/p' | sed '1d;$$d' \
+		> $(FFI_BUILD)/readme.c
+	test -s $(FFI_BUILD)/readme.c || { echo "no C snippet in README.md's ffi section" >&2; exit 1; }
+	$(FFI_CC) $(FFI_CFLAGS) $(FFI_ASAN) $(FFI_BUILD)/readme.c $(FFI_LIB) $(FFI_LDLIBS) -o $(FFI_BUILD)/readme
+	$(FFI_RUN_ENV) $(FFI_BUILD)/readme
+
+ffi-rust-tests:
+	$(CARGO) test -p tether-ffi --locked
+
+# Miri needs the nightly toolchain's miri and rust-src components: added when missing; when
+# they cannot be had (no nightly toolchain on this machine), the step says so and skips.
+ffi-miri:
+	@if ! rustup run nightly cargo miri --version >/dev/null 2>&1; then \
+		rustup component add --toolchain nightly miri rust-src >/dev/null 2>&1 || true; \
+	fi; \
+	if rustup run nightly cargo miri --version >/dev/null 2>&1; then \
+		echo "cargo +nightly miri test -p tether-ffi"; \
+		MIRIFLAGS="$${MIRIFLAGS:-}" $(CARGO) +nightly miri test -p tether-ffi --locked; \
+	else \
+		echo "SKIPPED miri: the nightly toolchain with the miri component is not installed and could not be added"; \
+	fi
+
+test-ffi: ffi-lib ffi-header-check ffi-c-asan ffi-c-valgrind ffi-readme-c ffi-rust-tests ffi-miri
+
+# The C ABI against native Rust, in one criterion run (figures in benches/README.md).
+bench-ffi:
+	$(CARGO) bench -p tether-benches --bench ffi

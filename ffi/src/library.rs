@@ -3,7 +3,7 @@
 
 use std::ffi::{c_char, CStr, CString};
 
-use crate::boundary::{guard_value, with_last_error, Out};
+use crate::boundary::{guard, guard_value, with_last_error, Out};
 use crate::status::tether_status;
 use crate::types::tether_error_info;
 
@@ -146,4 +146,12 @@ pub unsafe extern "C" fn tether_last_error_info(out: *mut tether_error_info) -> 
         out.write(with_last_error(|e| e.map_or_else(tether_error_info::default, |e| e.info)));
         tether_status::TETHER_OK
     })
+}
+
+/// Panics inside the panic boundary on purpose and returns `TETHER_PANIC`, with a last error
+/// saying so: lets a consumer check that a library panic reaches it as a status rather than
+/// killing its process. Has no other effect. Thread-safe.
+#[no_mangle]
+pub extern "C" fn tether_debug_panic() -> tether_status {
+    guard(|| panic!("tether_debug_panic was called; this panic is deliberate"))
 }
