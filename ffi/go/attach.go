@@ -3,14 +3,6 @@
 package tether
 
 /*
-#cgo noescape tg_publish
-#cgo nocallback tg_publish
-#cgo noescape tg_unpublish
-#cgo nocallback tg_unpublish
-#cgo noescape tg_unpublish_all
-#cgo nocallback tg_unpublish_all
-#cgo noescape tg_clear_stale
-#cgo nocallback tg_clear_stale
 #include "shim.h"
 */
 import "C"
@@ -41,9 +33,11 @@ func (e *Engine) publish(volume, node string, access Access, timeoutNs C.uint64_
 	var out C.tether_publish_result
 	vp, vl := str(volume)
 	np, nl := str(node)
-	err := e.do(volume, node, func(h *C.tether_engine, fail **C.tg_failure) C.tether_status {
-		return C.tg_publish(h, vp, vl, np, nl, modeToC(access.Mode), C.bool(access.ReadOnly), timeoutNs, &out, fail)
-	})
+	h, err := e.handle()
+	if err != nil {
+		return PublishResult{}, err
+	}
+	err = e.check(C.tg_publish(h, vp, vl, np, nl, modeToC(access.Mode), C.bool(access.ReadOnly), timeoutNs, &out), volume, node)
 	if err != nil {
 		return PublishResult{}, err
 	}
@@ -56,9 +50,11 @@ func (e *Engine) Unpublish(volume, node string) (UnpublishResult, error) {
 	var out C.tether_unpublish_result
 	vp, vl := str(volume)
 	np, nl := str(node)
-	err := e.do(volume, node, func(h *C.tether_engine, fail **C.tg_failure) C.tether_status {
-		return C.tg_unpublish(h, vp, vl, np, nl, &out, fail)
-	})
+	h, err := e.handle()
+	if err != nil {
+		return UnpublishResult{}, err
+	}
+	err = e.check(C.tg_unpublish(h, vp, vl, np, nl, &out), volume, node)
 	if err != nil {
 		return UnpublishResult{}, err
 	}
@@ -69,9 +65,11 @@ func (e *Engine) Unpublish(volume, node string) (UnpublishResult, error) {
 func (e *Engine) UnpublishAll(volume string) (UnpublishResult, error) {
 	var out C.tether_unpublish_result
 	vp, vl := str(volume)
-	err := e.do(volume, "", func(h *C.tether_engine, fail **C.tg_failure) C.tether_status {
-		return C.tg_unpublish_all(h, vp, vl, &out, fail)
-	})
+	h, err := e.handle()
+	if err != nil {
+		return UnpublishResult{}, err
+	}
+	err = e.check(C.tg_unpublish_all(h, vp, vl, &out), volume, "")
 	if err != nil {
 		return UnpublishResult{}, err
 	}
@@ -84,9 +82,11 @@ func (e *Engine) ClearStale(volume, node string) (StaleResult, error) {
 	var out C.tether_stale_result
 	vp, vl := str(volume)
 	np, nl := str(node)
-	err := e.do(volume, node, func(h *C.tether_engine, fail **C.tg_failure) C.tether_status {
-		return C.tg_clear_stale(h, vp, vl, np, nl, &out, fail)
-	})
+	h, err := e.handle()
+	if err != nil {
+		return StaleResult{}, err
+	}
+	err = e.check(C.tg_clear_stale(h, vp, vl, np, nl, &out), volume, node)
 	if err != nil {
 		return StaleResult{}, err
 	}

@@ -59,9 +59,8 @@ func (o *options) nanos(d time.Duration, what string) C.uint64_t {
 // New makes an engine with the library's default settings, adjusted by opts.
 func New(opts ...Option) (*Engine, error) {
 	var o options
-	var fail *C.tg_failure
-	if st := C.tg_config_default(&o.config, &fail); st != C.TETHER_OK {
-		return nil, failed(st, fail, "", "")
+	if f := C.tg_config_default(&o.config); f != nil {
+		return nil, failed(f, "", "")
 	}
 	for _, opt := range opts {
 		opt(&o)
@@ -79,8 +78,8 @@ func New(opts ...Option) (*Engine, error) {
 		wall = C.uint64_t(ns)
 	}
 	var h *C.tether_engine
-	if st := C.tg_new(&o.config, C.bool(o.manual), wall, &h, &fail); st != C.TETHER_OK {
-		return nil, failed(st, fail, "", "")
+	if f := C.tg_new(&o.config, C.bool(o.manual), wall, &h); f != nil {
+		return nil, failed(f, "", "")
 	}
 	e := &Engine{h: h}
 	// The library's memory is released only when no goroutine can still reach the engine, so
@@ -107,20 +106,14 @@ func (e *Engine) handle() (*C.tether_engine, error) {
 	return e.h, nil
 }
 
-// do makes one library call on the engine's handle and maps its failure; volume and node are
-// the call's arguments, for the errors that name them.
-func (e *Engine) do(volume, node string, call func(*C.tether_engine, **C.tg_failure) C.tether_status) error {
-	h, err := e.handle()
-	if err != nil {
-		return err
-	}
-	var fail *C.tg_failure
-	st := call(h, &fail)
+// check finishes a library call on the engine: it keeps the engine reachable until the call
+// has returned (its memory is freed only once it is unreachable), and maps a failure.
+func (e *Engine) check(f *C.tg_failure, volume, node string) error {
 	runtime.KeepAlive(e)
-	if st != C.TETHER_OK {
-		return failed(st, fail, volume, node)
+	if f == nil {
+		return nil
 	}
-	return nil
+	return failed(f, volume, node)
 }
 
 // Advance moves a manual clock forward by d. It fails with an error matching
@@ -130,17 +123,21 @@ func (e *Engine) Advance(d time.Duration) error {
 	if err != nil {
 		return err
 	}
-	return e.do("", "", func(h *C.tether_engine, fail **C.tg_failure) C.tether_status {
-		return C.tg_advance(h, ns, fail)
-	})
+	h, err := e.handle()
+	if err != nil {
+		return err
+	}
+	return e.check(C.tg_advance(h, ns), "", "")
 }
 
 // Config reads the current settings.
 func (e *Engine) Config() (Config, error) {
 	var c C.tether_config
-	err := e.do("", "", func(h *C.tether_engine, fail **C.tg_failure) C.tether_status {
-		return C.tg_config(h, &c, fail)
-	})
+	h, err := e.handle()
+	if err != nil {
+		return Config{}, err
+	}
+	err = e.check(C.tg_config(h, &c), "", "")
 	return Config{
 		GracePeriod:             duration(c.grace_period_ns),
 		DefaultMigrationTimeout: duration(c.default_migration_timeout_ns),
@@ -154,9 +151,11 @@ func (e *Engine) SetGracePeriod(d time.Duration) error {
 	if err != nil {
 		return err
 	}
-	return e.do("", "", func(h *C.tether_engine, fail **C.tg_failure) C.tether_status {
-		return C.tg_set_grace_period(h, ns, fail)
-	})
+	h, err := e.handle()
+	if err != nil {
+		return err
+	}
+	return e.check(C.tg_set_grace_period(h, ns), "", "")
 }
 
 // SetDefaultMigrationTimeout changes the timeout of migrations started later without one of
@@ -167,8 +166,10 @@ func (e *Engine) SetDefaultMigrationTimeout(d time.Duration) (time.Duration, err
 		return 0, err
 	}
 	var effective C.uint64_t
-	err = e.do("", "", func(h *C.tether_engine, fail **C.tg_failure) C.tether_status {
-		return C.tg_set_default_migration_timeout(h, ns, &effective, fail)
-	})
+	h, err := e.handle()
+	if err != nil {
+		return 0, err
+	}
+	err = e.check(C.tg_set_default_migration_timeout(h, ns, &effective), "", "")
 	return duration(effective), err
 }

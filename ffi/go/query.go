@@ -3,16 +3,6 @@
 package tether
 
 /*
-#cgo noescape tg_is_within_grace_period
-#cgo nocallback tg_is_within_grace_period
-#cgo noescape tg_detach_timestamp_get
-#cgo nocallback tg_detach_timestamp_get
-#cgo noescape tg_detach_timestamp_clear
-#cgo nocallback tg_detach_timestamp_clear
-#cgo noescape tg_get
-#cgo nocallback tg_get
-#cgo noescape tg_epoch
-#cgo nocallback tg_epoch
 #include "shim.h"
 */
 import "C"
@@ -28,9 +18,11 @@ func (e *Engine) IsWithinGracePeriod(volume string, grace time.Duration) (bool, 
 	}
 	var out C.bool
 	vp, vl := str(volume)
-	err = e.do(volume, "", func(h *C.tether_engine, fail **C.tg_failure) C.tether_status {
-		return C.tg_is_within_grace_period(h, vp, vl, ns, &out, fail)
-	})
+	h, err := e.handle()
+	if err != nil {
+		return false, err
+	}
+	err = e.check(C.tg_is_within_grace_period(h, vp, vl, ns, &out), volume, "")
 	return bool(out), err
 }
 
@@ -39,9 +31,11 @@ func (e *Engine) DetachTimestamp(volume string) (rec DetachRecord, ok bool, err 
 	var out C.tether_detach_record
 	var found C.bool
 	vp, vl := str(volume)
-	err = e.do(volume, "", func(h *C.tether_engine, fail **C.tg_failure) C.tether_status {
-		return C.tg_detach_timestamp_get(h, vp, vl, &found, &out, fail)
-	})
+	h, err := e.handle()
+	if err != nil {
+		return DetachRecord{}, false, err
+	}
+	err = e.check(C.tg_detach_timestamp_get(h, vp, vl, &found, &out), volume, "")
 	if err != nil || !found {
 		return DetachRecord{}, false, err
 	}
@@ -53,9 +47,11 @@ func (e *Engine) DetachTimestamp(volume string) (rec DetachRecord, ok bool, err 
 func (e *Engine) ClearDetachTimestamp(volume string) (bool, error) {
 	var cleared C.bool
 	vp, vl := str(volume)
-	err := e.do(volume, "", func(h *C.tether_engine, fail **C.tg_failure) C.tether_status {
-		return C.tg_detach_timestamp_clear(h, vp, vl, &cleared, fail)
-	})
+	h, err := e.handle()
+	if err != nil {
+		return false, err
+	}
+	err = e.check(C.tg_detach_timestamp_clear(h, vp, vl, &cleared), volume, "")
 	return bool(cleared), err
 }
 
@@ -64,9 +60,11 @@ func (e *Engine) Get(volume string) (a Attachment, ok bool, err error) {
 	var out C.tether_attachment
 	var found C.bool
 	vp, vl := str(volume)
-	err = e.do(volume, "", func(h *C.tether_engine, fail **C.tg_failure) C.tether_status {
-		return C.tg_get(h, vp, vl, &found, &out, fail)
-	})
+	h, err := e.handle()
+	if err != nil {
+		return Attachment{}, false, err
+	}
+	err = e.check(C.tg_get(h, vp, vl, &found, &out), volume, "")
 	if err != nil || !found {
 		return Attachment{}, false, err
 	}
@@ -77,9 +75,11 @@ func (e *Engine) Get(volume string) (a Attachment, ok bool, err error) {
 func (e *Engine) Epoch(volume string) (uint64, error) {
 	var out C.uint64_t
 	vp, vl := str(volume)
-	err := e.do(volume, "", func(h *C.tether_engine, fail **C.tg_failure) C.tether_status {
-		return C.tg_epoch(h, vp, vl, &out, fail)
-	})
+	h, err := e.handle()
+	if err != nil {
+		return 0, err
+	}
+	err = e.check(C.tg_epoch(h, vp, vl, &out), volume, "")
 	return uint64(out), err
 }
 
@@ -88,9 +88,11 @@ func (e *Engine) Epoch(volume string) (uint64, error) {
 func (e *Engine) List() ([]Attachment, error) {
 	var doc *C.char
 	var n C.size_t
-	err := e.do("", "", func(h *C.tether_engine, fail **C.tg_failure) C.tether_status {
-		return C.tg_list(h, &doc, &n, fail)
-	})
+	h, err := e.handle()
+	if err != nil {
+		return nil, err
+	}
+	err = e.check(C.tg_list(h, &doc, &n), "", "")
 	if err != nil {
 		return nil, err
 	}
@@ -108,18 +110,22 @@ func (e *Engine) List() ([]Attachment, error) {
 // AttachedCount reads how many volumes are attached now.
 func (e *Engine) AttachedCount() (int, error) {
 	var out C.size_t
-	err := e.do("", "", func(h *C.tether_engine, fail **C.tg_failure) C.tether_status {
-		return C.tg_attached_count(h, &out, fail)
-	})
+	h, err := e.handle()
+	if err != nil {
+		return 0, err
+	}
+	err = e.check(C.tg_attached_count(h, &out), "", "")
 	return int(out), err
 }
 
 // Stats reads every counter.
 func (e *Engine) Stats() (Stats, error) {
 	var s C.tether_stats
-	err := e.do("", "", func(h *C.tether_engine, fail **C.tg_failure) C.tether_status {
-		return C.tg_stats(h, &s, fail)
-	})
+	h, err := e.handle()
+	if err != nil {
+		return Stats{}, err
+	}
+	err = e.check(C.tg_stats(h, &s), "", "")
 	return Stats{
 		Attached: uint64(s.attached), AlreadyAttached: uint64(s.already_attached),
 		HandedOff: uint64(s.handed_off), MigrationsStarted: uint64(s.migrations_started),

@@ -1,7 +1,9 @@
 // The Go package's C shim. Each tg_ function makes one library call and, when it fails,
 // captures the thread-local last error on the same thread, inside the same cgo call: a
 // goroutine may change threads between two cgo calls, so reading the error in a second call
-// could return another call's error.
+// could return another call's error. Each returns NULL on success and the failure otherwise
+// (returned rather than stored through an argument, which would cost a cgo pointer check on
+// every call).
 #ifndef TETHER_GO_SHIM_H
 #define TETHER_GO_SHIM_H
 
@@ -11,7 +13,9 @@
 
 #include "tether.h"
 
-// A failed call's details, allocated only on failure; freed by tg_failure_free.
+// A failed call's details (info.status is its status), allocated only on failure; freed by
+// tg_failure_free. If that allocation fails, a static failure with status TETHER_PANIC and no
+// message stands in.
 typedef struct tg_failure {
     tether_error_info info;
     // The library's message (owned: freed with the failure); NULL if it could not be read.
@@ -23,42 +27,39 @@ void tg_failure_free(tg_failure *f);
 // Does nothing: the cost of a cgo call alone, for the benchmarks.
 void tg_noop(void);
 
-tether_status tg_config_default(tether_config *out, tg_failure **fail);
-tether_status tg_new(const tether_config *config, bool manual, uint64_t wall_unix_ns, tether_engine **out,
-                     tg_failure **fail);
-tether_status tg_advance(const tether_engine *e, uint64_t by_ns, tg_failure **fail);
-tether_status tg_config(const tether_engine *e, tether_config *out, tg_failure **fail);
-tether_status tg_set_grace_period(const tether_engine *e, uint64_t grace_ns, tg_failure **fail);
-tether_status tg_set_default_migration_timeout(const tether_engine *e, uint64_t timeout_ns, uint64_t *effective_ns,
-                                               tg_failure **fail);
+tg_failure *tg_config_default(tether_config *out);
+tg_failure *tg_new(const tether_config *config, bool manual, uint64_t wall_unix_ns, tether_engine **out);
+tg_failure *tg_advance(const tether_engine *e, uint64_t by_ns);
+tg_failure *tg_config(const tether_engine *e, tether_config *out);
+tg_failure *tg_set_grace_period(const tether_engine *e, uint64_t grace_ns);
+tg_failure *tg_set_default_migration_timeout(const tether_engine *e, uint64_t timeout_ns, uint64_t *effective_ns);
 
-tether_status tg_publish(const tether_engine *e, const uint8_t *volume, size_t volume_len, const uint8_t *node,
+tg_failure *tg_publish(const tether_engine *e, const uint8_t *volume, size_t volume_len, const uint8_t *node,
                          size_t node_len, uint32_t mode, bool readonly, uint64_t migration_timeout_ns,
-                         tether_publish_result *out, tg_failure **fail);
-tether_status tg_unpublish(const tether_engine *e, const uint8_t *volume, size_t volume_len, const uint8_t *node,
-                           size_t node_len, tether_unpublish_result *out, tg_failure **fail);
-tether_status tg_unpublish_all(const tether_engine *e, const uint8_t *volume, size_t volume_len,
-                               tether_unpublish_result *out, tg_failure **fail);
-tether_status tg_clear_stale(const tether_engine *e, const uint8_t *volume, size_t volume_len, const uint8_t *node,
-                             size_t node_len, tether_stale_result *out, tg_failure **fail);
+                         tether_publish_result *out);
+tg_failure *tg_unpublish(const tether_engine *e, const uint8_t *volume, size_t volume_len, const uint8_t *node,
+                           size_t node_len, tether_unpublish_result *out);
+tg_failure *tg_unpublish_all(const tether_engine *e, const uint8_t *volume, size_t volume_len,
+                               tether_unpublish_result *out);
+tg_failure *tg_clear_stale(const tether_engine *e, const uint8_t *volume, size_t volume_len, const uint8_t *node,
+                             size_t node_len, tether_stale_result *out);
 
-tether_status tg_is_within_grace_period(const tether_engine *e, const uint8_t *volume, size_t volume_len,
-                                        uint64_t grace_ns, bool *out, tg_failure **fail);
-tether_status tg_detach_timestamp_get(const tether_engine *e, const uint8_t *volume, size_t volume_len, bool *found,
-                                      tether_detach_record *out, tg_failure **fail);
-tether_status tg_detach_timestamp_clear(const tether_engine *e, const uint8_t *volume, size_t volume_len,
-                                        bool *cleared, tg_failure **fail);
-tether_status tg_get(const tether_engine *e, const uint8_t *volume, size_t volume_len, bool *found,
-                     tether_attachment *out, tg_failure **fail);
-tether_status tg_epoch(const tether_engine *e, const uint8_t *volume, size_t volume_len, uint64_t *out,
-                       tg_failure **fail);
-tether_status tg_list(const tether_engine *e, char **out_json, size_t *out_len, tg_failure **fail);
-tether_status tg_attached_count(const tether_engine *e, size_t *out, tg_failure **fail);
-tether_status tg_stats(const tether_engine *e, tether_stats *out, tg_failure **fail);
+tg_failure *tg_is_within_grace_period(const tether_engine *e, const uint8_t *volume, size_t volume_len,
+                                        uint64_t grace_ns, bool *out);
+tg_failure *tg_detach_timestamp_get(const tether_engine *e, const uint8_t *volume, size_t volume_len, bool *found,
+                                      tether_detach_record *out);
+tg_failure *tg_detach_timestamp_clear(const tether_engine *e, const uint8_t *volume, size_t volume_len,
+                                        bool *cleared);
+tg_failure *tg_get(const tether_engine *e, const uint8_t *volume, size_t volume_len, bool *found,
+                     tether_attachment *out);
+tg_failure *tg_epoch(const tether_engine *e, const uint8_t *volume, size_t volume_len, uint64_t *out);
+tg_failure *tg_list(const tether_engine *e, char **out_json, size_t *out_len);
+tg_failure *tg_attached_count(const tether_engine *e, size_t *out);
+tg_failure *tg_stats(const tether_engine *e, tether_stats *out);
 
-tether_status tg_reconcile(const tether_engine *e, const uint8_t *names, size_t names_len, const size_t *lens,
-                           size_t count, char **out_json, size_t *out_len, tg_failure **fail);
-tether_status tg_snapshot(const tether_engine *e, char **out_json, size_t *out_len, tg_failure **fail);
-tether_status tg_restore(const tether_engine *e, const uint8_t *json, size_t json_len, tg_failure **fail);
+tg_failure *tg_reconcile(const tether_engine *e, const uint8_t *names, size_t names_len, const size_t *lens,
+                           size_t count, char **out_json, size_t *out_len);
+tg_failure *tg_snapshot(const tether_engine *e, char **out_json, size_t *out_len);
+tg_failure *tg_restore(const tether_engine *e, const uint8_t *json, size_t json_len);
 
 #endif

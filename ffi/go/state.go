@@ -3,10 +3,6 @@
 package tether
 
 /*
-#cgo noescape tg_reconcile
-#cgo nocallback tg_reconcile
-#cgo noescape tg_restore
-#cgo nocallback tg_restore
 #include "shim.h"
 */
 import "C"
@@ -31,10 +27,12 @@ func (e *Engine) Reconcile(liveNodes []string) (ReconcileReport, error) {
 	}
 	var doc *C.char
 	var n C.size_t
-	err := e.do("", "", func(h *C.tether_engine, fail **C.tg_failure) C.tether_status {
-		return C.tg_reconcile(h, (*C.uint8_t)(unsafe.SliceData(names)), C.size_t(len(names)),
-			unsafe.SliceData(lens), C.size_t(len(lens)), &doc, &n, fail)
-	})
+	h, err := e.handle()
+	if err != nil {
+		return ReconcileReport{}, err
+	}
+	err = e.check(C.tg_reconcile(h, (*C.uint8_t)(unsafe.SliceData(names)), C.size_t(len(names)),
+		unsafe.SliceData(lens), C.size_t(len(lens)), &doc, &n), "", "")
 	if err != nil {
 		return ReconcileReport{}, err
 	}
@@ -50,9 +48,11 @@ func (e *Engine) Reconcile(liveNodes []string) (ReconcileReport, error) {
 func (e *Engine) Snapshot() ([]byte, error) {
 	var doc *C.char
 	var n C.size_t
-	err := e.do("", "", func(h *C.tether_engine, fail **C.tg_failure) C.tether_status {
-		return C.tg_snapshot(h, &doc, &n, fail)
-	})
+	h, err := e.handle()
+	if err != nil {
+		return nil, err
+	}
+	err = e.check(C.tg_snapshot(h, &doc, &n), "", "")
 	if err != nil {
 		return nil, err
 	}
@@ -63,9 +63,11 @@ func (e *Engine) Snapshot() ([]byte, error) {
 // or inconsistent document is refused with a [*SnapshotError] and nothing changes. Meant for
 // start-up, before the engine serves publishes.
 func (e *Engine) Restore(doc []byte) error {
-	return e.do("", "", func(h *C.tether_engine, fail **C.tg_failure) C.tether_status {
-		return C.tg_restore(h, (*C.uint8_t)(unsafe.SliceData(doc)), C.size_t(len(doc)), fail)
-	})
+	h, err := e.handle()
+	if err != nil {
+		return err
+	}
+	return e.check(C.tg_restore(h, (*C.uint8_t)(unsafe.SliceData(doc)), C.size_t(len(doc))), "", "")
 }
 
 // Version is the library's version, e.g. "0.1.0".
