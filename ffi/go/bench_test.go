@@ -1,6 +1,8 @@
 // Benchmarks: the grace check and a publish/unpublish cycle through cgo against the Go
-// baseline (internal/baseline), an empty cgo call, and a 90 % read / 10 % write mix on as
-// many goroutines as GOMAXPROCS (run with -cpu 1,2). Figures and commands: benches/README.md.
+// baseline (internal/baseline), an empty cgo call, and a 90 % read / 10 % write mix on as many
+// goroutines as GOMAXPROCS (run with -cpu 1,2). The key set and its scattered order are those
+// of benches/benches/ffi.rs, so the figures sit beside the native ones. Figures and commands:
+// benches/README.md.
 
 package tether
 
@@ -13,7 +15,30 @@ import (
 	"tether.example/ffi/go/internal/baseline"
 )
 
-const grace = 30 * time.Second
+const (
+	benchVolumes = 10_000
+	benchGrace   = 30 * time.Second
+	// Each goroutine of the mix owns this many volumes, so goroutines never contend on one.
+	mixShare = 1_000
+)
+
+var (
+	benchKeys  = names("pvc-%08d", benchVolumes)
+	benchNodes = names("node-%d", 7)
+)
+
+func names(format string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf(format, i)
+	}
+	return out
+}
+
+// scattered picks key i in a scattered order, so no figure is one cache-hot key.
+func scattered(keys []string, i int) string {
+	return keys[(i*7919)%len(keys)]
+}
 
 // subject is what the benchmarks drive: the engine through cgo, or the Go baseline.
 type subject struct {
@@ -23,27 +48,36 @@ type subject struct {
 	unpublish func(volume, node string) error
 }
 
+// subjects makes both, every volume attached and detached once so grace checks hit a record.
 func subjects(b *testing.B) []subject {
 	e, err := New()
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = e.Close() })
-	m := baseline.New(grace, time.Now)
-	return []subject{
+	m := baseline.New(benchGrace, time.Now)
+	all := []subject{
 		{
 			name:      "tether",
-			grace:     func(v string) (bool, error) { return e.IsWithinGracePeriod(v, grace) },
+			grace:     func(v string) (bool, error) { return e.IsWithinGracePeriod(v, benchGrace) },
 			publish:   func(v, n string) error { _, err := e.Publish(v, n, Access{}); return err },
 			unpublish: func(v, n string) error { _, err := e.Unpublish(v, n); return err },
 		},
 		{
 			name:      "go-baseline",
-			grace:     func(v string) (bool, error) { return m.IsWithinGracePeriod(v, grace) },
+			grace:     func(v string) (bool, error) { return m.IsWithinGracePeriod(v, benchGrace) },
 			publish:   func(v, n string) error { _, _, err := m.Publish(v, n, false); return err },
 			unpublish: func(v, n string) error { _, _, err := m.Unpublish(v, n); return err },
 		},
 	}
+	for _, s := range all {
+		for _, k := range benchKeys {
+			if s.publish(k, benchNodes[0]) != nil || s.unpublish(k, benchNodes[0]) != nil {
+				b.Fatalf("%s: setting up %s failed", s.name, k)
+			}
+		}
+	}
+	return all
 }
 
 func BenchmarkEmptyCgoCall(b *testing.B) {
@@ -52,15 +86,14 @@ func BenchmarkEmptyCgoCall(b *testing.B) {
 	}
 }
 
-// The grace check of a volume detached a moment ago (so the record is read), as a CSI driver
-// makes it on every publish.
+// The grace check of a volume detached a moment ago, as a CSI driver makes it on publish.
 func BenchmarkGraceCheck(b *testing.B) {
 	for _, s := range subjects(b) {
-		must0(b, s.publish("pvc-bench", "node-a"))
-		must0(b, s.unpublish("pvc-bench", "node-a"))
 		b.Run(s.name, func(b *testing.B) {
+			i := 0
 			for b.Loop() {
-				if in, err := s.grace("pvc-bench"); err != nil || !in {
+				i++
+				if in, err := s.grace(scattered(benchKeys, i)); err != nil || !in {
 					b.Fatalf("grace check: %v %v", in, err)
 				}
 			}
@@ -72,11 +105,14 @@ func BenchmarkGraceCheck(b *testing.B) {
 func BenchmarkPublishUnpublish(b *testing.B) {
 	for _, s := range subjects(b) {
 		b.Run(s.name, func(b *testing.B) {
+			i := 0
 			for b.Loop() {
-				if err := s.publish("pvc-bench", "node-a"); err != nil {
+				i++
+				v, n := scattered(benchKeys, i), benchNodes[i%len(benchNodes)]
+				if err := s.publish(v, n); err != nil {
 					b.Fatal(err)
 				}
-				if err := s.unpublish("pvc-bench", "node-a"); err != nil {
+				if err := s.unpublish(v, n); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -84,47 +120,36 @@ func BenchmarkPublishUnpublish(b *testing.B) {
 	}
 }
 
-// Nine grace checks for every write (a publish or an unpublish, alternating), each goroutine
-// on volumes of its own, so the only sharing is the engine itself.
+// Nine grace checks for every write (a publish or an unpublish, alternating per volume), each
+// goroutine on volumes of its own, so the only thing shared is the engine itself.
 func BenchmarkMix90Read10Write(b *testing.B) {
-	const perGoroutine = 64
 	for _, s := range subjects(b) {
 		b.Run(s.name, func(b *testing.B) {
 			var next atomic.Int64
 			b.RunParallel(func(pb *testing.PB) {
-				g := next.Add(1)
-				volumes := make([]string, perGoroutine)
-				attached := make([]bool, perGoroutine)
-				for i := range volumes {
-					volumes[i] = fmt.Sprintf("pvc-%d-%d", g, i)
-				}
-				node := fmt.Sprintf("node-%d", g)
+				g := int(next.Add(1)-1) % (benchVolumes / mixShare)
+				keys := benchKeys[g*mixShare : (g+1)*mixShare]
+				attached := make([]bool, len(keys))
+				node := benchNodes[g%len(benchNodes)]
 				for i := 0; pb.Next(); i++ {
-					v := i % perGoroutine
 					if i%10 != 9 {
-						_, _ = s.grace(volumes[v])
+						_, _ = s.grace(scattered(keys, i))
 						continue
 					}
+					k := (i * 7919) % len(keys)
 					var err error
-					if attached[v] {
-						err = s.unpublish(volumes[v], node)
+					if attached[k] {
+						err = s.unpublish(keys[k], node)
 					} else {
-						err = s.publish(volumes[v], node)
+						err = s.publish(keys[k], node)
 					}
 					if err != nil {
 						b.Error(err)
 						return
 					}
-					attached[v] = !attached[v]
+					attached[k] = !attached[k]
 				}
 			})
 		})
-	}
-}
-
-func must0(b *testing.B, err error) {
-	b.Helper()
-	if err != nil {
-		b.Fatal(err)
 	}
 }

@@ -8,7 +8,6 @@ package tether
 #cgo LDFLAGS: -L${SRCDIR}/../../target/release -l:libtether.a -lm -ldl -lpthread -lrt
 // No shim function keeps a pointer it is given past the call, nor calls back into Go: cgo may
 // then leave its arguments on the stack and skip the callback bookkeeping.
-#cgo nocallback tg_noop
 #cgo noescape tg_new
 #cgo nocallback tg_new
 #cgo noescape tg_config_default
@@ -68,10 +67,6 @@ import (
 func str(s string) (*C.uint8_t, C.size_t) {
 	return (*C.uint8_t)(unsafe.Pointer(unsafe.StringData(s))), C.size_t(len(s))
 }
-
-// noop makes an empty cgo call, declared like the engine's hot calls: the benchmarks' measure
-// of the crossing alone.
-func noop() { C.tg_noop() }
 
 // nanos converts a Go duration for the library, which counts unsigned nanoseconds; a negative
 // duration has no such form and is refused here, before any call.

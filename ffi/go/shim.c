@@ -30,6 +30,10 @@ void tg_failure_free(tg_failure *f) {
 
 void tg_noop(void) {}
 
+tg_failure *tg_debug_panic(void) {
+    return capture(tether_debug_panic());
+}
+
 tg_failure *tg_config_default(tether_config *out) {
     return capture(tether_config_default(out));
 }
