@@ -52,8 +52,10 @@ pub fn check_grace_period(grace: Duration) -> Result<Duration, InvalidInput> {
     Ok(grace)
 }
 
-/// Clamps a migration timeout into [`MIN_MIGRATION_TIMEOUT`] ..= [`MAX_MIGRATION_TIMEOUT`].
-/// Outcomes report the effective timeout, so a caller sees the clamp.
+/// Clamps a migration timeout into [`MIN_MIGRATION_TIMEOUT`] ..= [`MAX_MIGRATION_TIMEOUT`],
+/// with one-second resolution (a fraction of a second rounds up). Outcomes report the
+/// effective timeout, so a caller sees the clamp.
 pub fn clamp_migration_timeout(timeout: Duration) -> Duration {
-    timeout.clamp(MIN_MIGRATION_TIMEOUT, MAX_MIGRATION_TIMEOUT)
+    let whole = timeout.as_secs().saturating_add(u64::from(timeout.subsec_nanos() > 0));
+    Duration::from_secs(whole).clamp(MIN_MIGRATION_TIMEOUT, MAX_MIGRATION_TIMEOUT)
 }

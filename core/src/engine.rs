@@ -113,7 +113,7 @@ impl Engine {
         let req = PublishRequest {
             node: self.nodes.intern(node),
             access,
-            migration_timeout_ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
+            migration_timeout_s: u16::try_from(timeout.as_secs()).expect("a clamped timeout is at most 3600 s"),
             grace: duration_to_nanos(config.grace_period),
             now: self.clock.now(),
         };

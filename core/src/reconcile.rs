@@ -2,7 +2,6 @@
 //! forget marks of nodes that return, and report migrations past their timeout once each.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering;
 
 use crate::clock::{duration_to_nanos, nanos_to_duration, Nanos};
 use crate::engine::Engine;
@@ -80,10 +79,7 @@ impl Engine {
             let elapsed = now.saturating_sub(rec.since);
             // The swap under a shared guard makes "reported once" hold even if two passes
             // overlapped; the flag is reset under the write guard when a migration starts.
-            if rec.is_migrating()
-                && elapsed > rec.migration_timeout()
-                && !rec.timeout_reported.swap(true, Ordering::AcqRel)
-            {
+            if rec.is_migrating() && elapsed > rec.migration_timeout() && rec.mark_timeout_reported() {
                 self.counters.migrations_timed_out.incr();
                 scan.timed_out.push(TimedOutMigration {
                     volume: rec.key().to_string(),

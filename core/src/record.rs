@@ -65,13 +65,17 @@ pub(crate) struct VolumeRecord {
     pub(crate) detached_from: NodeId,
     /// `[primary, target]`; `NONE` slots are empty. Both `NONE`: not attached.
     pub(crate) nodes: [NodeId; 2],
-    /// The migration timeout fixed when the migration started, in milliseconds.
-    pub(crate) migration_timeout_ms: u32,
-    pub(crate) mode: AccessMode,
-    pub(crate) readonly: bool,
-    /// Set once reconcile has reported this migration as timed out.
-    pub(crate) timeout_reported: std::sync::atomic::AtomicBool,
+    /// The migration timeout fixed when the migration started, in whole seconds (30 ..= 3600).
+    pub(crate) migration_timeout_s: u16,
+    /// Mode, read-only and "timeout reported" bits in one byte, which keeps the entry at 40
+    /// bytes. Mode and read-only change only under the write guard; the reported bit is also
+    /// set under a shared guard by reconcile, hence the atomic.
+    flags: std::sync::atomic::AtomicU8,
 }
+
+const RWX: u8 = 1;
+const READONLY: u8 = 2;
+const TIMEOUT_REPORTED: u8 = 4;
 
 impl VolumeRecord {
     /// A volume never attached.
@@ -82,10 +86,8 @@ impl VolumeRecord {
             detached_at: DetachStamp::never(),
             detached_from: NodeId::NONE,
             nodes: [NodeId::NONE; 2],
-            migration_timeout_ms: 0,
-            mode: AccessMode::Rwo,
-            readonly: false,
-            timeout_reported: std::sync::atomic::AtomicBool::new(false),
+            migration_timeout_s: 0,
+            flags: std::sync::atomic::AtomicU8::new(0),
         }
     }
 
@@ -98,7 +100,32 @@ impl VolumeRecord {
     }
 
     pub(crate) fn access(&self) -> Access {
-        Access { mode: self.mode, readonly: self.readonly }
+        let flags = self.flags.load(std::sync::atomic::Ordering::Relaxed);
+        let mode = if flags & RWX == 0 { AccessMode::Rwo } else { AccessMode::Rwx };
+        Access { mode, readonly: flags & READONLY != 0 }
+    }
+
+    /// Sets mode and read-only and clears the reported bit. Called under the write guard.
+    pub(crate) fn set_access(&mut self, access: Access) {
+        let bits = if access.mode == AccessMode::Rwx { RWX } else { 0 } | if access.readonly { READONLY } else { 0 };
+        *self.flags.get_mut() = bits;
+    }
+
+    /// Whether reconcile has already reported this migration as timed out.
+    pub(crate) fn timeout_reported(&self) -> bool {
+        self.flags.load(std::sync::atomic::Ordering::Acquire) & TIMEOUT_REPORTED != 0
+    }
+
+    /// Marks the migration as reported; true if this call is the one that marked it.
+    /// Safe under a shared guard: only the reported bit changes.
+    pub(crate) fn mark_timeout_reported(&self) -> bool {
+        self.flags.fetch_or(TIMEOUT_REPORTED, std::sync::atomic::Ordering::AcqRel) & TIMEOUT_REPORTED == 0
+    }
+
+    /// Sets or clears the reported bit. Called under the write guard.
+    pub(crate) fn set_timeout_reported(&mut self, reported: bool) {
+        let flags = self.flags.get_mut();
+        *flags = if reported { *flags | TIMEOUT_REPORTED } else { *flags & !TIMEOUT_REPORTED };
     }
 
     pub(crate) fn holds(&self, node: NodeId) -> bool {
@@ -106,7 +133,7 @@ impl VolumeRecord {
     }
 
     pub(crate) fn migration_timeout(&self) -> Nanos {
-        u64::from(self.migration_timeout_ms) * 1_000_000
+        u64::from(self.migration_timeout_s) * 1_000_000_000
     }
 
     /// Replaces the node set and bumps the epoch: the one way the node set changes.
@@ -116,3 +143,7 @@ impl VolumeRecord {
         self.epoch += 1;
     }
 }
+
+// The per-volume memory budget (DESIGN: at most 200 resident bytes per tracked volume) rests
+// on this entry staying at 40 bytes: with a 16-byte key, a 56-byte map slot.
+const _: () = assert!(std::mem::size_of::<VolumeRecord>() == 40);

@@ -13,8 +13,8 @@ use crate::record::VolumeRecord;
 pub(crate) struct PublishRequest {
     pub(crate) node: NodeId,
     pub(crate) access: Access,
-    /// The effective (clamped) migration timeout, in milliseconds.
-    pub(crate) migration_timeout_ms: u32,
+    /// The effective (clamped) migration timeout, in whole seconds.
+    pub(crate) migration_timeout_s: u16,
     pub(crate) grace: Nanos,
     pub(crate) now: Nanos,
 }
@@ -60,7 +60,7 @@ impl VolumeRecord {
                 Err(Refusal::Incompatible { existing: self.access() })
             };
         }
-        match (self.mode, req.access.mode) {
+        match (self.access().mode, req.access.mode) {
             (AccessMode::Rwo, AccessMode::Rwo) => self.hand_off(req),
             (AccessMode::Rwx, AccessMode::Rwx) => self.start_migration(req),
             _ => Err(Refusal::Conflict { holders: self.nodes }),
@@ -68,8 +68,7 @@ impl VolumeRecord {
     }
 
     fn attach(&mut self, req: &PublishRequest) {
-        self.mode = req.access.mode;
-        self.readonly = req.access.readonly;
+        self.set_access(req.access);
         self.set_nodes([req.node, NodeId::NONE], req.now);
     }
 
@@ -98,8 +97,8 @@ impl VolumeRecord {
             return Err(Refusal::MigrationLimit { holders: self.nodes });
         }
         let source = self.nodes[0];
-        self.migration_timeout_ms = req.migration_timeout_ms;
-        self.timeout_reported.store(false, std::sync::atomic::Ordering::Relaxed);
+        self.migration_timeout_s = req.migration_timeout_s;
+        self.set_timeout_reported(false);
         self.set_nodes([source, req.node], req.now);
         Ok(Decision::MigrationStarted { source })
     }

@@ -20,18 +20,17 @@
 //! attachment has two nodes. Unknown fields are refused.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{duration_to_nanos, Nanos};
-use crate::config::{MAX_MIGRATION_TIMEOUT, MIN_MIGRATION_TIMEOUT};
+use crate::config::{clamp_migration_timeout, MAX_MIGRATION_TIMEOUT, MIN_MIGRATION_TIMEOUT};
 use crate::engine::Engine;
 use crate::error::{CoreError, Inconsistency, InputField, InvalidInput, Problem, SnapshotError};
 use crate::ids::{check_node_id, check_volume_id};
 use crate::nodes::NodeId;
-use crate::outcome::AccessMode;
+use crate::outcome::{Access, AccessMode};
 use crate::record::{DetachStamp, VolumeRecord};
 
 /// The snapshot format version this engine writes and reads.
@@ -135,12 +134,12 @@ impl Engine {
 
     fn volume_entry(&self, volume: &str, rec: &VolumeRecord, wall: &impl Fn(Nanos) -> u64) -> VolumeEntry {
         let attachment = rec.is_attached().then(|| AttachmentEntry {
-            mode: rec.mode,
-            readonly: rec.readonly,
+            mode: rec.access().mode,
+            readonly: rec.access().readonly,
             nodes: self.names(rec.nodes).iter().map(ToString::to_string).collect(),
             since_unix_nanos: wall(rec.since),
-            migration_timeout_ms: rec.is_migrating().then_some(rec.migration_timeout_ms),
-            timeout_reported: rec.is_migrating() && rec.timeout_reported.load(Ordering::Acquire),
+            migration_timeout_ms: rec.is_migrating().then_some(u32::from(rec.migration_timeout_s) * 1000),
+            timeout_reported: rec.is_migrating() && rec.timeout_reported(),
         });
         let last_detach = rec
             .detached_at
@@ -243,26 +242,27 @@ impl Engine {
         for n in &a.nodes {
             check_node_id(n)?;
         }
-        rec.mode = a.mode;
-        rec.readonly = a.readonly;
+        rec.set_access(Access { mode: a.mode, readonly: a.readonly });
         rec.since = timeline.instant(a.since_unix_nanos);
         rec.nodes = [self.nodes.intern(&a.nodes[0]), a.nodes.get(1).map_or(NodeId::NONE, |n| self.nodes.intern(n))];
         if rec.is_migrating() {
-            rec.migration_timeout_ms = check_snapshot_timeout(a.migration_timeout_ms)?;
-            rec.timeout_reported.store(a.timeout_reported, Ordering::Relaxed);
+            rec.migration_timeout_s = check_snapshot_timeout(a.migration_timeout_ms)?;
+            rec.set_timeout_reported(a.timeout_reported);
         }
         Ok(rec)
     }
 }
 
-fn check_snapshot_timeout(ms: Option<u32>) -> Result<u32, InvalidInput> {
+/// A document's timeout in milliseconds, checked against the bounds, as the record's whole
+/// seconds (rounded up, as [`clamp_migration_timeout`] does).
+fn check_snapshot_timeout(ms: Option<u32>) -> Result<u16, InvalidInput> {
     let bad = InvalidInput {
         field: InputField::MigrationTimeout,
         problem: Problem::OutOfRange { min: MIN_MIGRATION_TIMEOUT, max: MAX_MIGRATION_TIMEOUT },
     };
     match ms {
         Some(ms) if (MIN_MIGRATION_TIMEOUT..=MAX_MIGRATION_TIMEOUT).contains(&Duration::from_millis(u64::from(ms))) => {
-            Ok(ms)
+            Ok(u16::try_from(clamp_migration_timeout(Duration::from_millis(u64::from(ms))).as_secs()).expect("<= 3600"))
         }
         _ => Err(bad),
     }

@@ -134,9 +134,10 @@ fn publish_rwx_on_one_node_to_another_starts_migration() {
 #[test]
 fn publish_rwx_migration_timeout_defaults_and_clamps() {
     let (e, _) = engine();
-    for (asked, got) in [(None, 300), (Some(1), 30), (Some(7200), 3600)] {
+    // One-second resolution: a fraction of a second rounds up.
+    for (asked, got) in [(None, 300), (Some(1_000), 30), (Some(7_200_000), 3600), (Some(90_500), 91)] {
         e.publish("v", "a", RWX, None).unwrap();
-        let out = e.publish("v", "b", RWX, asked.map(Duration::from_secs)).unwrap();
+        let out = e.publish("v", "b", RWX, asked.map(Duration::from_millis)).unwrap();
         assert_eq!(out.kind, Published::MigrationStarted { source: "a".into(), timeout: Duration::from_secs(got) });
         e.unpublish("v", None).unwrap();
     }
