@@ -6,7 +6,9 @@
  *   last error holds a message (tether_last_error, tether_last_error_copy) and details
  *   (tether_last_error_info).
  * - Outputs are written only on success; a failed call leaves them untouched.
- * - Pointers are checked: a NULL where a value is required gives TETHER_NULL_POINTER.
+ * - Pointers are checked: a NULL where a value is required gives TETHER_NULL_POINTER. A
+ *   non-NULL pointer must be valid and aligned for what it points to (the library cannot check
+ *   that); an output may be uninitialised memory: it is written, never read.
  *   Identifiers are (pointer, length) pairs of UTF-8, no terminator needed (NULL is accepted
  *   only with length 0, meaning the empty string); the _cstr variants take NUL-terminated
  *   strings. Inputs are only read during the call; the library keeps no caller pointer.

@@ -48,23 +48,7 @@ pub extern "C" fn tether_version() -> *const c_char {
 /// that is not one: a static string, never freed. Thread-safe.
 #[no_mangle]
 pub extern "C" fn tether_status_name(status: u32) -> *const c_char {
-    use tether_status as S;
-    let name: &'static CStr = match status {
-        s if s == S::TETHER_OK as u32 => c"TETHER_OK",
-        s if s == S::TETHER_INVALID_ARGUMENT as u32 => c"TETHER_INVALID_ARGUMENT",
-        s if s == S::TETHER_NULL_POINTER as u32 => c"TETHER_NULL_POINTER",
-        s if s == S::TETHER_INVALID_UTF8 as u32 => c"TETHER_INVALID_UTF8",
-        s if s == S::TETHER_NOT_MANUAL_CLOCK as u32 => c"TETHER_NOT_MANUAL_CLOCK",
-        s if s == S::TETHER_CONFLICT as u32 => c"TETHER_CONFLICT",
-        s if s == S::TETHER_INCOMPATIBLE as u32 => c"TETHER_INCOMPATIBLE",
-        s if s == S::TETHER_MIGRATION_LIMIT as u32 => c"TETHER_MIGRATION_LIMIT",
-        s if s == S::TETHER_MIGRATION_TIMED_OUT as u32 => c"TETHER_MIGRATION_TIMED_OUT",
-        s if s == S::TETHER_BAD_SNAPSHOT as u32 => c"TETHER_BAD_SNAPSHOT",
-        s if s == S::TETHER_BUFFER_TOO_SMALL as u32 => c"TETHER_BUFFER_TOO_SMALL",
-        s if s == S::TETHER_PANIC as u32 => c"TETHER_PANIC",
-        _ => c"TETHER_UNKNOWN_STATUS",
-    };
-    name.as_ptr()
+    tether_status::from_code(status).map_or(c"TETHER_UNKNOWN_STATUS", tether_status::name).as_ptr()
 }
 
 /// Frees a string this library returned (`tether_engine_list`, `tether_engine_snapshot`,

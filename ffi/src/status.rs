@@ -1,5 +1,6 @@
 //! Status codes, the crate's error type, and the one place that maps an engine error to a code.
 
+use std::ffi::CStr;
 use std::fmt;
 
 use tether_core::{CoreError, Nodes};
@@ -46,6 +47,47 @@ pub enum tether_status {
     /// The library panicked inside this call. The call had no effect the caller can rely on;
     /// the engine stays usable (every engine change is made inside one entry guard).
     TETHER_PANIC = 901,
+}
+
+impl tether_status {
+    /// Every status, for looking one up by its code.
+    const ALL: [Self; 12] = [
+        Self::TETHER_OK,
+        Self::TETHER_INVALID_ARGUMENT,
+        Self::TETHER_NULL_POINTER,
+        Self::TETHER_INVALID_UTF8,
+        Self::TETHER_NOT_MANUAL_CLOCK,
+        Self::TETHER_CONFLICT,
+        Self::TETHER_INCOMPATIBLE,
+        Self::TETHER_MIGRATION_LIMIT,
+        Self::TETHER_MIGRATION_TIMED_OUT,
+        Self::TETHER_BAD_SNAPSHOT,
+        Self::TETHER_BUFFER_TOO_SMALL,
+        Self::TETHER_PANIC,
+    ];
+
+    /// The status with this code, if there is one.
+    pub(crate) fn from_code(code: u32) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| *s as u32 == code)
+    }
+
+    /// The status's name as C spells it.
+    pub(crate) fn name(self) -> &'static CStr {
+        match self {
+            Self::TETHER_OK => c"TETHER_OK",
+            Self::TETHER_INVALID_ARGUMENT => c"TETHER_INVALID_ARGUMENT",
+            Self::TETHER_NULL_POINTER => c"TETHER_NULL_POINTER",
+            Self::TETHER_INVALID_UTF8 => c"TETHER_INVALID_UTF8",
+            Self::TETHER_NOT_MANUAL_CLOCK => c"TETHER_NOT_MANUAL_CLOCK",
+            Self::TETHER_CONFLICT => c"TETHER_CONFLICT",
+            Self::TETHER_INCOMPATIBLE => c"TETHER_INCOMPATIBLE",
+            Self::TETHER_MIGRATION_LIMIT => c"TETHER_MIGRATION_LIMIT",
+            Self::TETHER_MIGRATION_TIMED_OUT => c"TETHER_MIGRATION_TIMED_OUT",
+            Self::TETHER_BAD_SNAPSHOT => c"TETHER_BAD_SNAPSHOT",
+            Self::TETHER_BUFFER_TOO_SMALL => c"TETHER_BUFFER_TOO_SMALL",
+            Self::TETHER_PANIC => c"TETHER_PANIC",
+        }
+    }
 }
 
 /// Why a call failed, before it becomes a status, a message and details.

@@ -29,12 +29,17 @@ impl Drop for Engine {
     }
 }
 
-fn publish(e: &Engine, volume: &str, node: &str, mode: u32) -> Result<tether_publish_result, tether_status> {
+fn publish(
+    e: *const tether_engine,
+    volume: &str,
+    node: &str,
+    mode: u32,
+) -> Result<tether_publish_result, tether_status> {
     let mut out = MaybeUninit::<tether_publish_result>::uninit();
     // SAFETY: live engine, ids valid for their lengths, `out` writable.
     let st = unsafe {
         tether_engine_publish(
-            e.0,
+            e,
             volume.as_ptr(),
             volume.len(),
             node.as_ptr(),
@@ -74,10 +79,10 @@ fn take_string(p: *mut c_char) -> String {
 #[test]
 fn publish_outcomes_and_refusals_map_to_statuses() {
     let e = Engine::manual();
-    let first = publish(&e, "pvc-1", "a", 0).unwrap();
+    let first = publish(e.0, "pvc-1", "a", 0).unwrap();
     assert_eq!((first.kind, first.epoch), (tether_published::TETHER_PUBLISHED_ATTACHED, 1));
-    assert_eq!(publish(&e, "pvc-1", "a", 0).unwrap().kind, tether_published::TETHER_PUBLISHED_ALREADY_ATTACHED);
-    assert_eq!(publish(&e, "pvc-1", "b", 0), Err(tether_status::TETHER_CONFLICT));
+    assert_eq!(publish(e.0, "pvc-1", "a", 0).unwrap().kind, tether_published::TETHER_PUBLISHED_ALREADY_ATTACHED);
+    assert_eq!(publish(e.0, "pvc-1", "b", 0), Err(tether_status::TETHER_CONFLICT));
 
     let mut info = MaybeUninit::<tether_error_info>::uninit();
     // SAFETY: writable out slot.
@@ -87,21 +92,21 @@ fn publish_outcomes_and_refusals_map_to_statuses() {
     assert_eq!((info.status, info.node_count, info.nodes[0].as_str()), (tether_status::TETHER_CONFLICT, 1, "a"));
     assert!(last_error().contains("unpublish it from node \"a\""));
 
-    assert_eq!(publish(&e, "pvc-1", "a", 1), Err(tether_status::TETHER_INCOMPATIBLE));
-    assert_eq!(publish(&e, "pvc-1", "a", 9), Err(tether_status::TETHER_INVALID_ARGUMENT));
+    assert_eq!(publish(e.0, "pvc-1", "a", 1), Err(tether_status::TETHER_INCOMPATIBLE));
+    assert_eq!(publish(e.0, "pvc-1", "a", 9), Err(tether_status::TETHER_INVALID_ARGUMENT));
 }
 
 #[test]
 fn migration_outcomes_carry_both_nodes() {
     let e = Engine::manual();
-    publish(&e, "vm", "src", 1).unwrap();
-    let started = publish(&e, "vm", "dst", 1).unwrap();
+    publish(e.0, "vm", "src", 1).unwrap();
+    let started = publish(e.0, "vm", "dst", 1).unwrap();
     assert_eq!(started.kind, tether_published::TETHER_PUBLISHED_MIGRATION_STARTED);
     assert_eq!((started.other_node.as_str(), started.migration_timeout_ns), ("src", 300 * SEC));
-    assert_eq!(publish(&e, "vm", "third", 1), Err(tether_status::TETHER_MIGRATION_LIMIT));
+    assert_eq!(publish(e.0, "vm", "third", 1), Err(tether_status::TETHER_MIGRATION_LIMIT));
     // SAFETY: live manual-clock engine.
     assert_eq!(unsafe { tether_engine_advance_clock(e.0, 301 * SEC) }, tether_status::TETHER_OK);
-    assert_eq!(publish(&e, "vm", "third", 1), Err(tether_status::TETHER_MIGRATION_TIMED_OUT));
+    assert_eq!(publish(e.0, "vm", "third", 1), Err(tether_status::TETHER_MIGRATION_TIMED_OUT));
 
     let mut out = MaybeUninit::<tether_unpublish_result>::uninit();
     // SAFETY: live engine, ids valid, out writable.
@@ -172,14 +177,14 @@ fn a_panic_becomes_a_status() {
     assert!(last_error().contains("deliberate"));
     // The library still works on this thread.
     let e = Engine::manual();
-    assert!(publish(&e, "v", "n", 0).is_ok());
+    assert!(publish(e.0, "v", "n", 0).is_ok());
 }
 
 #[test]
 fn reconcile_packed_splits_names_and_checks_lengths() {
     let e = Engine::manual();
-    publish(&e, "v1", "gone", 0).unwrap();
-    publish(&e, "v2", "here", 0).unwrap();
+    publish(e.0, "v1", "gone", 0).unwrap();
+    publish(e.0, "v2", "here", 0).unwrap();
     let names = "herelater";
     let mut json = ptr::null_mut();
     // SAFETY: `names` holds 9 bytes, `lens` two words; `json` writable.
@@ -218,7 +223,7 @@ fn reconcile_packed_splits_names_and_checks_lengths() {
 #[test]
 fn snapshot_restores_and_bad_documents_change_nothing() {
     let e = Engine::manual();
-    publish(&e, "v", "a", 0).unwrap();
+    publish(e.0, "v", "a", 0).unwrap();
     let mut json = ptr::null_mut();
     let mut len = 0;
     // SAFETY: live engine, writable outputs.
@@ -229,33 +234,31 @@ fn snapshot_restores_and_bad_documents_change_nothing() {
     let copy = Engine::manual();
     // SAFETY: `doc` is valid for its length.
     assert_eq!(unsafe { tether_engine_restore(copy.0, doc.as_ptr(), doc.len()) }, tether_status::TETHER_OK);
-    assert_eq!(publish(&copy, "v", "b", 0), Err(tether_status::TETHER_CONFLICT));
+    assert_eq!(publish(copy.0, "v", "b", 0), Err(tether_status::TETHER_CONFLICT));
     // SAFETY: a truncated prefix of `doc`.
     let st = unsafe { tether_engine_restore(copy.0, doc.as_ptr(), doc.len() / 2) };
     assert_eq!(st, tether_status::TETHER_BAD_SNAPSHOT);
     assert!(last_error().contains("malformed"));
-    assert_eq!(publish(&copy, "v", "a", 0).unwrap().kind, tether_published::TETHER_PUBLISHED_ALREADY_ATTACHED);
+    assert_eq!(publish(copy.0, "v", "a", 0).unwrap().kind, tether_published::TETHER_PUBLISHED_ALREADY_ATTACHED);
 }
 
 #[test]
 fn threads_share_one_engine_and_keep_their_own_errors() {
     let e = Engine::manual();
-    let handle = e.0 as usize; // the handle is Sync; the integer carries it across threads
-    let threads: Vec<_> = (0..2)
-        .map(|i| {
-            std::thread::spawn(move || {
-                let e = Engine(handle as *mut tether_engine);
-                let node = format!("n{i}");
-                let got = publish(&e, "shared", &node, 0).map(|o| o.kind);
-                let seen = got.is_err().then(last_error);
-                std::mem::forget(e); // the main thread owns the handle
-                (got, seen)
+    // SAFETY: the handle is live for the whole scope; `tether_engine` is Sync.
+    let shared: &tether_engine = unsafe { &*e.0 };
+    let results: Vec<_> = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..2)
+            .map(|i| {
+                s.spawn(move || {
+                    let got = publish(shared, "shared", &format!("n{i}"), 0).map(|o| o.kind);
+                    (got, got.is_err().then(last_error))
+                })
             })
-        })
-        .collect();
-    let holders: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
-    let winners = holders.iter().filter(|(got, _)| got.is_ok()).count();
-    assert_eq!(winners, 1);
-    let (_, seen) = holders.iter().find(|(got, _)| got.is_err()).unwrap();
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    assert_eq!(results.iter().filter(|(got, _)| got.is_ok()).count(), 1);
+    let (_, seen) = results.iter().find(|(got, _)| got.is_err()).unwrap();
     assert!(seen.as_ref().unwrap().contains("cannot be attached"));
 }

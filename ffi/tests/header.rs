@@ -33,26 +33,20 @@ fn version_macros_match_cargo_toml() {
 
 #[test]
 #[cfg_attr(miri, ignore = "reads a file, which Miri's isolation forbids")]
-fn every_status_is_in_the_header_with_its_value() {
+fn every_status_the_library_names_is_in_the_header_with_its_code() {
     let h = header();
-    let all = [
-        tether_status::TETHER_OK,
-        tether_status::TETHER_INVALID_ARGUMENT,
-        tether_status::TETHER_NULL_POINTER,
-        tether_status::TETHER_INVALID_UTF8,
-        tether_status::TETHER_NOT_MANUAL_CLOCK,
-        tether_status::TETHER_CONFLICT,
-        tether_status::TETHER_INCOMPATIBLE,
-        tether_status::TETHER_MIGRATION_LIMIT,
-        tether_status::TETHER_MIGRATION_TIMED_OUT,
-        tether_status::TETHER_BAD_SNAPSHOT,
-        tether_status::TETHER_BUFFER_TOO_SMALL,
-        tether_status::TETHER_PANIC,
-    ];
-    for status in all {
+    let body =
+        h.split("enum tether_status").nth(1).and_then(|rest| rest.split("};").next()).expect("enum tether_status");
+    let in_header = body.lines().filter(|l| l.trim_start().starts_with("TETHER_")).count();
+    let mut named = 0;
+    for code in 0..1000u32 {
         // SAFETY: a static NUL-terminated string.
-        let name = unsafe { CStr::from_ptr(tether_status_name(status as u32)) }.to_str().unwrap();
-        assert_eq!(format!("{status:?}"), name);
-        assert!(h.contains(&format!("  {name} = {},", status as u32)), "{name} missing from the header");
+        let name = unsafe { CStr::from_ptr(tether_status_name(code)) }.to_str().unwrap();
+        if name != "TETHER_UNKNOWN_STATUS" {
+            named += 1;
+            assert!(h.contains(&format!("  {name} = {code},")), "{name} = {code} is missing from the header");
+        }
     }
+    assert_eq!(named, in_header, "a status is in the header but the library has no name for it");
+    assert_eq!(format!("{:?}", tether_status::TETHER_PANIC), "TETHER_PANIC");
 }
