@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use tether_benches::{detached, node_name, volume_name, Baseline, Contract, Floor};
+use tether_benches::{clocks, detached, engine, node_name, volume_name, Baseline, Contract, Floor};
 use tether_core::Engine;
 
 /// Looks keys up in a scattered order, so the figure is not a cache-hot single key.
@@ -19,26 +19,33 @@ fn grace(c: &mut Criterion) {
     for n in [10_000usize, 1_000_000] {
         let keys: Vec<String> = (0..n).map(volume_name).collect();
         let absent: Vec<String> = (n..n + 10_000).map(volume_name).collect();
-        let engine = Engine::new();
-        let baseline = Baseline::new();
-        detached(&engine, &keys);
+        let mut engines = Vec::new();
+        let mut floors = Vec::new();
+        for (suffix, clock) in clocks() {
+            let e = engine(clock.clone());
+            detached(&e, &keys);
+            engines.push((format!("engine{suffix}"), e));
+            floors.push((format!("floor_dashmap_get_plus_clock{suffix}"), Floor::new(&keys, clock)));
+        }
+        let baseline = Baseline::new(clocks()[0].1.clone());
         detached(&baseline, &keys);
-        let floor = Floor::new(&keys);
         for (case, probe) in [("hit", &keys), ("miss", &absent)] {
             let mut g = c.benchmark_group(format!("grace_{case}/{n}"));
             let mut i = 0usize;
-            g.bench_function("engine", |b| {
-                b.iter(|| {
-                    i += 1;
-                    black_box(engine.within_grace(scattered(probe, i)))
+            for ((engine_name, engine), (floor_name, floor)) in engines.iter().zip(&floors) {
+                g.bench_function(engine_name.as_str(), |b| {
+                    b.iter(|| {
+                        i += 1;
+                        black_box(engine.within_grace(scattered(probe, i)))
+                    });
                 });
-            });
-            g.bench_function("floor_dashmap_get_plus_clock", |b| {
-                b.iter(|| {
-                    i += 1;
-                    black_box(floor.within_grace(scattered(probe, i)))
+                g.bench_function(floor_name.as_str(), |b| {
+                    b.iter(|| {
+                        i += 1;
+                        black_box(floor.within_grace(scattered(probe, i)))
+                    });
                 });
-            });
+            }
             g.bench_function("baseline_mutex_hashmap", |b| {
                 b.iter(|| {
                     i += 1;
@@ -53,7 +60,7 @@ fn grace(c: &mut Criterion) {
 fn cycle(c: &mut Criterion) {
     let keys: Vec<String> = (0..10_000).map(volume_name).collect();
     let engine = Engine::new();
-    let baseline = Baseline::new();
+    let baseline = Baseline::new(clocks()[0].1.clone());
     detached(&engine, &keys);
     detached(&baseline, &keys);
     let mut g = c.benchmark_group("publish_unpublish_cycle");
@@ -92,7 +99,7 @@ fn mixed_op(c: &dyn Contract, keys: &[String], thread: usize, threads: usize, i:
 fn mix(c: &mut Criterion) {
     let keys: Vec<String> = (0..10_000).map(volume_name).collect();
     let engine = Engine::new();
-    let baseline = Baseline::new();
+    let baseline = Baseline::new(clocks()[0].1.clone());
     detached(&engine, &keys);
     detached(&baseline, &keys);
     let mut g = c.benchmark_group("mix_90_read_10_write");

@@ -30,7 +30,7 @@ fn main() {
         Box::new(e)
     });
     measure("baseline_mutex_hashmap", &keys, |keys| {
-        let b = Baseline::new();
+        let b = Baseline::new(std::sync::Arc::new(tether_core::CoarseClock::new()));
         for (i, v) in keys.iter().enumerate() {
             assert!(b.publish_rwo(v, &node_name(i)));
         }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 use tether_core::model::Model;
-use tether_core::{Access, Clock, Config, Engine, MonotonicClock};
+use tether_core::{Access, Clock, CoarseClock, Config, Engine, MonotonicClock};
 
 /// The grace period every benchmark asks about.
 pub const GRACE: Duration = Duration::from_secs(30);
@@ -46,19 +46,13 @@ impl Contract for Engine {
 pub struct Baseline(Mutex<Model>);
 
 impl Baseline {
-    /// An empty baseline on the system monotonic clock.
-    pub fn new() -> Self {
-        Self(Mutex::new(Model::new(Config::default(), Arc::new(MonotonicClock::new()))))
+    /// An empty baseline on `clock`.
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self(Mutex::new(Model::new(Config::default(), clock)))
     }
 
     fn model(&self) -> std::sync::MutexGuard<'_, Model> {
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-impl Default for Baseline {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -83,9 +77,8 @@ pub struct Floor {
 }
 
 impl Floor {
-    /// A floor holding `volumes`, each with a stamp of "now".
-    pub fn new(volumes: &[String]) -> Self {
-        let clock: Arc<dyn Clock> = Arc::new(MonotonicClock::new());
+    /// A floor holding `volumes`, each with a stamp of "now" on `clock`.
+    pub fn new(volumes: &[String], clock: Arc<dyn Clock>) -> Self {
         let map = DashMap::with_hasher(ahash::RandomState::new());
         for v in volumes {
             map.insert(v.as_str().into(), clock.now());
@@ -97,6 +90,17 @@ impl Floor {
     pub fn within_grace(&self, volume: &str) -> bool {
         self.map.get(volume).is_some_and(|t| self.clock.now().saturating_sub(*t) < 30_000_000_000)
     }
+}
+
+/// The clocks the benchmarks run on: the engine's default (coarse, 4 ms ticks) and std's
+/// `Instant` (nanosecond resolution, slower to read).
+pub fn clocks() -> [(&'static str, Arc<dyn Clock>); 2] {
+    [("", Arc::new(CoarseClock::new())), ("_instant_clock", Arc::new(MonotonicClock::new()))]
+}
+
+/// An engine with default settings on `clock`.
+pub fn engine(clock: Arc<dyn Clock>) -> Engine {
+    Engine::with_config(Config::default(), clock).expect("default settings are valid")
 }
 
 /// Fills `c` with `volumes`, each attached then detached, so each has a fresh detach record.

@@ -78,6 +78,66 @@ impl Clock for MonotonicClock {
     }
 }
 
+/// The engine's default clock: the kernel's coarse monotonic clock (Linux
+/// `CLOCK_MONOTONIC_COARSE`), read from the vDSO in a few nanoseconds, at the resolution of
+/// the kernel tick (4 ms on the project's machines). A grace period or migration timeout is
+/// decided to within one tick, which is what lets the grace check stay near the cost of the
+/// map lookup. Elsewhere than Linux it is [`MonotonicClock`].
+#[derive(Debug)]
+pub struct CoarseClock {
+    #[cfg(target_os = "linux")]
+    start: Nanos,
+    #[cfg(target_os = "linux")]
+    wall_at_start: SystemTime,
+    #[cfg(not(target_os = "linux"))]
+    inner: MonotonicClock,
+}
+
+#[cfg(target_os = "linux")]
+fn coarse_raw() -> Nanos {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
+    // The monotonic clock counts from boot: never negative, far from overflowing u64 nanoseconds.
+    u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(t.tv_nsec).unwrap_or(0)
+}
+
+impl CoarseClock {
+    /// A clock whose scale starts now, at [`ORIGIN`].
+    pub fn new() -> Self {
+        #[cfg(target_os = "linux")]
+        return Self { start: coarse_raw(), wall_at_start: SystemTime::now() };
+        #[cfg(not(target_os = "linux"))]
+        return Self { inner: MonotonicClock::new() };
+    }
+}
+
+impl Default for CoarseClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for CoarseClock {
+    #[cfg(target_os = "linux")]
+    fn now(&self) -> Nanos {
+        ORIGIN.saturating_add(coarse_raw().saturating_sub(self.start))
+    }
+
+    #[cfg(target_os = "linux")]
+    fn anchor(&self) -> (Nanos, SystemTime) {
+        (ORIGIN, self.wall_at_start)
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn now(&self) -> Nanos {
+        self.inner.now()
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn anchor(&self) -> (Nanos, SystemTime) {
+        self.inner.anchor()
+    }
+}
+
 /// A clock that moves only when the caller says so: for tests and replays, never sleeping.
 ///
 /// Thread-safe: [`ManualClock::advance`] may race with readers, who see either instant.

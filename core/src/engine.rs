@@ -8,7 +8,7 @@ use arc_swap::ArcSwap;
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 
-use crate::clock::{duration_to_nanos, nanos_to_duration, Clock, MonotonicClock, Nanos};
+use crate::clock::{duration_to_nanos, nanos_to_duration, Clock, CoarseClock, Nanos};
 use crate::config::{check_grace_period, clamp_migration_timeout, Config};
 use crate::error::{CoreError, InvalidInput};
 use crate::ids::{check_node_id, check_volume_id};
@@ -42,9 +42,9 @@ impl Default for Engine {
 }
 
 impl Engine {
-    /// An engine with the default settings on the system's monotonic clock.
+    /// An engine with the default settings on the default clock, [`CoarseClock`].
     pub fn new() -> Self {
-        Self::build(Config::default(), Arc::new(MonotonicClock::new()))
+        Self::build(Config::default(), Arc::new(CoarseClock::new()))
     }
 
     /// An engine with `config` on `clock` (a [`crate::ManualClock`] in tests).

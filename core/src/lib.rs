@@ -41,7 +41,9 @@ mod sync;
 #[cfg(all(test, loom))]
 mod loom_tests;
 
-pub use clock::{duration_to_nanos, nanos_to_duration, Clock, ManualClock, MonotonicClock, Nanos, NEVER, ORIGIN};
+pub use clock::{
+    duration_to_nanos, nanos_to_duration, Clock, CoarseClock, ManualClock, MonotonicClock, Nanos, NEVER, ORIGIN,
+};
 pub use config::{
     check_grace_period, clamp_migration_timeout, Config, DEFAULT_GRACE_PERIOD, DEFAULT_MIGRATION_TIMEOUT,
     DEFAULT_RECONCILE_INTERVAL, MAX_GRACE_PERIOD, MAX_MIGRATION_TIMEOUT, MIN_MIGRATION_TIMEOUT,
