@@ -1,0 +1,194 @@
+// The RBAC of deploy/ on the real server: the driver's own roles grant exactly the verbs its
+// Kubernetes layer uses, the controller identity also covers the sidecars, and nothing wider.
+package apitest
+
+import (
+	"slices"
+	"sort"
+	"testing"
+)
+
+const (
+	ns    = "tether" // the driver's namespace (leases)
+	appNS = "app"    // any namespace a PVC lives in (events)
+)
+
+// perms is one Perm per verb.
+func perms(group, resource, namespace string, verbs ...string) []Perm {
+	out := make([]Perm, len(verbs))
+	for i, v := range verbs {
+		out[i] = Perm{v, group, resource, namespace}
+	}
+	return out
+}
+
+// driverNeeds is the contract of the driver's Kubernetes layer (issue 6), written independently of
+// deploy/: events on the PVC, the Node reflector, the rebuild from VolumeAttachments, PV annotations,
+// the PVC an event is about, and the leader-election Lease.
+func driverNeeds() []Perm {
+	return slices.Concat(
+		perms("", "events", appNS, "create", "patch"),
+		perms("events.k8s.io", "events", appNS, "create", "patch"),
+		perms("", "nodes", "", "get", "list", "watch"),
+		perms("storage.k8s.io", "volumeattachments", "", "get", "list", "watch"),
+		perms("", "persistentvolumes", "", "get", "list", "watch", "patch"),
+		perms("", "persistentvolumeclaims", appNS, "get"),
+		perms("coordination.k8s.io", "leases", ns, "get", "create", "update"),
+	)
+}
+
+// sidecarNeeds is what external-provisioner and external-attacher use for this driver.
+func sidecarNeeds() []Perm {
+	return slices.Concat(
+		perms("", "persistentvolumes", "", "create", "delete", "patch"),
+		perms("", "persistentvolumeclaims", appNS, "get", "list", "watch", "update"),
+		perms("storage.k8s.io", "storageclasses", "", "get", "list", "watch"),
+		perms("", "events", appNS, "list", "watch", "create", "update", "patch"),
+		perms("storage.k8s.io", "csinodes", "", "get", "list", "watch"),
+		perms("storage.k8s.io", "volumeattachments", "", "get", "list", "watch", "patch"),
+		perms("storage.k8s.io", "volumeattachments/status", "", "patch"),
+		perms("coordination.k8s.io", "leases", ns, "get", "list", "watch", "create", "update", "delete"),
+	)
+}
+
+// beyondController is a sample of what no identity of the controller pod may do.
+func beyondController() []Perm {
+	return []Perm{
+		{"create", "", "secrets", appNS}, {"get", "", "secrets", ns}, {"list", "", "secrets", ""},
+		{"create", "", "pods", appNS}, {"delete", "", "pods", ns}, {"get", "", "configmaps", ns},
+		{"update", "", "nodes", ""}, {"patch", "", "nodes", ""}, {"delete", "", "nodes", ""},
+		{"update", "", "persistentvolumes", ""}, {"delete", "", "persistentvolumeclaims", appNS},
+		{"patch", "", "persistentvolumeclaims", appNS}, {"create", "", "persistentvolumeclaims", appNS},
+		{"create", "storage.k8s.io", "volumeattachments", ""}, {"delete", "storage.k8s.io", "volumeattachments", ""},
+		{"update", "storage.k8s.io", "volumeattachments", ""}, {"delete", "", "events", appNS},
+		{"create", "coordination.k8s.io", "leases", appNS}, {"update", "coordination.k8s.io", "leases", "kube-system"},
+		{"delete", "storage.k8s.io", "csidrivers", ""}, {"create", "storage.k8s.io", "storageclasses", ""},
+		{"delete", "", "namespaces", ""}, {"create", "", "serviceaccounts/token", ns},
+		{"impersonate", "", "users", ""}, {"create", "rbac.authorization.k8s.io", "clusterrolebindings", ""},
+		{"bind", "rbac.authorization.k8s.io", "clusterroles", ""},
+	}
+}
+
+// beyondDriver: verbs the sidecars hold that the driver's own roles must not.
+func beyondDriver() []Perm {
+	return []Perm{
+		{"create", "", "persistentvolumes", ""}, {"delete", "", "persistentvolumes", ""},
+		{"list", "", "persistentvolumeclaims", appNS}, {"watch", "", "persistentvolumeclaims", appNS},
+		{"update", "", "persistentvolumeclaims", appNS}, {"patch", "storage.k8s.io", "volumeattachments", ""},
+		{"patch", "storage.k8s.io", "volumeattachments/status", ""}, {"list", "", "events", appNS},
+		{"update", "", "events", appNS}, {"get", "storage.k8s.io", "storageclasses", ""},
+		{"get", "storage.k8s.io", "csinodes", ""}, {"list", "coordination.k8s.io", "leases", ns},
+		{"delete", "coordination.k8s.io", "leases", ns},
+	}
+}
+
+func assertAccess(t *testing.T, c *Client, who string, perms []Perm, want bool) {
+	t.Helper()
+	for _, p := range perms {
+		got, err := Allowed(c, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("%s: %v allowed = %v, want %v", who, p, got, want)
+		}
+	}
+}
+
+func TestControllerIdentityMayDoWhatTheDriverAndSidecarsNeed(t *testing.T) {
+	deploy(t)
+	assertAccess(t, driver, "tether-csi-controller", driverNeeds(), true)
+	assertAccess(t, driver, "tether-csi-controller", sidecarNeeds(), true)
+}
+
+func TestControllerIdentityIsRefusedEverythingElse(t *testing.T) {
+	deploy(t)
+	assertAccess(t, driver, "tether-csi-controller", beyondController(), false)
+}
+
+// bindProbe binds the driver's own roles (not the sidecars') to the probe user.
+func bindProbe(t *testing.T) {
+	t.Helper()
+	deploy(t)
+	subjects := []map[string]any{{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "tether-rbac-probe"}}
+	binding := func(kind, roleKind, role, namespace string) {
+		meta := map[string]any{"name": "tether-test-probe-" + role}
+		path := "/apis/rbac.authorization.k8s.io/v1/" + map[string]string{
+			"ClusterRoleBinding": "clusterrolebindings/", "RoleBinding": "namespaces/" + namespace + "/rolebindings/",
+		}[kind]
+		if namespace != "" {
+			meta["namespace"] = namespace
+		}
+		body := map[string]any{
+			"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind, "metadata": meta, "subjects": subjects,
+			"roleRef": map[string]any{"apiGroup": "rbac.authorization.k8s.io", "kind": roleKind, "name": role},
+		}
+		applyAt(t, path+meta["name"].(string), body)
+	}
+	binding("ClusterRoleBinding", "ClusterRole", "tether-csi-driver", "")
+	binding("RoleBinding", "Role", "tether-csi-driver-leader-election", ns)
+}
+
+func TestDriverRolesGrantTheDriverNeedsAndNotTheSidecars(t *testing.T) {
+	bindProbe(t)
+	assertAccess(t, probe, "driver roles", driverNeeds(), true)
+	assertAccess(t, probe, "driver roles", beyondDriver(), false)
+	assertAccess(t, probe, "driver roles", beyondController(), false)
+}
+
+// The exact proof: everything the driver's roles grant in a namespace, minus what any
+// authenticated user may do, is the driver's needs in that namespace and nothing else.
+func TestDriverRolesGrantExactlyTheDriverNeeds(t *testing.T) {
+	bindProbe(t)
+	for _, namespace := range []string{ns, appNS} {
+		granted, err := Rules(probe, namespace)
+		if err != nil {
+			t.Fatal(err)
+		}
+		baseline, err := Rules(nobody, namespace)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var extra []string
+		for _, k := range granted {
+			if !slices.Contains(baseline, k) {
+				extra = append(extra, k)
+			}
+		}
+		want := map[string]bool{}
+		for _, p := range driverNeeds() {
+			if p.Namespace == "" || p.Namespace == namespace || isAnyNamespace(p) {
+				want[p.key()] = true
+			}
+		}
+		wantKeys := make([]string, 0, len(want))
+		for k := range want {
+			wantKeys = append(wantKeys, k)
+		}
+		sort.Strings(wantKeys)
+		if !slices.Equal(extra, wantKeys) {
+			t.Errorf("in %s the driver's roles grant\n  %v\nwant exactly\n  %v", namespace, extra, wantKeys)
+		}
+	}
+}
+
+// isAnyNamespace: events and PVCs are wherever the PVC is, so those needs (asked in appNS) hold in
+// every namespace; the Lease is needed in the driver's namespace only.
+func isAnyNamespace(p Perm) bool {
+	return p.Resource == "events" || p.Resource == "persistentvolumeclaims"
+}
+
+func TestNodeIdentityHasNoPermissions(t *testing.T) {
+	deploy(t)
+	user := "system:serviceaccount:tether:tether-csi-node"
+	groups := []string{"system:serviceaccounts", "system:serviceaccounts:tether", "system:authenticated"}
+	for _, p := range append(driverNeeds(), sidecarNeeds()...) {
+		got, err := AllowedAs(admin, user, groups, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got {
+			t.Errorf("tether-csi-node may %v", p)
+		}
+	}
+}

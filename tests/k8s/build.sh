@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Builds etcd and kube-apiserver from the Go module proxy at the pinned versions into a cache folder
+# outside the repository, and reuses them when present. Prints the bin folder on stdout.
+#
+# k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them with local paths, so
+# `go install ...@version` refuses it; a throwaway module generated here requires the release and
+# points each staging module at its published version. etcd's server module also carries replace
+# directives, so it gets a throwaway module too (replaces of a dependency are ignored there).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=versions.env
+source "$here/versions.env"
+
+cache=${TETHER_K8S_CACHE:-$HOME/.cache/tether-k8s}
+root="$cache/k8s-$K8S_VERSION-etcd-$ETCD_VERSION"
+bin="$root/bin"
+GO=${GO:-go}
+# The machine is shared: build at low priority with little parallelism.
+export GOFLAGS="-mod=mod -p=${TETHER_K8S_BUILD_JOBS:-2}" GOTOOLCHAIN=local CGO_ENABLED=0
+export GOMODCACHE="$cache/gomod" GOCACHE="$cache/gocache"
+
+log() { echo "k8s build: $*" >&2; }
+
+staging_modules=(api apiextensions-apiserver apimachinery apiserver cli-runtime client-go cloud-provider
+	cluster-bootstrap code-generator component-base component-helpers controller-manager cri-api cri-client
+	csi-translation-lib dynamic-resource-allocation endpointslice externaljwt kms kube-aggregator
+	kube-controller-manager kube-proxy kube-scheduler kubectl kubelet metrics mount-utils
+	pod-security-admission sample-apiserver sample-cli-plugin sample-controller)
+
+apiserver_module() {
+	echo "module tether.invalid/k8s-build/kube-apiserver"
+	echo
+	echo "go 1.24.0"
+	echo
+	echo "require k8s.io/kubernetes $K8S_VERSION"
+	echo
+	echo "replace ("
+	for m in "${staging_modules[@]}"; do
+		echo "	k8s.io/$m => k8s.io/$m $K8S_STAGING_VERSION"
+	done
+	echo ")"
+}
+
+build_apiserver() {
+	local src="$root/src/kube-apiserver" v=${K8S_VERSION#v}
+	mkdir -p "$src"
+	apiserver_module >"$src/go.mod"
+	# The version the binary reports (and /version serves) would otherwise be v0.0.0-master.
+	local pkg=k8s.io/component-base/version
+	local ldflags="-s -w -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=${v%%.*} -X $pkg.gitMinor=$(cut -d. -f2 <<<"$v")"
+	ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+	(cd "$src" && nice -n 15 "$GO" build -trimpath -ldflags "$ldflags" -o "$bin/kube-apiserver.tmp" \
+		k8s.io/kubernetes/cmd/kube-apiserver)
+	mv "$bin/kube-apiserver.tmp" "$bin/kube-apiserver"
+}
+
+build_etcd() {
+	local src="$root/src/etcd"
+	mkdir -p "$src"
+	printf 'module tether.invalid/k8s-build/etcd\n\ngo 1.24.0\n\nrequire go.etcd.io/etcd/server/v3 %s\n' \
+		"$ETCD_VERSION" >"$src/go.mod"
+	(cd "$src" && nice -n 15 "$GO" build -trimpath -ldflags "-s -w" -o "$bin/etcd.tmp" go.etcd.io/etcd/server/v3)
+	mv "$bin/etcd.tmp" "$bin/etcd"
+}
+
+mkdir -p "$bin"
+if [[ ! -x "$bin/etcd" ]]; then
+	log "building etcd $ETCD_VERSION into $bin (first run only)"
+	build_etcd
+fi
+if [[ ! -x "$bin/kube-apiserver" ]]; then
+	log "building kube-apiserver $K8S_VERSION into $bin (first run only; takes a while)"
+	build_apiserver
+fi
+echo "$bin"

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The real API server tier: builds etcd and kube-apiserver (cached), starts them in a temporary
+# directory, runs each argument as a shell command with the cluster's environment (see cluster.sh;
+# plus TETHER_K8S_DEPLOY_DIR and KUBECONFIG = the admin's), and stops both whatever happens.
+# With no argument it runs the API tests of deploy/ and RBAC (tests/k8s/apitest).
+#
+#   tests/k8s/run.sh                                  # the apitest suite
+#   tests/k8s/run.sh 'cargo test -p tether-driver --test k8s'   # any command, in the repo root
+#   TETHER_K8S_KEEP=1 tests/k8s/run.sh bash           # an interactive shell against the cluster
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+
+bin=$("$here/build.sh")
+dir=$(mktemp -d "${TMPDIR:-/tmp}/tether-k8s.XXXXXX")
+cleanup() {
+	"$here/cluster.sh" stop "$dir" || true
+	if [[ -n ${TETHER_K8S_KEEP:-} ]]; then
+		echo "k8s: logs and state kept in $dir" >&2
+	else
+		rm -rf "$dir"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A failed start still leaves the logs to read: show them before cleaning up.
+if ! TETHER_K8S_BIN=$bin "$here/cluster.sh" start "$dir"; then
+	tail -n 40 "$dir"/*.log >&2 || true
+	exit 1
+fi
+# shellcheck source=/dev/null
+source "$dir/env"
+export TETHER_K8S_DEPLOY_DIR=$repo/deploy KUBECONFIG=$TETHER_K8S_ADMIN_KUBECONFIG
+
+if [[ $# -eq 0 ]]; then
+	set -- "cd '$here/apitest' && go test -count=1 ./..."
+fi
+cd "$repo"
+for command in "$@"; do
+	echo "k8s: running: $command" >&2
+	bash -c "$command"
+done
