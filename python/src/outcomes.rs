@@ -76,114 +76,146 @@ pub fn fields_repr(obj: &Bound<'_, PyAny>, fields: &[&str]) -> PyResult<String> 
 }
 
 /// A successful publish: its kind, the volume's epoch after it, and the kind's details.
-#[pyclass(frozen, eq, get_all, module = "tether")]
+/// Holds the core's outcome as it is and converts a field only when Python reads it.
+#[pyclass(frozen, eq, module = "tether")]
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublishOutcome {
-    pub kind: PublishKind,
-    pub epoch: u64,
-    /// `HANDED_OFF`: the node whose late re-attach was replaced.
-    pub from_node: Option<String>,
-    /// `MIGRATION_STARTED`: the node the volume was already on.
-    pub source: Option<String>,
-    /// `MIGRATION_STARTED`: the effective (clamped) migration timeout.
-    pub timeout: Option<Duration>,
-}
+pub struct PublishOutcome(core::PublishOutcome);
 
 impl From<core::PublishOutcome> for PublishOutcome {
     fn from(out: core::PublishOutcome) -> Self {
-        let mut py =
-            Self { kind: PublishKind::Attached, epoch: out.epoch, from_node: None, source: None, timeout: None };
-        match out.kind {
-            core::Published::Attached => {}
-            core::Published::AlreadyAttached => py.kind = PublishKind::AlreadyAttached,
-            core::Published::HandedOff { from } => {
-                py.kind = PublishKind::HandedOff;
-                py.from_node = Some(from.to_string());
-            }
-            core::Published::MigrationStarted { source, timeout } => {
-                py.kind = PublishKind::MigrationStarted;
-                py.source = Some(source.to_string());
-                py.timeout = Some(timeout);
-            }
-        }
-        py
+        Self(out)
     }
 }
 
 #[pymethods]
 impl PublishOutcome {
+    #[getter]
+    fn kind(&self) -> PublishKind {
+        match self.0.kind {
+            core::Published::Attached => PublishKind::Attached,
+            core::Published::AlreadyAttached => PublishKind::AlreadyAttached,
+            core::Published::HandedOff { .. } => PublishKind::HandedOff,
+            core::Published::MigrationStarted { .. } => PublishKind::MigrationStarted,
+        }
+    }
+
+    #[getter]
+    fn epoch(&self) -> u64 {
+        self.0.epoch
+    }
+
+    /// `HANDED_OFF`: the node whose late re-attach was replaced.
+    #[getter(from_node)]
+    fn handed_off_from(&self) -> Option<&str> {
+        match &self.0.kind {
+            core::Published::HandedOff { from } => Some(from),
+            _ => None,
+        }
+    }
+
+    /// `MIGRATION_STARTED`: the node the volume was already on.
+    #[getter]
+    fn source(&self) -> Option<&str> {
+        match &self.0.kind {
+            core::Published::MigrationStarted { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+
+    /// `MIGRATION_STARTED`: the effective (clamped) migration timeout.
+    #[getter]
+    fn timeout(&self) -> Option<Duration> {
+        match self.0.kind {
+            core::Published::MigrationStarted { timeout, .. } => Some(timeout),
+            _ => None,
+        }
+    }
+
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
         fields_repr(slf.as_any(), &["kind", "epoch", "from_node", "source", "timeout"])
     }
 }
 
 /// A successful unpublish. `nodes` are the nodes that left the volume (empty for `NOT_ATTACHED`).
+/// Holds the core's outcome as it is and converts a field only when Python reads it.
 #[pyclass(frozen, eq, module = "tether")]
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnpublishOutcome {
-    #[pyo3(get)]
-    pub kind: UnpublishKind,
-    /// The volume's epoch after the change; `None` when nothing changed.
-    #[pyo3(get)]
-    pub epoch: Option<u64>,
-    pub nodes: Vec<String>,
-    /// `MIGRATION_COMPLETED` / `MIGRATION_ABORTED`: the migration's source and target.
-    #[pyo3(get)]
-    pub source: Option<String>,
-    #[pyo3(get)]
-    pub target: Option<String>,
-    /// `MIGRATION_COMPLETED`: how long the migration ran.
-    #[pyo3(get)]
-    pub duration: Option<Duration>,
-}
+pub struct UnpublishOutcome(core::UnpublishOutcome);
 
 impl From<core::UnpublishOutcome> for UnpublishOutcome {
     fn from(out: core::UnpublishOutcome) -> Self {
-        let none = Self {
-            kind: UnpublishKind::NotAttached,
-            epoch: None,
-            nodes: Vec::new(),
-            source: None,
-            target: None,
-            duration: None,
-        };
-        match out {
-            core::UnpublishOutcome::NotAttached => none,
-            core::UnpublishOutcome::Detached { nodes, epoch } => Self {
-                kind: UnpublishKind::Detached,
-                epoch: Some(epoch),
-                nodes: nodes.iter().map(ToString::to_string).collect(),
-                ..none
-            },
-            core::UnpublishOutcome::MigrationCompleted { source, target, duration, epoch } => Self {
-                kind: UnpublishKind::MigrationCompleted,
-                epoch: Some(epoch),
-                nodes: vec![source.to_string()],
-                source: Some(source.to_string()),
-                target: Some(target.to_string()),
-                duration: Some(duration),
-            },
-            core::UnpublishOutcome::MigrationAborted { source, target, epoch } => Self {
-                kind: UnpublishKind::MigrationAborted,
-                epoch: Some(epoch),
-                nodes: vec![target.to_string()],
-                source: Some(source.to_string()),
-                target: Some(target.to_string()),
-                duration: None,
-            },
-        }
+        Self(out)
     }
 }
 
 #[pymethods]
 impl UnpublishOutcome {
     #[getter]
+    fn kind(&self) -> UnpublishKind {
+        match self.0 {
+            core::UnpublishOutcome::NotAttached => UnpublishKind::NotAttached,
+            core::UnpublishOutcome::Detached { .. } => UnpublishKind::Detached,
+            core::UnpublishOutcome::MigrationCompleted { .. } => UnpublishKind::MigrationCompleted,
+            core::UnpublishOutcome::MigrationAborted { .. } => UnpublishKind::MigrationAborted,
+        }
+    }
+
+    /// The volume's epoch after the change; `None` when nothing changed.
+    #[getter]
+    fn epoch(&self) -> Option<u64> {
+        match self.0 {
+            core::UnpublishOutcome::NotAttached => None,
+            core::UnpublishOutcome::Detached { epoch, .. }
+            | core::UnpublishOutcome::MigrationCompleted { epoch, .. }
+            | core::UnpublishOutcome::MigrationAborted { epoch, .. } => Some(epoch),
+        }
+    }
+
+    /// The nodes that left: every node on a full detach, the source on completion, the target on abort.
+    #[getter]
     fn nodes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        tuple(py, &self.nodes)
+        let left: Vec<&str> = match &self.0 {
+            core::UnpublishOutcome::NotAttached => Vec::new(),
+            core::UnpublishOutcome::Detached { nodes, .. } => nodes.iter().map(|n| &**n).collect(),
+            core::UnpublishOutcome::MigrationCompleted { source, .. } => vec![source],
+            core::UnpublishOutcome::MigrationAborted { target, .. } => vec![target],
+        };
+        PyTuple::new(py, left)
+    }
+
+    /// `MIGRATION_COMPLETED` / `MIGRATION_ABORTED`: the migration's source.
+    #[getter]
+    fn source(&self) -> Option<&str> {
+        self.migration().map(|(source, _)| source)
+    }
+
+    /// `MIGRATION_COMPLETED` / `MIGRATION_ABORTED`: the migration's target.
+    #[getter]
+    fn target(&self) -> Option<&str> {
+        self.migration().map(|(_, target)| target)
+    }
+
+    /// `MIGRATION_COMPLETED`: how long the migration ran.
+    #[getter]
+    fn duration(&self) -> Option<Duration> {
+        match self.0 {
+            core::UnpublishOutcome::MigrationCompleted { duration, .. } => Some(duration),
+            _ => None,
+        }
     }
 
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
         fields_repr(slf.as_any(), &["kind", "epoch", "nodes", "source", "target", "duration"])
+    }
+}
+
+impl UnpublishOutcome {
+    fn migration(&self) -> Option<(&str, &str)> {
+        match &self.0 {
+            core::UnpublishOutcome::MigrationCompleted { source, target, .. }
+            | core::UnpublishOutcome::MigrationAborted { source, target, .. } => Some((source, target)),
+            _ => None,
+        }
     }
 }
 
