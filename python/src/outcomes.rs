@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
-use tether_core as core;
+use tether_core as tcore;
 
 /// How many nodes may hold a volume: `RWO` (one) or `RWX` (two, during a live migration).
 #[pyclass(frozen, eq, eq_int, hash, module = "tether")]
@@ -16,7 +16,7 @@ pub enum AccessMode {
     Rwx,
 }
 
-impl From<AccessMode> for core::AccessMode {
+impl From<AccessMode> for tcore::AccessMode {
     fn from(m: AccessMode) -> Self {
         match m {
             AccessMode::Rwo => Self::Rwo,
@@ -25,11 +25,11 @@ impl From<AccessMode> for core::AccessMode {
     }
 }
 
-impl From<core::AccessMode> for AccessMode {
-    fn from(m: core::AccessMode) -> Self {
+impl From<tcore::AccessMode> for AccessMode {
+    fn from(m: tcore::AccessMode) -> Self {
         match m {
-            core::AccessMode::Rwo => Self::Rwo,
-            core::AccessMode::Rwx => Self::Rwx,
+            tcore::AccessMode::Rwo => Self::Rwo,
+            tcore::AccessMode::Rwx => Self::Rwx,
         }
     }
 }
@@ -79,10 +79,10 @@ pub fn fields_repr(obj: &Bound<'_, PyAny>, fields: &[&str]) -> PyResult<String> 
 /// Holds the core's outcome as it is and converts a field only when Python reads it.
 #[pyclass(frozen, eq, module = "tether")]
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublishOutcome(core::PublishOutcome);
+pub struct PublishOutcome(tcore::PublishOutcome);
 
-impl From<core::PublishOutcome> for PublishOutcome {
-    fn from(out: core::PublishOutcome) -> Self {
+impl From<tcore::PublishOutcome> for PublishOutcome {
+    fn from(out: tcore::PublishOutcome) -> Self {
         Self(out)
     }
 }
@@ -92,10 +92,10 @@ impl PublishOutcome {
     #[getter]
     fn kind(&self) -> PublishKind {
         match self.0.kind {
-            core::Published::Attached => PublishKind::Attached,
-            core::Published::AlreadyAttached => PublishKind::AlreadyAttached,
-            core::Published::HandedOff { .. } => PublishKind::HandedOff,
-            core::Published::MigrationStarted { .. } => PublishKind::MigrationStarted,
+            tcore::Published::Attached => PublishKind::Attached,
+            tcore::Published::AlreadyAttached => PublishKind::AlreadyAttached,
+            tcore::Published::HandedOff { .. } => PublishKind::HandedOff,
+            tcore::Published::MigrationStarted { .. } => PublishKind::MigrationStarted,
         }
     }
 
@@ -108,7 +108,7 @@ impl PublishOutcome {
     #[getter(from_node)]
     fn handed_off_from(&self) -> Option<&str> {
         match &self.0.kind {
-            core::Published::HandedOff { from } => Some(from),
+            tcore::Published::HandedOff { from } => Some(from),
             _ => None,
         }
     }
@@ -117,7 +117,7 @@ impl PublishOutcome {
     #[getter]
     fn source(&self) -> Option<&str> {
         match &self.0.kind {
-            core::Published::MigrationStarted { source, .. } => Some(source),
+            tcore::Published::MigrationStarted { source, .. } => Some(source),
             _ => None,
         }
     }
@@ -126,7 +126,7 @@ impl PublishOutcome {
     #[getter]
     fn timeout(&self) -> Option<Duration> {
         match self.0.kind {
-            core::Published::MigrationStarted { timeout, .. } => Some(timeout),
+            tcore::Published::MigrationStarted { timeout, .. } => Some(timeout),
             _ => None,
         }
     }
@@ -140,10 +140,10 @@ impl PublishOutcome {
 /// Holds the core's outcome as it is and converts a field only when Python reads it.
 #[pyclass(frozen, eq, module = "tether")]
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnpublishOutcome(core::UnpublishOutcome);
+pub struct UnpublishOutcome(tcore::UnpublishOutcome);
 
-impl From<core::UnpublishOutcome> for UnpublishOutcome {
-    fn from(out: core::UnpublishOutcome) -> Self {
+impl From<tcore::UnpublishOutcome> for UnpublishOutcome {
+    fn from(out: tcore::UnpublishOutcome) -> Self {
         Self(out)
     }
 }
@@ -153,10 +153,10 @@ impl UnpublishOutcome {
     #[getter]
     fn kind(&self) -> UnpublishKind {
         match self.0 {
-            core::UnpublishOutcome::NotAttached => UnpublishKind::NotAttached,
-            core::UnpublishOutcome::Detached { .. } => UnpublishKind::Detached,
-            core::UnpublishOutcome::MigrationCompleted { .. } => UnpublishKind::MigrationCompleted,
-            core::UnpublishOutcome::MigrationAborted { .. } => UnpublishKind::MigrationAborted,
+            tcore::UnpublishOutcome::NotAttached => UnpublishKind::NotAttached,
+            tcore::UnpublishOutcome::Detached { .. } => UnpublishKind::Detached,
+            tcore::UnpublishOutcome::MigrationCompleted { .. } => UnpublishKind::MigrationCompleted,
+            tcore::UnpublishOutcome::MigrationAborted { .. } => UnpublishKind::MigrationAborted,
         }
     }
 
@@ -164,10 +164,10 @@ impl UnpublishOutcome {
     #[getter]
     fn epoch(&self) -> Option<u64> {
         match self.0 {
-            core::UnpublishOutcome::NotAttached => None,
-            core::UnpublishOutcome::Detached { epoch, .. }
-            | core::UnpublishOutcome::MigrationCompleted { epoch, .. }
-            | core::UnpublishOutcome::MigrationAborted { epoch, .. } => Some(epoch),
+            tcore::UnpublishOutcome::NotAttached => None,
+            tcore::UnpublishOutcome::Detached { epoch, .. }
+            | tcore::UnpublishOutcome::MigrationCompleted { epoch, .. }
+            | tcore::UnpublishOutcome::MigrationAborted { epoch, .. } => Some(epoch),
         }
     }
 
@@ -175,10 +175,10 @@ impl UnpublishOutcome {
     #[getter]
     fn nodes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         let left: Vec<&str> = match &self.0 {
-            core::UnpublishOutcome::NotAttached => Vec::new(),
-            core::UnpublishOutcome::Detached { nodes, .. } => nodes.iter().map(|n| &**n).collect(),
-            core::UnpublishOutcome::MigrationCompleted { source, .. } => vec![source],
-            core::UnpublishOutcome::MigrationAborted { target, .. } => vec![target],
+            tcore::UnpublishOutcome::NotAttached => Vec::new(),
+            tcore::UnpublishOutcome::Detached { nodes, .. } => nodes.iter().map(|n| &**n).collect(),
+            tcore::UnpublishOutcome::MigrationCompleted { source, .. } => vec![source],
+            tcore::UnpublishOutcome::MigrationAborted { target, .. } => vec![target],
         };
         PyTuple::new(py, left)
     }
@@ -199,7 +199,7 @@ impl UnpublishOutcome {
     #[getter]
     fn duration(&self) -> Option<Duration> {
         match self.0 {
-            core::UnpublishOutcome::MigrationCompleted { duration, .. } => Some(duration),
+            tcore::UnpublishOutcome::MigrationCompleted { duration, .. } => Some(duration),
             _ => None,
         }
     }
@@ -212,8 +212,8 @@ impl UnpublishOutcome {
 impl UnpublishOutcome {
     fn migration(&self) -> Option<(&str, &str)> {
         match &self.0 {
-            core::UnpublishOutcome::MigrationCompleted { source, target, .. }
-            | core::UnpublishOutcome::MigrationAborted { source, target, .. } => Some((source, target)),
+            tcore::UnpublishOutcome::MigrationCompleted { source, target, .. }
+            | tcore::UnpublishOutcome::MigrationAborted { source, target, .. } => Some((source, target)),
             _ => None,
         }
     }
@@ -230,11 +230,11 @@ pub struct StaleOutcome {
     pub epoch: Option<u64>,
 }
 
-impl From<core::StaleOutcome> for StaleOutcome {
-    fn from(out: core::StaleOutcome) -> Self {
+impl From<tcore::StaleOutcome> for StaleOutcome {
+    fn from(out: tcore::StaleOutcome) -> Self {
         match out {
-            core::StaleOutcome::NotAttached => Self { cleared: false, node: None, remaining: None, epoch: None },
-            core::StaleOutcome::Cleared { node, remaining, epoch } => Self {
+            tcore::StaleOutcome::NotAttached => Self { cleared: false, node: None, remaining: None, epoch: None },
+            tcore::StaleOutcome::Cleared { node, remaining, epoch } => Self {
                 cleared: true,
                 node: Some(node.to_string()),
                 remaining: remaining.map(|n| n.to_string()),
@@ -286,8 +286,8 @@ pub struct Attachment {
     pub migration: Option<Migration>,
 }
 
-impl From<core::Attachment> for Attachment {
-    fn from(a: core::Attachment) -> Self {
+impl From<tcore::Attachment> for Attachment {
+    fn from(a: tcore::Attachment) -> Self {
         Self {
             volume: a.volume,
             mode: a.access.mode.into(),
@@ -326,8 +326,8 @@ pub struct DetachRecord {
     pub age: Duration,
 }
 
-impl From<core::DetachRecord> for DetachRecord {
-    fn from(d: core::DetachRecord) -> Self {
+impl From<tcore::DetachRecord> for DetachRecord {
+    fn from(d: tcore::DetachRecord) -> Self {
         Self { node: d.node.to_string(), at: d.at, age: d.age }
     }
 }

@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
-use tether_core as core;
+use tether_core as tcore;
 
 use crate::outcomes::fields_repr;
 
@@ -69,8 +69,8 @@ pub struct ReconcileReport {
     timed_out_migrations: Vec<TimedOutMigration>,
 }
 
-impl From<core::ReconcileReport> for ReconcileReport {
-    fn from(r: core::ReconcileReport) -> Self {
+impl From<tcore::ReconcileReport> for ReconcileReport {
+    fn from(r: tcore::ReconcileReport) -> Self {
         Self {
             cleared: r
                 .cleared
