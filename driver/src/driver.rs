@@ -1,0 +1,186 @@
+//! The driver: the engine, the volume store and catalogue, the nodes, events and metrics,
+//! wired together. RPC handlers call its synchronous operations (see `controller` and `node`).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use tether_core::{Clock, Config, CoreError, Engine, SnapshotError};
+
+use crate::catalog::Catalog;
+use crate::events::{Event, EventSink};
+use crate::inflight::InFlight;
+use crate::metrics::Metrics;
+use crate::nodes::NodeDirectory;
+use crate::persisted;
+use crate::status::DriverError;
+use crate::store::{StoreError, VolumeStore};
+use crate::volume::VolumeMeta;
+
+/// What the driver is, independent of where it listens.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub driver_name: String,
+    /// The node this driver's Node service runs on.
+    pub node_id: String,
+    pub grace_period: Duration,
+    pub default_migration_timeout: Duration,
+    pub metrics_namespace: String,
+}
+
+/// The parts a driver is built from; tests swap the clock, store, nodes or events.
+pub struct Parts {
+    pub clock: Arc<dyn Clock>,
+    pub store: Arc<dyn VolumeStore>,
+    pub nodes: Arc<dyn NodeDirectory>,
+    pub events: Arc<dyn EventSink>,
+}
+
+/// Why the driver could not start. It never starts on state it could not read.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("invalid setting: {0}")]
+    Settings(#[from] CoreError),
+    #[error("state file {path} holds an inconsistent attachment: {source}")]
+    Inconsistent { path: String, source: SnapshotError },
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+/// A running driver's state.
+pub struct Driver {
+    pub settings: Settings,
+    pub engine: Arc<Engine>,
+    pub metrics: Metrics,
+    pub(crate) store: Arc<dyn VolumeStore>,
+    pub(crate) catalog: Catalog,
+    pub(crate) nodes: Arc<dyn NodeDirectory>,
+    events: Arc<dyn EventSink>,
+    pub(crate) inflight: InFlight,
+    /// Node side: the highest epoch each volume was mounted with here (the fence).
+    pub(crate) mounted_epochs: DashMap<String, u64>,
+    ready: AtomicBool,
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("settings", &self.settings)
+            .field("volumes", &self.catalog.len())
+            .field("in_flight", &self.inflight.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Driver {
+    /// Loads every stored volume and the engine state kept with them, then is ready to serve.
+    pub fn open(settings: Settings, parts: Parts) -> Result<Self, StartupError> {
+        let config = Config {
+            grace_period: settings.grace_period,
+            default_migration_timeout: settings.default_migration_timeout,
+        };
+        let engine = Arc::new(Engine::with_config(config, parts.clock)?);
+        let stored = parts.store.load()?;
+        let catalog = Catalog::default();
+        let mut entries = Vec::new();
+        for v in stored {
+            if let Some(entry) = v.engine {
+                if entry.volume != v.meta.id {
+                    let path = parts.store.record_path(&v.meta.id);
+                    let message = format!("its engine entry is for volume {:?}", entry.volume);
+                    return Err(StoreError::Corrupt { path, message }.into());
+                }
+                entries.push(entry);
+            }
+            catalog.insert(v.meta);
+        }
+        persisted::restore(&engine, entries).map_err(|e| match e {
+            CoreError::BadSnapshot(source) => {
+                let subject = match &source {
+                    SnapshotError::Inconsistent { subject, .. } => subject.clone(),
+                    _ => String::new(),
+                };
+                StartupError::Inconsistent { path: parts.store.record_path(&subject).display().to_string(), source }
+            }
+            other => StartupError::Settings(other),
+        })?;
+        let metrics = Metrics::new(&settings.metrics_namespace, Arc::clone(&engine))?;
+        tracing::info!(volumes = catalog.len(), attached = engine.attached_count(), "state loaded");
+        Ok(Self {
+            settings,
+            engine,
+            metrics,
+            store: parts.store,
+            catalog,
+            nodes: parts.nodes,
+            events: parts.events,
+            inflight: InFlight::default(),
+            mounted_epochs: DashMap::new(),
+            ready: AtomicBool::new(true),
+        })
+    }
+
+    /// Whether the driver accepts calls (false once shutdown began).
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Stops accepting state-changing calls: they get UNAVAILABLE from now on.
+    pub fn begin_shutdown(&self) {
+        self.ready.store(false, Ordering::Release);
+    }
+
+    pub(crate) fn check_ready(&self) -> Result<(), DriverError> {
+        if self.is_ready() {
+            Ok(())
+        } else {
+            Err(DriverError::ShuttingDown)
+        }
+    }
+
+    /// How many operations are running now.
+    pub fn in_flight(&self) -> usize {
+        self.inflight.len()
+    }
+
+    /// How many volumes the store holds.
+    pub fn volume_count(&self) -> usize {
+        self.catalog.len()
+    }
+
+    pub(crate) fn post(&self, event: Option<Event>) {
+        if let Some(event) = event {
+            let reason = event.reason;
+            if self.events.post(event) {
+                self.metrics.event_posted(reason);
+            }
+        }
+    }
+
+    /// Writes the engine's state for `meta`'s volume beside its metadata; call under the
+    /// volume's in-flight guard, before acknowledging.
+    pub(crate) fn persist(&self, meta: &VolumeMeta) -> Result<(), DriverError> {
+        let entry = persisted::engine_entry(&self.engine, &meta.id)?;
+        self.store.save(meta, entry.as_ref())?;
+        Ok(())
+    }
+
+    /// One reconcile pass against the live nodes: posts its events and persists what it
+    /// cleared. Standalone, the node set is fixed, so this mostly reports timed-out migrations.
+    pub fn reconcile(&self) -> Result<tether_core::ReconcileReport, DriverError> {
+        let live = self.nodes.live();
+        let report = self.engine.reconcile(&live)?;
+        for cleared in &report.cleared {
+            if let Some(meta) = self.catalog.get(&cleared.volume) {
+                self.persist(&meta)?;
+            }
+        }
+        for event in crate::events::for_reconcile(&report) {
+            self.post(Some(event));
+        }
+        Ok(report)
+    }
+}

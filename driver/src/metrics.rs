@@ -1,0 +1,235 @@
+//! Prometheus metrics with the names, labels and buckets of DESIGN.md. Engine outcomes are
+//! read from `Engine::stats()` at scrape time, so there is one count, not two; only what the
+//! engine cannot see (call durations, events, migration durations) is counted here.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
+use tether_core::{Engine, Stats};
+
+use crate::events::Reason;
+
+/// `operation_duration_seconds` buckets, from DESIGN.md.
+pub const OPERATION_BUCKETS: [f64; 9] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+/// `migration_duration_seconds` buckets: live migrations take seconds to the 1 h timeout cap.
+pub const MIGRATION_BUCKETS: [f64; 10] = [1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0];
+
+/// The RPCs whose duration is observed, as `operation` label values.
+pub const OPERATIONS: [&str; 8] = [
+    "create_volume",
+    "delete_volume",
+    "controller_publish",
+    "controller_unpublish",
+    "node_stage",
+    "node_unstage",
+    "node_publish",
+    "node_unpublish",
+];
+
+type Read = fn(&Stats) -> u64;
+
+/// `attach_total{status}`: every publish outcome the engine counts.
+const ATTACH: [(&str, Read); 8] = [
+    ("attached", |s| s.attached),
+    ("already_attached", |s| s.already_attached),
+    ("handed_off", |s| s.handed_off),
+    ("migration_started", |s| s.migrations_started),
+    ("conflict", |s| s.conflicts),
+    ("incompatible", |s| s.incompatible),
+    ("migration_limit", |s| s.migration_limit),
+    ("migration_timed_out", |s| s.migration_timed_out),
+];
+/// `detach_total{status}`: every unpublish outcome.
+const DETACH: [(&str, Read); 4] = [
+    ("detached", |s| s.detached),
+    ("not_attached", |s| s.not_attached),
+    ("migration_completed", |s| s.migrations_completed),
+    ("migration_aborted", |s| s.migrations_aborted),
+];
+/// `reconcile_total{action}`: passes run, and migrations they reported past their timeout.
+const RECONCILE: [(&str, Read); 2] = [("run", |s| s.reconciles), ("migration_timed_out", |s| s.migrations_timed_out)];
+/// `migration_migrations_total{result}`.
+const MIGRATIONS: [(&str, Read); 4] = [
+    ("started", |s| s.migrations_started),
+    ("completed", |s| s.migrations_completed),
+    ("aborted", |s| s.migrations_aborted),
+    ("timeout", |s| s.migrations_timed_out),
+];
+
+/// The engine's counters as Prometheus families, filled from one `stats()` reading per scrape.
+struct EngineCollector {
+    engine: Arc<Engine>,
+    attach: IntCounterVec,
+    detach: IntCounterVec,
+    conflicts: IntCounter,
+    reconcile: IntCounterVec,
+    grace_used: IntCounter,
+    stale_cleared: IntCounter,
+    migrations: IntCounterVec,
+    active: IntGauge,
+    /// Serialises scrapes: each refills the families before reading them.
+    scrape: Mutex<()>,
+}
+
+fn fill(vec: &IntCounterVec, table: &[(&str, Read)], stats: &Stats) {
+    for (label, read) in table {
+        let c = vec.with_label_values(&[*label]);
+        c.reset();
+        c.inc_by(read(stats));
+    }
+}
+
+fn set(counter: &IntCounter, value: u64) {
+    counter.reset();
+    counter.inc_by(value);
+}
+
+impl Collector for EngineCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        let mut d = Vec::new();
+        d.extend(self.attach.desc());
+        d.extend(self.detach.desc());
+        d.extend(self.conflicts.desc());
+        d.extend(self.reconcile.desc());
+        d.extend(self.grace_used.desc());
+        d.extend(self.stale_cleared.desc());
+        d.extend(self.migrations.desc());
+        d.extend(self.active.desc());
+        d
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let _one_at_a_time = self.scrape.lock().unwrap_or_else(PoisonError::into_inner);
+        let s = self.engine.stats();
+        fill(&self.attach, &ATTACH, &s);
+        fill(&self.detach, &DETACH, &s);
+        fill(&self.reconcile, &RECONCILE, &s);
+        fill(&self.migrations, &MIGRATIONS, &s);
+        set(&self.conflicts, s.conflicts);
+        set(&self.grace_used, s.handed_off);
+        set(&self.stale_cleared, s.stale_cleared);
+        self.active.set(i64::try_from(s.active_migrations).unwrap_or(i64::MAX));
+        let mut families = Vec::new();
+        families.extend(self.attach.collect());
+        families.extend(self.detach.collect());
+        families.extend(self.conflicts.collect());
+        families.extend(self.reconcile.collect());
+        families.extend(self.grace_used.collect());
+        families.extend(self.stale_cleared.collect());
+        families.extend(self.migrations.collect());
+        families.extend(self.active.collect());
+        families
+    }
+}
+
+/// The driver's registry and the metrics it updates itself.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    operation_duration: HistogramVec,
+    events_posted: IntCounterVec,
+    migration_duration: Histogram,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+fn opts(ns: &str, sub: &str, name: &str, help: &str) -> Opts {
+    Opts::new(name, help).namespace(ns).subsystem(sub)
+}
+
+impl Metrics {
+    /// Every metric under `namespace` (`rds_csi` by default), with the engine's read at scrape time.
+    pub fn new(namespace: &str, engine: Arc<Engine>) -> Result<Self, prometheus::Error> {
+        let ns = namespace;
+        let a = "attachment";
+        let collector = EngineCollector {
+            engine,
+            attach: IntCounterVec::new(opts(ns, a, "attach_total", "Publish outcomes, by status."), &["status"])?,
+            detach: IntCounterVec::new(opts(ns, a, "detach_total", "Unpublish outcomes, by status."), &["status"])?,
+            conflicts: IntCounter::with_opts(opts(
+                ns,
+                a,
+                "conflicts_total",
+                "Publishes refused: another node holds the volume.",
+            ))?,
+            reconcile: IntCounterVec::new(
+                opts(ns, a, "reconcile_total", "Reconcile passes and what they found, by action."),
+                &["action"],
+            )?,
+            grace_used: IntCounter::with_opts(opts(
+                ns,
+                a,
+                "grace_period_used_total",
+                "RWO handoffs of a late re-attach inside the grace period.",
+            ))?,
+            stale_cleared: IntCounter::with_opts(opts(
+                ns,
+                a,
+                "stale_cleared_total",
+                "Attachments cleared from nodes gone for the grace period.",
+            ))?,
+            migrations: IntCounterVec::new(
+                opts(ns, "migration", "migrations_total", "Live migrations, by result."),
+                &["result"],
+            )?,
+            active: IntGauge::with_opts(opts(ns, "migration", "active_migrations", "Volumes on two nodes now."))?,
+            scrape: Mutex::new(()),
+        };
+        let operation_duration = HistogramVec::new(
+            HistogramOpts::new("operation_duration_seconds", "CSI call duration, by operation.")
+                .namespace(ns)
+                .subsystem(a)
+                .buckets(OPERATION_BUCKETS.to_vec()),
+            &["operation"],
+        )?;
+        let events_posted = IntCounterVec::new(
+            Opts::new("events_posted_total", "Events accepted by the event sink, by reason.").namespace(ns),
+            &["reason"],
+        )?;
+        let migration_duration = Histogram::with_opts(
+            HistogramOpts::new("duration_seconds", "Duration of completed live migrations.")
+                .namespace(ns)
+                .subsystem("migration")
+                .buckets(MIGRATION_BUCKETS.to_vec()),
+        )?;
+        for op in OPERATIONS {
+            let _ = operation_duration.with_label_values(&[op]);
+        }
+        for r in Reason::ALL {
+            let _ = events_posted.with_label_values(&[r.as_str()]);
+        }
+        let registry = Registry::new();
+        registry.register(Box::new(collector))?;
+        registry.register(Box::new(operation_duration.clone()))?;
+        registry.register(Box::new(events_posted.clone()))?;
+        registry.register(Box::new(migration_duration.clone()))?;
+        Ok(Self { registry, operation_duration, events_posted, migration_duration })
+    }
+
+    pub fn observe_operation(&self, operation: &str, seconds: f64) {
+        self.operation_duration.with_label_values(&[operation]).observe(seconds);
+    }
+
+    pub fn event_posted(&self, reason: Reason) {
+        self.events_posted.with_label_values(&[reason.as_str()]).inc();
+    }
+
+    pub fn migration_completed(&self, seconds: f64) {
+        self.migration_duration.observe(seconds);
+    }
+
+    /// The text exposition format of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        prometheus::TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("text encoding cannot fail");
+        String::from_utf8(buf).expect("the text format is UTF-8")
+    }
+}

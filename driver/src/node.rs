@@ -1,0 +1,156 @@
+//! Node operations: stage, publish and their inverses as real bind mounts, all idempotent,
+//! and the node-side fence: a publish context older than one already mounted is refused.
+
+use std::fs;
+use std::path::Path;
+
+use tether_core::check_volume_id;
+
+use crate::capability;
+use crate::controller::EPOCH_KEY;
+use crate::csi::{NodePublishVolumeRequest, NodeStageVolumeRequest, VolumeCapability};
+use crate::driver::Driver;
+use crate::mount;
+use crate::status::DriverError;
+use crate::store::io_error;
+use crate::volume::VolumeKind;
+
+fn invalid(msg: impl Into<String>) -> DriverError {
+    DriverError::Invalid(msg.into())
+}
+
+fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> DriverError + use<> {
+    let named = io_error(op, path);
+    move |source| DriverError::Store(named(source))
+}
+
+fn required<'a>(value: &'a str, what: &str) -> Result<&'a Path, DriverError> {
+    if value.is_empty() {
+        return Err(invalid(format!("{what} is missing")));
+    }
+    Ok(Path::new(value))
+}
+
+fn capability_of(cap: Option<&VolumeCapability>) -> Result<capability::Capability, DriverError> {
+    capability::parse(cap.ok_or_else(|| invalid("volume capability is missing"))?)
+}
+
+/// Makes the mount target: a directory for a filesystem volume, a file for a block volume.
+fn make_target(target: &Path, kind: VolumeKind) -> Result<(), DriverError> {
+    match kind {
+        VolumeKind::Filesystem => fs::create_dir_all(target).map_err(io("create directory", target)),
+        VolumeKind::Block => {
+            if let Some(parent) = target.parent() {
+                fs::create_dir_all(parent).map_err(io("create directory", parent))?;
+            }
+            fs::OpenOptions::new().create(true).append(true).open(target).map(drop).map_err(io("create", target))
+        }
+    }
+}
+
+impl Driver {
+    /// The epoch a publish context carries; the fence refuses one older than the highest
+    /// this node has mounted the volume with.
+    fn fence(&self, volume: &str, context: &std::collections::HashMap<String, String>) -> Result<(), DriverError> {
+        let raw = context.get(EPOCH_KEY).ok_or_else(|| {
+            invalid(format!("publish_context lacks {EPOCH_KEY}; publish the volume with ControllerPublishVolume first"))
+        })?;
+        let epoch: u64 =
+            raw.parse().map_err(|_| invalid(format!("publish_context {EPOCH_KEY} is {raw:?}, not a number")))?;
+        let mut highest = self.mounted_epochs.entry(volume.to_owned()).or_insert(0);
+        if epoch < *highest {
+            return Err(DriverError::Precondition(format!(
+                "volume {volume:?} was already mounted here with epoch {}; this request holds the older epoch {epoch} \
+                 and is refused (publish the volume again to get a current context)",
+                *highest
+            )));
+        }
+        *highest = epoch;
+        Ok(())
+    }
+
+    /// `NodeStageVolume`: a filesystem volume is bind-mounted at the staging path; a block
+    /// volume needs no staging (its file is bound at publish).
+    pub fn node_stage(&self, req: &NodeStageVolumeRequest) -> Result<(), DriverError> {
+        check_volume_id(&req.volume_id)?;
+        let staging = required(&req.staging_target_path, "staging target path")?;
+        let cap = capability_of(req.volume_capability.as_ref())?;
+        let meta = self.volume(&req.volume_id)?;
+        capability::check_fits(cap, &meta.id, meta.kind)?;
+        let _guard = self.inflight.begin(&req.volume_id)?;
+        self.fence(&meta.id, &req.publish_context)?;
+        if meta.kind == VolumeKind::Block || mount::mounted(staging).map_err(io("read mounts for", staging))?.is_some()
+        {
+            return Ok(());
+        }
+        make_target(staging, VolumeKind::Filesystem)?;
+        let source = self.store.source(&meta.id);
+        mount::bind(&source, staging, false).map_err(io("bind-mount onto", staging))
+    }
+
+    /// `NodeUnstageVolume`: unmounts the staging path if it is mounted.
+    pub fn node_unstage(&self, volume: &str, staging_path: &str) -> Result<(), DriverError> {
+        check_volume_id(volume)?;
+        let staging = required(staging_path, "staging target path")?;
+        let _guard = self.inflight.begin(volume)?;
+        if mount::mounted(staging).map_err(io("read mounts for", staging))?.is_some() {
+            mount::unbind(staging).map_err(io("unmount", staging))?;
+        }
+        Ok(())
+    }
+
+    /// `NodePublishVolume`: binds the staged directory (filesystem) or the volume's file (block)
+    /// onto the target path, read-only when asked.
+    pub fn node_publish(&self, req: &NodePublishVolumeRequest) -> Result<(), DriverError> {
+        check_volume_id(&req.volume_id)?;
+        let target = required(&req.target_path, "target path")?;
+        let staging = required(&req.staging_target_path, "staging target path")?;
+        let cap = capability_of(req.volume_capability.as_ref())?;
+        let meta = self.volume(&req.volume_id)?;
+        capability::check_fits(cap, &meta.id, meta.kind)?;
+        let readonly = req.readonly || cap.access.readonly;
+        let _guard = self.inflight.begin(&req.volume_id)?;
+        self.fence(&meta.id, &req.publish_context)?;
+        if let Some(ro) = mount::mounted(target).map_err(io("read mounts for", target))? {
+            if ro == readonly {
+                return Ok(());
+            }
+            return Err(DriverError::Precondition(format!(
+                "target path {} is already mounted {}; unpublish it first",
+                target.display(),
+                if ro { "read-only" } else { "read-write" }
+            )));
+        }
+        let source = match meta.kind {
+            VolumeKind::Filesystem => {
+                if mount::mounted(staging).map_err(io("read mounts for", staging))?.is_none() {
+                    return Err(DriverError::Precondition(format!(
+                        "volume {:?} is not staged at {}; call NodeStageVolume first",
+                        meta.id,
+                        staging.display()
+                    )));
+                }
+                staging.to_path_buf()
+            }
+            VolumeKind::Block => self.store.source(&meta.id),
+        };
+        make_target(target, meta.kind)?;
+        mount::bind(&source, target, readonly).map_err(io("bind-mount onto", target))
+    }
+
+    /// `NodeUnpublishVolume`: unmounts the target path and removes it.
+    pub fn node_unpublish(&self, volume: &str, target_path: &str) -> Result<(), DriverError> {
+        check_volume_id(volume)?;
+        let target = required(target_path, "target path")?;
+        // No catalogue check: a deleted volume's leftover mount must still be removable.
+        let _guard = self.inflight.begin(volume)?;
+        while mount::mounted(target).map_err(io("read mounts for", target))?.is_some() {
+            mount::unbind(target).map_err(io("unmount", target))?;
+        }
+        let removed = if target.is_dir() { fs::remove_dir(target) } else { fs::remove_file(target) };
+        match removed {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("remove", target)(e)),
+            _ => Ok(()),
+        }
+    }
+}

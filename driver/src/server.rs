@@ -1,0 +1,104 @@
+//! Where the gRPC services listen: `unix:///path` (the CSI way) or `tcp://host:port` (for
+//! development), served until a shutdown signal, finishing the calls in flight.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::net::{TcpListener, UnixListener};
+use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+use tonic::transport::server::Router;
+use tonic::transport::Server;
+
+use crate::csi::controller_server::ControllerServer;
+use crate::csi::identity_server::IdentityServer;
+use crate::csi::node_server::NodeServer;
+use crate::driver::Driver;
+use crate::service::CsiService;
+
+/// A parsed `--endpoint`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    Unix(PathBuf),
+    Tcp(SocketAddr),
+}
+
+impl std::str::FromStr for Endpoint {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(path) = s.strip_prefix("unix://") {
+            if !path.starts_with('/') {
+                return Err(format!("endpoint {s:?}: a unix socket path must be absolute, e.g. unix:///run/csi.sock"));
+            }
+            Ok(Self::Unix(PathBuf::from(path)))
+        } else if let Some(addr) = s.strip_prefix("tcp://") {
+            addr.parse().map(Self::Tcp).map_err(|e| format!("endpoint {s:?}: {e}; e.g. tcp://127.0.0.1:10000"))
+        } else {
+            Err(format!("endpoint {s:?} must start with unix:// or tcp://"))
+        }
+    }
+}
+
+/// The three CSI services over one driver.
+pub fn router(driver: Arc<Driver>) -> Router {
+    let svc = CsiService::new(driver);
+    Server::builder()
+        .add_service(IdentityServer::new(svc.clone()))
+        .add_service(ControllerServer::new(svc.clone()))
+        .add_service(NodeServer::new(svc))
+}
+
+/// Binds a Unix socket, replacing a stale socket file left by a killed driver.
+pub fn bind_unix(path: &Path) -> std::io::Result<UnixListener> {
+    use std::os::unix::fs::FileTypeExt;
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(std::io::Error::other(format!("{} exists and is not a socket", path.display())));
+        }
+        std::fs::remove_file(path)?;
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    UnixListener::bind(path)
+}
+
+/// Serves `driver` on `endpoint` until `shutdown` completes, then waits for in-flight calls;
+/// a Unix socket file is removed afterwards.
+pub async fn serve(
+    driver: Arc<Driver>,
+    endpoint: &Endpoint,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    match endpoint {
+        Endpoint::Unix(path) => {
+            let listener = bind_unix(path)?;
+            tracing::info!(endpoint = %path.display(), "serving CSI");
+            let served = router(driver).serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown).await;
+            let _ = std::fs::remove_file(path);
+            served?;
+        }
+        Endpoint::Tcp(addr) => {
+            let listener = TcpListener::bind(addr).await?;
+            tracing::info!(endpoint = %addr, "serving CSI");
+            router(driver).serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A client channel to a driver's Unix socket (tests, benchmarks, tools).
+pub async fn connect_unix(path: &Path) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    let path = path.to_path_buf();
+    tonic::transport::Endpoint::from_static("http://tether-csi.invalid")
+        .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+            let path = path.clone();
+            async move {
+                let stream = tokio::net::UnixStream::connect(path).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+            }
+        }))
+        .await
+}

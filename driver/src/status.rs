@@ -1,0 +1,77 @@
+//! The one place where refusals become gRPC statuses (DESIGN.md, "Errors across boundaries").
+
+use tether_core::{CoreError, InvalidInput};
+use tonic::{Code, Status};
+
+use crate::store::StoreError;
+
+/// Every way a driver call can refuse, beyond the engine's own errors.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// The engine refused; its message already names volume, nodes and the next step.
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    /// A request field is missing or malformed.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("volume {0:?} does not exist; create it first (or check the volume id)")]
+    VolumeNotFound(String),
+    #[error("node {0:?} is not known to this driver; known nodes come from --node-id and --nodes")]
+    NodeNotFound(String),
+    /// A create with a known name but other properties.
+    #[error("a volume named {name:?} already exists ({id}) with other properties: {problem}")]
+    NameTaken { name: String, id: String, problem: String },
+    #[error("{0}")]
+    OutOfRange(String),
+    #[error("another operation on volume {0:?} is in progress; retry when it has finished")]
+    Busy(String),
+    #[error("volume {volume:?} is still published to {nodes}; unpublish it before deleting it")]
+    StillPublished { volume: String, nodes: String },
+    /// The node side refuses a publish context older than one it has already mounted.
+    #[error("{0}")]
+    Precondition(String),
+    #[error("starting_token {0:?} was not issued by this driver; list again from the start")]
+    BadToken(String),
+    #[error("the volume store failed: {0}")]
+    Store(#[from] StoreError),
+    #[error("the driver is shutting down; retry against the next instance")]
+    ShuttingDown,
+}
+
+impl From<InvalidInput> for DriverError {
+    fn from(e: InvalidInput) -> Self {
+        Self::Core(CoreError::InvalidInput(e))
+    }
+}
+
+/// The gRPC code of an engine error, per DESIGN.md's table. (`impl From<CoreError> for Status`
+/// is impossible here: both types are foreign, so engine errors reach a status through
+/// [`DriverError`], the one conversion below.)
+pub fn core_code(e: &CoreError) -> Code {
+    match e {
+        CoreError::InvalidInput(_) => Code::InvalidArgument,
+        CoreError::Conflict { .. } | CoreError::MigrationLimit { .. } | CoreError::MigrationTimedOut { .. } => {
+            Code::FailedPrecondition
+        }
+        CoreError::Incompatible { .. } => Code::AlreadyExists,
+        // No RPC restores a snapshot; reaching this is a driver bug, not the caller's.
+        CoreError::BadSnapshot(_) => Code::Internal,
+    }
+}
+
+impl From<DriverError> for Status {
+    fn from(e: DriverError) -> Self {
+        let code = match &e {
+            DriverError::Core(core) => core_code(core),
+            DriverError::Invalid(_) => Code::InvalidArgument,
+            DriverError::VolumeNotFound(_) | DriverError::NodeNotFound(_) => Code::NotFound,
+            DriverError::NameTaken { .. } => Code::AlreadyExists,
+            DriverError::OutOfRange(_) => Code::OutOfRange,
+            DriverError::Busy(_) | DriverError::BadToken(_) => Code::Aborted,
+            DriverError::StillPublished { .. } | DriverError::Precondition(_) => Code::FailedPrecondition,
+            DriverError::Store(_) => Code::Internal,
+            DriverError::ShuttingDown => Code::Unavailable,
+        };
+        Self::new(code, e.to_string())
+    }
+}

@@ -1,0 +1,133 @@
+//! The embedded store: volumes as directories or sparse files under `--state-dir`, one
+//! durable JSON record per volume.
+//!
+//! Layout: `volumes/<id>.json` holds a [`StoredVolume`]; `data/<id>` is the volume itself.
+//! A create writes the data first and the record last, so a crash in between leaves data
+//! without a record, which `load` removes: nothing unacknowledged survives half-made.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+
+use super::atomic::{io as io_error, remove_durably, sync_dir, write_atomic};
+use tether_core::VolumeEntry;
+
+use super::{StoreError, StoredVolume, StoredVolumeRef, VolumeStore};
+use crate::volume::{VolumeKind, VolumeMeta};
+
+/// Volumes under one directory.
+#[derive(Debug)]
+pub struct EmbeddedStore {
+    records: PathBuf,
+    data: PathBuf,
+    capacity: u64,
+}
+
+impl EmbeddedStore {
+    /// Opens (creating if needed) the store under `root`, holding at most `capacity` bytes.
+    pub fn open(root: &Path, capacity: u64) -> Result<Self, StoreError> {
+        let records = root.join("volumes");
+        let data = root.join("data");
+        for dir in [&records, &data] {
+            fs::create_dir_all(dir).map_err(io_error("create directory", dir))?;
+        }
+        Ok(Self { records, data, capacity })
+    }
+
+    fn record_name(id: &str) -> String {
+        format!("{id}.json")
+    }
+
+    fn read_record(path: &Path) -> Result<StoredVolume, StoreError> {
+        let bytes = fs::read(path).map_err(io_error("read", path))?;
+        let stored: StoredVolume = serde_json::from_slice(&bytes)
+            .map_err(|e| StoreError::Corrupt { path: path.to_path_buf(), message: e.to_string() })?;
+        let expected = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+        if stored.meta.id != expected {
+            let message = format!("it describes volume {:?}, not {expected:?}", stored.meta.id);
+            return Err(StoreError::Corrupt { path: path.to_path_buf(), message });
+        }
+        Ok(stored)
+    }
+
+    /// Removes data that has no record: a create that crashed before it was acknowledged.
+    fn remove_orphans(&self, known: &std::collections::HashSet<String>) -> Result<(), StoreError> {
+        for entry in fs::read_dir(&self.data).map_err(io_error("list", &self.data))? {
+            let entry = entry.map_err(io_error("list", &self.data))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if known.contains(&name) {
+                continue;
+            }
+            let path = entry.path();
+            tracing::warn!(path = %path.display(), "removing volume data without a record (unacknowledged create)");
+            let removed = if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
+            removed.map_err(io_error("remove", &path))?;
+        }
+        sync_dir(&self.data)
+    }
+}
+
+impl VolumeStore for EmbeddedStore {
+    fn load(&self) -> Result<Vec<StoredVolume>, StoreError> {
+        let mut volumes = Vec::new();
+        for entry in fs::read_dir(&self.records).map_err(io_error("list", &self.records))? {
+            let path = entry.map_err(io_error("list", &self.records))?.path();
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let extension = path.extension().and_then(|e| e.to_str());
+            if name.starts_with('.') && extension == Some("tmp") {
+                // A write that never reached its rename was never acknowledged.
+                fs::remove_file(&path).map_err(io_error("remove", &path))?;
+            } else if extension == Some("json") {
+                volumes.push(Self::read_record(&path)?);
+            } else {
+                let message = "unexpected file in the volume record directory".to_owned();
+                return Err(StoreError::Corrupt { path, message });
+            }
+        }
+        let known = volumes.iter().map(|v| v.meta.id.clone()).collect();
+        self.remove_orphans(&known)?;
+        volumes.sort_unstable_by(|a, b| a.meta.id.cmp(&b.meta.id));
+        Ok(volumes)
+    }
+
+    fn create(&self, meta: &VolumeMeta) -> Result<(), StoreError> {
+        let path = self.source(&meta.id);
+        match meta.kind {
+            VolumeKind::Filesystem => fs::create_dir_all(&path).map_err(io_error("create directory", &path))?,
+            VolumeKind::Block => {
+                let f = File::create(&path).map_err(io_error("create", &path))?;
+                // set_len on a new file allocates nothing: the block volume is sparse.
+                f.set_len(meta.capacity_bytes).map_err(io_error("size", &path))?;
+            }
+        }
+        sync_dir(&self.data)?;
+        self.save(meta, None)
+    }
+
+    fn save(&self, meta: &VolumeMeta, engine: Option<&VolumeEntry>) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(&StoredVolumeRef { meta, engine }).expect("a stored volume always serialises");
+        write_atomic(&self.records, &Self::record_name(&meta.id), &bytes)
+    }
+
+    fn delete(&self, id: &str) -> Result<(), StoreError> {
+        // Record first: a crash after it leaves orphan data, which the next load removes.
+        remove_durably(&self.records, &Self::record_name(id))?;
+        let path = self.source(id);
+        let removed = if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
+        match removed {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_error("remove", &path)(e)),
+            _ => sync_dir(&self.data),
+        }
+    }
+
+    fn source(&self, id: &str) -> PathBuf {
+        self.data.join(id)
+    }
+
+    fn record_path(&self, id: &str) -> PathBuf {
+        self.records.join(Self::record_name(id))
+    }
+
+    fn capacity_bytes(&self) -> u64 {
+        self.capacity
+    }
+}

@@ -1,0 +1,50 @@
+//! A volume's metadata: what `CreateVolume` decided, kept for the volume's whole life.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::status::DriverError;
+
+/// The parameter that sets a volume's migration timeout, in whole seconds.
+pub const MIGRATION_TIMEOUT_PARAM: &str = "migrationTimeoutSeconds";
+
+/// How a volume is presented: a directory (filesystem) or a sparse file (block).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VolumeKind {
+    Filesystem,
+    Block,
+}
+
+/// Everything the store keeps about one volume besides its attachment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeMeta {
+    pub id: String,
+    pub name: String,
+    pub kind: VolumeKind,
+    pub capacity_bytes: u64,
+    /// The `CreateVolume` parameters, verbatim.
+    pub parameters: BTreeMap<String, String>,
+}
+
+impl VolumeMeta {
+    /// The migration timeout this volume asks for, if its parameters set one.
+    pub fn migration_timeout(&self) -> Option<Duration> {
+        // Parameters were checked at creation; a stored value always parses.
+        parse_migration_timeout(&self.parameters).ok().flatten()
+    }
+}
+
+/// Reads `migrationTimeoutSeconds`: absent is `None`; anything but a whole number of seconds
+/// is refused. The engine clamps the value into its bounds.
+pub fn parse_migration_timeout(params: &BTreeMap<String, String>) -> Result<Option<Duration>, DriverError> {
+    let Some(raw) = params.get(MIGRATION_TIMEOUT_PARAM) else { return Ok(None) };
+    raw.trim().parse::<u64>().map(|s| Some(Duration::from_secs(s))).map_err(|_| {
+        DriverError::Invalid(format!(
+            "parameter {MIGRATION_TIMEOUT_PARAM} is {raw:?}; give a whole number of seconds, e.g. \"300\""
+        ))
+    })
+}

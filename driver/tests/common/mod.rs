@@ -1,0 +1,250 @@
+//! An in-process driver on a Unix socket with a manual clock, and a tonic client to it.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tether_core::{ManualClock, VolumeEntry};
+use tether_driver::csi::controller_client::ControllerClient;
+use tether_driver::csi::identity_client::IdentityClient;
+use tether_driver::csi::node_client::NodeClient;
+use tether_driver::csi::volume_capability::{access_mode::Mode, AccessMode, AccessType, BlockVolume, MountVolume};
+use tether_driver::csi::{
+    ControllerPublishVolumeRequest, ControllerPublishVolumeResponse, ControllerUnpublishVolumeRequest,
+    CreateVolumeRequest, VolumeCapability,
+};
+use tether_driver::events::{Event, EventSink};
+use tether_driver::nodes::StaticNodes;
+use tether_driver::server::{bind_unix, connect_unix, router};
+use tether_driver::store::{EmbeddedStore, StoreError, StoredVolume, VolumeStore};
+use tether_driver::volume::VolumeMeta;
+use tether_driver::{Driver, Parts, Settings};
+use tokio::sync::oneshot;
+use tokio_stream::wrappers::UnixListenerStream;
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+
+pub const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
+pub const GRACE: Duration = Duration::from_secs(30);
+
+/// Remembers every event posted.
+#[derive(Debug, Default)]
+pub struct RecordingSink(pub Mutex<Vec<Event>>);
+
+impl EventSink for RecordingSink {
+    fn post(&self, event: Event) -> bool {
+        self.0.lock().unwrap().push(event);
+        true
+    }
+}
+
+/// A store whose next `save` can be held until the test releases it.
+#[derive(Debug)]
+pub struct GatedStore {
+    inner: EmbeddedStore,
+    gate: Mutex<Option<(Sender<()>, Receiver<()>)>>,
+}
+
+impl GatedStore {
+    /// Holds the next save: returns (entered, release).
+    pub fn arm(&self) -> (Receiver<()>, Sender<()>) {
+        let (entered_tx, entered_rx) = channel();
+        let (release_tx, release_rx) = channel();
+        *self.gate.lock().unwrap() = Some((entered_tx, release_rx));
+        (entered_rx, release_tx)
+    }
+}
+
+impl VolumeStore for GatedStore {
+    fn load(&self) -> Result<Vec<StoredVolume>, StoreError> {
+        self.inner.load()
+    }
+    fn create(&self, meta: &VolumeMeta) -> Result<(), StoreError> {
+        self.inner.create(meta)
+    }
+    fn save(&self, meta: &VolumeMeta, engine: Option<&VolumeEntry>) -> Result<(), StoreError> {
+        let gate = self.gate.lock().unwrap().take();
+        if let Some((entered, release)) = gate {
+            entered.send(()).unwrap();
+            release.recv().unwrap();
+        }
+        self.inner.save(meta, engine)
+    }
+    fn delete(&self, id: &str) -> Result<(), StoreError> {
+        self.inner.delete(id)
+    }
+    fn source(&self, id: &str) -> PathBuf {
+        self.inner.source(id)
+    }
+    fn record_path(&self, id: &str) -> PathBuf {
+        self.inner.record_path(id)
+    }
+    fn capacity_bytes(&self) -> u64 {
+        self.inner.capacity_bytes()
+    }
+}
+
+/// A driver served in-process, and clients to it.
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub clock: Arc<ManualClock>,
+    pub driver: Arc<Driver>,
+    pub store: Arc<GatedStore>,
+    pub events: Arc<RecordingSink>,
+    pub controller: ControllerClient<Channel>,
+    pub node: NodeClient<Channel>,
+    pub identity: IdentityClient<Channel>,
+    stop: Option<oneshot::Sender<()>>,
+    served: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub fn settings() -> Settings {
+    Settings {
+        driver_name: "tether.csi.test".into(),
+        node_id: NODES[0].into(),
+        grace_period: GRACE,
+        default_migration_timeout: Duration::from_mins(5),
+        metrics_namespace: "rds_csi".into(),
+    }
+}
+
+pub async fn connect(socket: &Path) -> Channel {
+    connect_unix(socket).await.expect("connect to the driver's socket")
+}
+
+impl Harness {
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir).await
+    }
+
+    pub async fn start_in(dir: tempfile::TempDir) -> Self {
+        let clock = Arc::new(ManualClock::new());
+        let store = Arc::new(GatedStore {
+            inner: EmbeddedStore::open(&dir.path().join("state"), 1 << 40).unwrap(),
+            gate: Mutex::new(None),
+        });
+        let events = Arc::new(RecordingSink::default());
+        let parts = Parts {
+            clock: clock.clone(),
+            store: store.clone(),
+            nodes: Arc::new(StaticNodes::new(NODES.iter().map(ToString::to_string))),
+            events: events.clone(),
+        };
+        let driver = Arc::new(Driver::open(settings(), parts).unwrap());
+        let socket = dir.path().join("csi.sock");
+        let listener = bind_unix(&socket).unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let served = tokio::spawn({
+            let driver = driver.clone();
+            async move {
+                router(driver)
+                    .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async {
+                        let _ = stopped.await;
+                    })
+                    .await
+                    .unwrap();
+            }
+        });
+        let channel = connect(&socket).await;
+        Self {
+            dir,
+            clock,
+            driver,
+            store,
+            events,
+            controller: ControllerClient::new(channel.clone()),
+            node: NodeClient::new(channel.clone()),
+            identity: IdentityClient::new(channel),
+            stop: Some(stop),
+            served: Some(served),
+        }
+    }
+
+    /// Stops the server, waiting for in-flight calls; returns the state directory.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        self.stop.take().unwrap().send(()).unwrap();
+        drop(self.controller);
+        drop(self.node);
+        drop(self.identity);
+        self.served.take().unwrap().await.unwrap();
+        self.dir
+    }
+
+    pub async fn create(&mut self, name: &str, block: bool, params: &[(&str, &str)]) -> String {
+        let mode = if block { Mode::MultiNodeMultiWriter } else { Mode::SingleNodeWriter };
+        let req = CreateVolumeRequest {
+            name: name.into(),
+            volume_capabilities: vec![capability(block, mode)],
+            parameters: params.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            ..Default::default()
+        };
+        self.controller.create_volume(req).await.unwrap().into_inner().volume.unwrap().volume_id
+    }
+
+    pub async fn publish(
+        &mut self,
+        volume: &str,
+        node: &str,
+        mode: Mode,
+        block: bool,
+    ) -> Result<ControllerPublishVolumeResponse, Status> {
+        let req = ControllerPublishVolumeRequest {
+            volume_id: volume.into(),
+            node_id: node.into(),
+            volume_capability: Some(capability(block, mode)),
+            ..Default::default()
+        };
+        self.controller.controller_publish_volume(req).await.map(tonic::Response::into_inner)
+    }
+
+    pub async fn rwo(&mut self, volume: &str, node: &str) -> Result<ControllerPublishVolumeResponse, Status> {
+        self.publish(volume, node, Mode::SingleNodeWriter, false).await
+    }
+
+    pub async fn rwx(&mut self, volume: &str, node: &str) -> Result<ControllerPublishVolumeResponse, Status> {
+        self.publish(volume, node, Mode::MultiNodeMultiWriter, true).await
+    }
+
+    pub async fn unpublish(&mut self, volume: &str, node: &str) -> Result<(), Status> {
+        let req =
+            ControllerUnpublishVolumeRequest { volume_id: volume.into(), node_id: node.into(), ..Default::default() };
+        self.controller.controller_unpublish_volume(req).await.map(|_| ())
+    }
+
+    pub fn nodes_of(&self, volume: &str) -> Vec<String> {
+        self.driver
+            .engine
+            .get(volume)
+            .unwrap()
+            .map(|a| a.nodes.iter().map(ToString::to_string).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn reasons(&self) -> Vec<&'static str> {
+        self.events.0.lock().unwrap().iter().map(|e| e.reason.as_str()).collect()
+    }
+}
+
+pub fn capability(block: bool, mode: Mode) -> VolumeCapability {
+    let access_type = if block { AccessType::Block(BlockVolume {}) } else { AccessType::Mount(MountVolume::default()) };
+    VolumeCapability { access_type: Some(access_type), access_mode: Some(AccessMode { mode: mode.into() }) }
+}
+
+pub fn epoch_of(resp: &ControllerPublishVolumeResponse) -> u64 {
+    resp.publish_context["tether.io/epoch"].parse().unwrap()
+}
+
+#[track_caller]
+pub fn assert_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) -> Status {
+    let status = result.expect_err("the call should have been refused");
+    assert_eq!(status.code(), code, "unexpected status: {status:?}");
+    status
+}
+
+pub fn context(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
