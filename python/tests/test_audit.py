@@ -198,6 +198,7 @@ def test_stuck_migration(tmp_path: Path) -> None:
     [
         ('{"items": [', "not JSON: Expecting value at line 1, column 12"),
         ("[1, 2]", 'expected an object with an "items" array'),
+        ('{"items": ' + "[" * 100_000, "nested too deeply"),
         ({"items": [7]}, "item 0: expected an object, found int"),
         ({"items": [{"metadata": {"name": "x"}}]}, 'item 0 ("x"): kind: missing'),
         (

@@ -76,6 +76,9 @@ def test_migration_timed_out_attributes(engine: tether.Engine, clock: tether.Man
         "",
         "{",
         "[]",
+        "[" * 100_000,
+        '{"version": 1, "taken_at_unix_nanos": 0, "volumes": [{"volume": "\\u0000", "epoch": 0}], "missing_nodes": []}',
+        '{"version": 1, "taken_at_unix_nanos": 0, "volumes": [], "missing_nodes": [], "extra": 1}',
         '{"version": 99, "taken_at_unix_nanos": 0, "volumes": [], "missing_nodes": []}',
         json.dumps(
             {
