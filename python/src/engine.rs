@@ -28,7 +28,7 @@ fn mapped<T>(py: Python<'_>, r: Result<T, CoreError>) -> PyResult<T> {
 #[pymethods]
 impl Engine {
     /// An engine with `grace_period` and default `migration_timeout` (seconds or timedelta),
-    /// on the system's monotonic clock or on `clock`.
+    /// on the engine's default (coarse monotonic) clock or on `clock`.
     #[new]
     #[pyo3(
         signature = (grace_period = Span(30.0), migration_timeout = Span(300.0), clock = None),
@@ -46,7 +46,8 @@ impl Engine {
         };
         let clock = match clock {
             Some(c) => c.get().shared(),
-            None => std::sync::Arc::new(tether_core::MonotonicClock::new()),
+            // The core's default clock, as `tether_core::Engine::new` uses.
+            None => std::sync::Arc::new(tether_core::CoarseClock::new()),
         };
         Ok(Self { inner: mapped(py, tether_core::Engine::with_config(config, clock))? })
     }
