@@ -3,6 +3,8 @@
 # reused; started on 127.0.0.1, the deploy/ manifests and RBAC tested against them, then stopped.
 .PHONY: test-k8s k8s-build k8s-vet
 
+TEST_STEPS += test-k8s
+
 GO ?= go
 export TETHER_K8S_CACHE ?= $(HOME)/.cache/tether-k8s
 

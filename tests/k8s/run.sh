@@ -13,7 +13,9 @@ repo=$(cd "$here/../.." && pwd)
 
 bin=$("$here/build.sh")
 dir=$(mktemp -d "${TMPDIR:-/tmp}/tether-k8s.XXXXXX")
+child=
 cleanup() {
+	[[ -z $child ]] || kill -TERM -- "-$child" 2>/dev/null || true
 	"$here/cluster.sh" stop "$dir" || true
 	if [[ -n ${TETHER_K8S_KEEP:-} ]]; then
 		echo "k8s: logs and state kept in $dir" >&2
@@ -37,7 +39,15 @@ if [[ $# -eq 0 ]]; then
 	set -- "cd '$here/apitest' && go test -count=1 ./..."
 fi
 cd "$repo"
+# Each command runs in the background, in its own process group (set -m) that cleanup can end
+# whole, and is waited for, so that a signal reaches the traps at once (bash defers them while a
+# foreground child runs); fd 8 keeps stdin for it.
+exec 8<&0
+set -m
 for command in "$@"; do
 	echo "k8s: running: $command" >&2
-	bash -c "$command"
+	bash -c "$command" <&8 &
+	child=$!
+	wait "$child"
+	child=
 done

@@ -3,7 +3,6 @@
 package apitest
 
 import (
-	"net/http"
 	"regexp"
 	"slices"
 	"strings"
@@ -41,7 +40,7 @@ func dryRun(t *testing.T, kind, name string, v any) {
 	ensureNamespace(t, "tether")
 	objects, res := manifests(t)
 	i := find(t, objects, kind, name)
-	if err := expect(t, http.StatusOK)(Apply(admin, objects[i], res[i], true)).Decode(v); err != nil {
+	if err := applied(t)(Apply(admin, objects[i], res[i], true)).Decode(v); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 )
@@ -109,23 +110,28 @@ func deploy(t *testing.T) {
 // applyAt server-side applies body at path as the admin (test fixtures, not deploy/).
 func applyAt(t *testing.T, path string, body map[string]any) {
 	t.Helper()
-	expect(t, http.StatusOK)(admin.Do(http.MethodPatch, path+"?fieldManager=tether-tests&force=true",
+	applied(t)(admin.Do(http.MethodPatch, path+"?fieldManager=tether-tests&force=true",
 		"application/apply-patch+yaml", body))
 }
 
-// expect fails the test on a transport error or a status other than want; use as
+// expect fails the test on a transport error or a status not in want; use as
 // expect(t, http.StatusOK)(client.Do(...)).
-func expect(t *testing.T, want int) func(Response, error) Response {
+func expect(t *testing.T, want ...int) func(Response, error) Response {
 	return func(resp Response, err error) Response {
 		t.Helper()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if resp.Status != want {
-			t.Fatalf("status %d, want %d: %s", resp.Status, want, resp.Body)
+		if !slices.Contains(want, resp.Status) {
+			t.Fatalf("status %d, want %v: %.400s", resp.Status, want, resp.Body)
 		}
 		return resp
 	}
+}
+
+// applied accepts what a server-side apply answers: 201 when it created, 200 when it updated.
+func applied(t *testing.T) func(Response, error) Response {
+	return expect(t, http.StatusOK, http.StatusCreated)
 }
 
 // ObjectMeta is the part of an answer the tests look at first.

@@ -18,7 +18,7 @@ func TestEveryManifestPassesServerSideDryRun(t *testing.T) {
 			t.Fatal(err)
 		}
 		var got ObjectMeta
-		if err := expect(t, http.StatusOK)(Apply(admin, o, res[i], true)).Decode(&got); err != nil {
+		if err := applied(t)(Apply(admin, o, res[i], true)).Decode(&got); err != nil {
 			t.Fatal(err)
 		}
 		if got.Kind != o.Kind || got.Metadata.Name != o.Name || got.Metadata.Namespace != o.Namespace {
