@@ -140,8 +140,19 @@ func TestDriverRolesGrantTheDriverNeedsAndNotTheSidecars(t *testing.T) {
 // authenticated user may do, is the driver's needs in that namespace and nothing else.
 func TestDriverRolesGrantExactlyTheDriverNeeds(t *testing.T) {
 	bindProbe(t)
+	assertExactly(t, probe, "the driver's roles", driverNeeds())
+}
+
+// The same for the controller pod's identity as a whole: the driver's and the sidecars' needs.
+func TestControllerIdentityGrantsExactlyTheDriverAndSidecarNeeds(t *testing.T) {
+	deploy(t)
+	assertExactly(t, driver, "tether-csi-controller", append(driverNeeds(), sidecarNeeds()...))
+}
+
+func assertExactly(t *testing.T, c *Client, who string, needs []Perm) {
+	t.Helper()
 	for _, namespace := range []string{ns, appNS} {
-		granted, err := Rules(probe, namespace)
+		granted, err := Rules(c, namespace)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -156,7 +167,7 @@ func TestDriverRolesGrantExactlyTheDriverNeeds(t *testing.T) {
 			}
 		}
 		want := map[string]bool{}
-		for _, p := range driverNeeds() {
+		for _, p := range needs {
 			if p.Namespace == "" || p.Namespace == namespace || isAnyNamespace(p) {
 				want[p.key()] = true
 			}
@@ -167,7 +178,7 @@ func TestDriverRolesGrantExactlyTheDriverNeeds(t *testing.T) {
 		}
 		sort.Strings(wantKeys)
 		if !slices.Equal(extra, wantKeys) {
-			t.Errorf("in %s the driver's roles grant\n  %v\nwant exactly\n  %v", namespace, extra, wantKeys)
+			t.Errorf("in %s %s grant\n  %v\nwant exactly\n  %v", namespace, who, extra, wantKeys)
 		}
 	}
 }
