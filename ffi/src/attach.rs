@@ -19,7 +19,7 @@ fn access(mode: u32, readonly: bool) -> Result<Access, FfiError> {
         other => {
             return Err(FfiError::BadArgument {
                 what: "access mode",
-                problem: format!("{other} is not a tether_access_mode (TETHER_RWO = 0, TETHER_RWX = 1)"),
+                problem: format!("{other} is not a tether_access_mode (TETHER_RWO = 0, TETHER_RWX = 1)").into(),
             })
         }
     };

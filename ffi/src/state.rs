@@ -70,7 +70,7 @@ pub unsafe extern "C" fn tether_engine_reconcile_packed(
             &[]
         } else {
             if count > isize::MAX as usize / std::mem::size_of::<usize>() {
-                return Err(FfiError::BadArgument { what: "count", problem: format!("{count} is too large") });
+                return Err(FfiError::BadArgument { what: "count", problem: format!("{count} is too large").into() });
             }
             // SAFETY: non-NULL, size fits an object, and the caller promises `count` readable words.
             unsafe { std::slice::from_raw_parts(lens, count) }
@@ -85,7 +85,7 @@ fn split<'a>(all: &'a str, lens: &[usize]) -> Result<Vec<&'a str>, FfiError> {
     let mut rest = all;
     let mut names = Vec::with_capacity(lens.len());
     for (i, &n) in lens.iter().enumerate() {
-        let bad = |problem: String| FfiError::BadArgument { what: "lens", problem };
+        let bad = |problem: String| FfiError::BadArgument { what: "lens", problem: problem.into() };
         if n > rest.len() {
             return Err(bad(format!("name {i} needs {n} bytes but only {} remain in names", rest.len())));
         }
@@ -99,7 +99,7 @@ fn split<'a>(all: &'a str, lens: &[usize]) -> Result<Vec<&'a str>, FfiError> {
     if !rest.is_empty() {
         return Err(FfiError::BadArgument {
             what: "lens",
-            problem: format!("the lengths leave {} bytes of names unused", rest.len()),
+            problem: format!("the lengths leave {} bytes of names unused", rest.len()).into(),
         });
     }
     Ok(names)

@@ -91,44 +91,55 @@ impl tether_status {
 }
 
 /// Why a call failed, before it becomes a status, a message and details.
+///
+/// Kept small (the engine's error is boxed, text is boxed) because every export moves a
+/// `Result<(), FfiError>` out of its panic guard: a large one costs a `memcpy` per call on
+/// the success path too.
 #[derive(Debug)]
 pub(crate) enum FfiError {
     /// The engine refused.
-    Core(CoreError),
+    Core(Box<CoreError>),
     /// A required pointer was NULL; names the argument.
     Null(&'static str),
     /// A text argument is not UTF-8; names the argument and the first bad byte.
     NotUtf8 { what: &'static str, at: usize },
-    /// A length no object can have, or lengths that disagree.
-    BadArgument { what: &'static str, problem: String },
+    /// A length no object can have, lengths that disagree, a value out of its set.
+    BadArgument { what: &'static str, problem: Box<str> },
     /// An engine without a manual clock was asked to move its clock.
     NotManualClock,
     /// A panic was caught at the boundary; its message if it had one.
-    Panic(String),
+    Panic(Box<str>),
 }
 
 impl From<CoreError> for FfiError {
     fn from(e: CoreError) -> Self {
-        Self::Core(e)
+        Self::Core(Box::new(e))
+    }
+}
+
+/// The status for an engine error: the single mapping from engine errors to C codes
+/// (DESIGN.md, "Errors across boundaries").
+fn core_status(e: &CoreError) -> tether_status {
+    match e {
+        CoreError::InvalidInput(_) => tether_status::TETHER_INVALID_ARGUMENT,
+        CoreError::Conflict { .. } => tether_status::TETHER_CONFLICT,
+        CoreError::Incompatible { .. } => tether_status::TETHER_INCOMPATIBLE,
+        CoreError::MigrationLimit { .. } => tether_status::TETHER_MIGRATION_LIMIT,
+        CoreError::MigrationTimedOut { .. } => tether_status::TETHER_MIGRATION_TIMED_OUT,
+        CoreError::BadSnapshot(_) => tether_status::TETHER_BAD_SNAPSHOT,
     }
 }
 
 impl FfiError {
-    /// The status for this error: the single mapping from engine errors to C codes
-    /// (DESIGN.md, "Errors across boundaries").
+    /// The status for this error.
     pub(crate) fn status(&self) -> tether_status {
-        use tether_status as S;
         match self {
-            Self::Core(CoreError::InvalidInput(_)) | Self::BadArgument { .. } => S::TETHER_INVALID_ARGUMENT,
-            Self::Core(CoreError::Conflict { .. }) => S::TETHER_CONFLICT,
-            Self::Core(CoreError::Incompatible { .. }) => S::TETHER_INCOMPATIBLE,
-            Self::Core(CoreError::MigrationLimit { .. }) => S::TETHER_MIGRATION_LIMIT,
-            Self::Core(CoreError::MigrationTimedOut { .. }) => S::TETHER_MIGRATION_TIMED_OUT,
-            Self::Core(CoreError::BadSnapshot(_)) => S::TETHER_BAD_SNAPSHOT,
-            Self::Null(_) => S::TETHER_NULL_POINTER,
-            Self::NotUtf8 { .. } => S::TETHER_INVALID_UTF8,
-            Self::NotManualClock => S::TETHER_NOT_MANUAL_CLOCK,
-            Self::Panic(_) => S::TETHER_PANIC,
+            Self::Core(e) => core_status(e),
+            Self::BadArgument { .. } => tether_status::TETHER_INVALID_ARGUMENT,
+            Self::Null(_) => tether_status::TETHER_NULL_POINTER,
+            Self::NotUtf8 { .. } => tether_status::TETHER_INVALID_UTF8,
+            Self::NotManualClock => tether_status::TETHER_NOT_MANUAL_CLOCK,
+            Self::Panic(_) => tether_status::TETHER_PANIC,
         }
     }
 
@@ -136,22 +147,23 @@ impl FfiError {
     /// involved and, where they apply, the existing access and the migration's times.
     pub(crate) fn info(&self) -> tether_error_info {
         let mut info = tether_error_info { status: self.status(), ..tether_error_info::default() };
-        let nodes = match self {
-            Self::Core(CoreError::Conflict { attached_to, .. }) => Some(attached_to),
-            Self::Core(CoreError::Incompatible { node, existing, .. }) => {
+        let Self::Core(e) = self else { return info };
+        let nodes = match &**e {
+            CoreError::Conflict { attached_to, .. } => Some(attached_to),
+            CoreError::Incompatible { node, existing, .. } => {
                 info.nodes[0] = tether_node_name::from_str(node);
                 info.node_count = 1;
                 info.existing_mode = existing.mode.into();
                 info.existing_readonly = existing.readonly;
                 None
             }
-            Self::Core(CoreError::MigrationLimit { nodes, .. }) => Some(nodes),
-            Self::Core(CoreError::MigrationTimedOut { nodes, elapsed, timeout, .. }) => {
+            CoreError::MigrationLimit { nodes, .. } => Some(nodes),
+            CoreError::MigrationTimedOut { nodes, elapsed, timeout, .. } => {
                 info.elapsed_ns = crate::types::nanos(*elapsed);
                 info.timeout_ns = crate::types::nanos(*timeout);
                 Some(nodes)
             }
-            _ => None,
+            CoreError::InvalidInput(_) | CoreError::BadSnapshot(_) => None,
         };
         if let Some(nodes) = nodes {
             set_nodes(&mut info, nodes);

@@ -119,6 +119,7 @@ impl Default for tether_node_name {
 impl tether_node_name {
     /// Copies `name`. Engine names never exceed `TETHER_MAX_ID_LEN`; a longer one (impossible by
     /// the id rules) would be cut at a character boundary rather than overflow.
+    #[inline]
     pub(crate) fn from_str(name: &str) -> Self {
         let mut end = name.len().min(TETHER_MAX_ID_LEN);
         while !name.is_char_boundary(end) {
@@ -136,6 +137,7 @@ impl tether_node_name {
 }
 
 /// Up to two node names, primary first, and how many are set.
+#[inline]
 fn node_pair(nodes: &Nodes) -> ([tether_node_name; 2], usize) {
     let mut out = [tether_node_name::default(); 2];
     for (slot, name) in out.iter_mut().zip(nodes.iter()) {
@@ -188,6 +190,7 @@ pub struct tether_publish_result {
 }
 
 impl From<PublishOutcome> for tether_publish_result {
+    #[inline]
     fn from(o: PublishOutcome) -> Self {
         let (kind, other, timeout) = match &o.kind {
             Published::Attached => (tether_published::TETHER_PUBLISHED_ATTACHED, None, 0),
@@ -223,6 +226,7 @@ pub struct tether_unpublish_result {
 }
 
 impl From<UnpublishOutcome> for tether_unpublish_result {
+    #[inline]
     fn from(o: UnpublishOutcome) -> Self {
         use tether_unpublished as K;
         let (kind, nodes, epoch, duration) = match o {
