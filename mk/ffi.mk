@@ -1,7 +1,7 @@
 # The C ABI (ffi/, include/tether.h) and its C consumer (tests/c/): header drift check, the C
 # program under ASan+UBSan and under valgrind, the README's C snippet, the crate's Rust tests,
 # and Miri on the tests Miri can run.
-.PHONY: test-ffi ffi-lib ffi-header ffi-header-check ffi-c-asan ffi-c-valgrind ffi-readme-c ffi-rust-tests \
+.PHONY: test-ffi ffi-tools ffi-lib ffi-header ffi-header-check ffi-c-asan ffi-c-valgrind ffi-readme-c ffi-rust-tests \
 	ffi-miri bench-ffi
 
 TEST_STEPS += test-ffi
@@ -24,6 +24,11 @@ FFI_C_SOURCES := $(wildcard tests/c/*.c)
 # The deliberate-panic test prints Rust's panic report; a backtrace there is only noise.
 FFI_RUN_ENV := RUST_BACKTRACE=0
 
+# gcc (with its sanitizer runtimes) and valgrind come with the machine; installed only if missing.
+ffi-tools:
+	@command -v $(FFI_CC) >/dev/null && command -v valgrind >/dev/null || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc valgrind; }
+
 $(CBINDGEN_STAMP):
 	$(CARGO) install cbindgen --version $(CBINDGEN_VERSION) --locked --root $(CBINDGEN_ROOT)
 	touch $@
@@ -44,7 +49,7 @@ ffi-header-check: $(CBINDGEN_STAMP)
 
 # The C program with AddressSanitizer (and its leak checker) and UBSan; first proves that the
 # sanitizer runtime is really in the binary.
-ffi-c-asan: ffi-lib
+ffi-c-asan: ffi-lib ffi-tools
 	mkdir -p $(FFI_BUILD)
 	$(FFI_CC) $(FFI_CFLAGS) $(FFI_ASAN) $(FFI_C_SOURCES) $(FFI_LIB) $(FFI_LDLIBS) -o $(FFI_BUILD)/test-asan
 	nm $(FFI_BUILD)/test-asan | grep ' __asan_init' >/dev/null || { echo "ASan is not linked in" >&2; exit 1; }
@@ -53,14 +58,14 @@ ffi-c-asan: ffi-lib
 		$(FFI_BUILD)/test-asan
 
 # The same program, unsanitised, under valgrind: any error or leak fails.
-ffi-c-valgrind: ffi-lib
+ffi-c-valgrind: ffi-lib ffi-tools
 	mkdir -p $(FFI_BUILD)
 	$(FFI_CC) $(FFI_CFLAGS) -O1 $(FFI_C_SOURCES) $(FFI_LIB) $(FFI_LDLIBS) -o $(FFI_BUILD)/test-plain
 	$(FFI_RUN_ENV) valgrind --quiet --leak-check=full --errors-for-leak-kinds=definite,indirect,possible \
 		--error-exitcode=1 $(FFI_BUILD)/test-plain
 
 # The C snippet of README.md's ffi section is a test too: extracted, compiled, run.
-ffi-readme-c: ffi-lib
+ffi-readme-c: ffi-lib ffi-tools
 	mkdir -p $(FFI_BUILD)
 	sed -n '/<!-- ffi:start -->/,/<!-- ffi:end -->/p' README.md | sed -n '/^```c$$/,/^```$$/p' | sed '1d;$$d' \
 		> $(FFI_BUILD)/readme.c

@@ -8,6 +8,7 @@ use tether_core::{Access, AccessMode};
 
 use crate::boundary::{guard, handle, Id, Out};
 use crate::engine::tether_engine;
+use crate::fill;
 use crate::status::{tether_status, FfiError};
 use crate::types::{tether_publish_result, tether_stale_result, tether_unpublish_result};
 
@@ -44,7 +45,8 @@ unsafe fn publish(
         let timeout = (migration_timeout_ns != 0).then(|| Duration::from_nanos(migration_timeout_ns));
         let outcome = h.engine.publish(volume, node, access(mode, readonly)?, timeout)?;
         if let Some(out) = out {
-            out.write(outcome.into());
+            // SAFETY: `fill` hands over the caller's output, zeroed.
+            out.fill(|p| unsafe { fill::publish_result(p, &outcome) });
         }
         Ok(())
     })
@@ -109,7 +111,8 @@ unsafe fn unpublish(
         let node = node.map(|n| unsafe { n.read("node id") }).transpose()?;
         let outcome = h.engine.unpublish(volume, node)?;
         if let Some(out) = out {
-            out.write(outcome.into());
+            // SAFETY: `fill` hands over the caller's output, zeroed.
+            out.fill(|p| unsafe { fill::unpublish_result(p, &outcome) });
         }
         Ok(())
     })

@@ -22,6 +22,7 @@ thread_local! {
 
 /// Runs `f` behind the panic boundary. On failure the error becomes the calling thread's last
 /// error and its status is returned; on success the last error is left as it was.
+#[inline]
 pub(crate) fn guard(f: impl FnOnce() -> Result<(), FfiError>) -> tether_status {
     let err = match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(())) => return tether_status::TETHER_OK,
@@ -70,7 +71,11 @@ pub(crate) fn with_last_error<T>(f: impl FnOnce(Option<&LastError>) -> T) -> T {
 #[inline]
 pub(crate) unsafe fn handle<'a>(p: *const tether_engine) -> Result<&'a tether_engine, FfiError> {
     // SAFETY: the caller promises `p` is NULL or a live handle; `as_ref` handles NULL.
-    unsafe { p.as_ref() }.ok_or(FfiError::Null("engine"))
+    // Not `ok_or(..)`: that builds the error on every call and runs its drop glue on success.
+    match unsafe { p.as_ref() } {
+        Some(engine) => Ok(engine),
+        None => Err(FfiError::Null("engine")),
+    }
 }
 
 /// Borrows `len` bytes at `ptr` as UTF-8 text. NULL with length 0 is the empty string.
@@ -93,11 +98,14 @@ pub(crate) unsafe fn text<'a>(ptr: *const u8, len: usize, what: &'static str) ->
     utf8(bytes, what)
 }
 
-/// Checks that `bytes` are UTF-8. Identifiers are short and nearly always ASCII; the
-/// word-at-a-time ASCII check is several times cheaper than full validation on them.
+/// Checks that `bytes` are UTF-8. Identifiers are short and nearly always ASCII; checking
+/// eight bytes at a time for a high bit is several times cheaper than full validation on them.
 #[inline]
 fn utf8<'a>(bytes: &'a [u8], what: &'static str) -> Result<&'a str, FfiError> {
-    if bytes.is_ascii() {
+    let words = bytes.chunks_exact(8);
+    let tail = words.remainder();
+    let high = words.fold(0u64, |acc, w| acc | u64::from_ne_bytes(w.try_into().expect("8 bytes")));
+    if high & 0x8080_8080_8080_8080 == 0 && tail.is_ascii() {
         // SAFETY: ASCII is UTF-8.
         return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
     }
@@ -175,7 +183,10 @@ impl<T> Out<T> {
     /// Unless NULL, `p` is valid for a write of `T` and aligned, for the whole call.
     #[inline]
     pub(crate) unsafe fn new(p: *mut T, what: &'static str) -> Result<Self, FfiError> {
-        NonNull::new(p).map(Self).ok_or(FfiError::Null(what))
+        match NonNull::new(p) {
+            Some(p) => Ok(Self(p)),
+            None => Err(FfiError::Null(what)),
+        }
     }
 
     /// An output the caller may decline by passing NULL.
@@ -191,6 +202,16 @@ impl<T> Out<T> {
     pub(crate) fn write(self, value: T) {
         // SAFETY: non-NULL by construction; validity and alignment were promised to `new`.
         unsafe { self.0.as_ptr().write(value) }
+    }
+
+    /// Zero-fills the output, then lets `fill` write its fields in place through the pointer
+    /// (see `fill.rs`); `fill` must leave every field a valid value.
+    #[inline]
+    pub(crate) fn fill(self, fill: impl FnOnce(*mut T)) {
+        let p = self.0.as_ptr();
+        // SAFETY: non-NULL by construction; validity and alignment were promised to `new`.
+        unsafe { p.write_bytes(0, 1) };
+        fill(p);
     }
 }
 

@@ -19,6 +19,7 @@
 mod attach;
 mod boundary;
 mod engine;
+mod fill;
 mod json;
 mod library;
 mod query;

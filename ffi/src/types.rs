@@ -4,10 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use crate::status::tether_status;
-use tether_core::{
-    duration_to_nanos, AccessMode, Attachment, Config, DetachRecord, Nodes, PublishOutcome, Published, StaleOutcome,
-    Stats, UnpublishOutcome,
-};
+use tether_core::{duration_to_nanos, AccessMode, Attachment, Config, DetachRecord, Nodes, StaleOutcome, Stats};
 
 /// The longest identifier (volume or node) the engine accepts, in bytes.
 pub const TETHER_MAX_ID_LEN: usize = 128;
@@ -117,16 +114,12 @@ impl Default for tether_node_name {
 }
 
 impl tether_node_name {
-    /// Copies `name`. Engine names never exceed `TETHER_MAX_ID_LEN`; a longer one (impossible by
-    /// the id rules) would be cut at a character boundary rather than overflow.
+    /// Copies `name` (see [`clipped`]).
     #[inline]
     pub(crate) fn from_str(name: &str) -> Self {
-        let mut end = name.len().min(TETHER_MAX_ID_LEN);
-        while !name.is_char_boundary(end) {
-            end -= 1;
-        }
-        let mut out = Self { len: end, ..Self::default() };
-        out.bytes[..end].copy_from_slice(&name.as_bytes()[..end]);
+        let name = clipped(name);
+        let mut out = Self { len: name.len(), ..Self::default() };
+        out.bytes[..name.len()].copy_from_slice(name.as_bytes());
         out
     }
 
@@ -134,6 +127,16 @@ impl tether_node_name {
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.bytes[..self.len.min(TETHER_MAX_ID_LEN)]).unwrap_or("")
     }
+}
+
+/// `name`, cut at a character boundary to at most `TETHER_MAX_ID_LEN` bytes (engine names
+/// never exceed it; this only guarantees the copy can never overflow).
+pub(crate) fn clipped(name: &str) -> &str {
+    let mut end = name.len().min(TETHER_MAX_ID_LEN);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
 }
 
 /// Up to two node names, primary first, and how many are set.
@@ -189,26 +192,6 @@ pub struct tether_publish_result {
     pub migration_timeout_ns: u64,
 }
 
-impl From<PublishOutcome> for tether_publish_result {
-    #[inline]
-    fn from(o: PublishOutcome) -> Self {
-        let (kind, other, timeout) = match &o.kind {
-            Published::Attached => (tether_published::TETHER_PUBLISHED_ATTACHED, None, 0),
-            Published::AlreadyAttached => (tether_published::TETHER_PUBLISHED_ALREADY_ATTACHED, None, 0),
-            Published::HandedOff { from } => (tether_published::TETHER_PUBLISHED_HANDED_OFF, Some(from), 0),
-            Published::MigrationStarted { source, timeout } => {
-                (tether_published::TETHER_PUBLISHED_MIGRATION_STARTED, Some(source), nanos(*timeout))
-            }
-        };
-        Self {
-            kind,
-            epoch: o.epoch,
-            other_node: other.map_or_else(tether_node_name::default, |n| tether_node_name::from_str(n)),
-            migration_timeout_ns: timeout,
-        }
-    }
-}
-
 /// A successful unpublish.
 #[allow(non_camel_case_types)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,27 +206,6 @@ pub struct tether_unpublish_result {
     pub node_count: usize,
     /// MIGRATION_COMPLETED: how long the migration ran. Otherwise 0.
     pub duration_ns: u64,
-}
-
-impl From<UnpublishOutcome> for tether_unpublish_result {
-    #[inline]
-    fn from(o: UnpublishOutcome) -> Self {
-        use tether_unpublished as K;
-        let (kind, nodes, epoch, duration) = match o {
-            UnpublishOutcome::NotAttached => (K::TETHER_UNPUBLISHED_NOT_ATTACHED, None, 0, Duration::ZERO),
-            UnpublishOutcome::Detached { nodes, epoch } => {
-                (K::TETHER_UNPUBLISHED_DETACHED, Some(nodes), epoch, Duration::ZERO)
-            }
-            UnpublishOutcome::MigrationCompleted { source, target, duration, epoch } => {
-                (K::TETHER_UNPUBLISHED_MIGRATION_COMPLETED, Some(Nodes::two(source, target)), epoch, duration)
-            }
-            UnpublishOutcome::MigrationAborted { source, target, epoch } => {
-                (K::TETHER_UNPUBLISHED_MIGRATION_ABORTED, Some(Nodes::two(source, target)), epoch, Duration::ZERO)
-            }
-        };
-        let (nodes, node_count) = nodes.as_ref().map_or(([tether_node_name::default(); 2], 0), node_pair);
-        Self { kind, epoch, nodes, node_count, duration_ns: nanos(duration) }
-    }
 }
 
 /// A successful compare-and-clear.
