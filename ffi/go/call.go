@@ -10,6 +10,7 @@ package tether
 // then leave its arguments on the stack and skip the callback bookkeeping.
 #cgo noescape tg_new
 #cgo nocallback tg_new
+#cgo nocallback tg_free
 #cgo noescape tg_config_default
 #cgo nocallback tg_config_default
 #cgo noescape tg_advance

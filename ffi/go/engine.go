@@ -16,7 +16,7 @@ import (
 // Engine is one attachment engine. Every method is safe for concurrent use by any number of
 // goroutines. Make one with [New]; call [Engine.Close] when done with it.
 type Engine struct {
-	h      *C.tether_engine
+	h      C.tg_engine
 	closed atomic.Bool
 }
 
@@ -77,7 +77,7 @@ func New(opts ...Option) (*Engine, error) {
 		}
 		wall = C.uint64_t(ns)
 	}
-	var h *C.tether_engine
+	var h C.tg_engine
 	if f := C.tg_new(&o.config, C.bool(o.manual), wall, &h); f != nil {
 		return nil, failed(f, "", "")
 	}
@@ -85,7 +85,7 @@ func New(opts ...Option) (*Engine, error) {
 	// The library's memory is released only when no goroutine can still reach the engine, so
 	// a Close racing with calls on other goroutines can never free memory under them, and the
 	// hot paths need no reference count.
-	runtime.AddCleanup(e, func(h *C.tether_engine) { C.tether_engine_free(h) }, e.h)
+	runtime.AddCleanup(e, func(h C.tg_engine) { C.tg_free(h) }, e.h)
 	return e, nil
 }
 
@@ -99,9 +99,9 @@ func (e *Engine) Close() error {
 }
 
 // handle is the library handle, or ErrClosed.
-func (e *Engine) handle() (*C.tether_engine, error) {
+func (e *Engine) handle() (C.tg_engine, error) {
 	if e.closed.Load() {
-		return nil, ErrClosed
+		return 0, ErrClosed
 	}
 	return e.h, nil
 }

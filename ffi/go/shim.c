@@ -4,6 +4,10 @@
 
 #include "shim.h"
 
+static const tether_engine *engine(tg_engine e) {
+    return (const tether_engine *)e;
+}
+
 static tg_failure out_of_memory = {.info = {.status = TETHER_PANIC}, .message = NULL};
 
 // NULL for success; otherwise the calling thread's last error, copied for the Go side.
@@ -38,96 +42,103 @@ tg_failure *tg_config_default(tether_config *out) {
     return capture(tether_config_default(out));
 }
 
-tg_failure *tg_new(const tether_config *config, bool manual, uint64_t wall_unix_ns, tether_engine **out) {
-    if (manual) {
-        return capture(tether_engine_new_manual_clock(config, wall_unix_ns, out));
+tg_failure *tg_new(const tether_config *config, bool manual, uint64_t wall_unix_ns, tg_engine *out) {
+    tether_engine *made = NULL;
+    tether_status status = manual ? tether_engine_new_manual_clock(config, wall_unix_ns, &made)
+                                  : tether_engine_new(config, &made);
+    if (status == TETHER_OK) {
+        *out = (tg_engine)made;
     }
-    return capture(tether_engine_new(config, out));
+    return capture(status);
 }
 
-tg_failure *tg_advance(const tether_engine *e, uint64_t by_ns) {
-    return capture(tether_engine_advance_clock(e, by_ns));
+void tg_free(tg_engine e) {
+    tether_engine_free((tether_engine *)e);
 }
 
-tg_failure *tg_config(const tether_engine *e, tether_config *out) {
-    return capture(tether_engine_config(e, out));
+tg_failure *tg_advance(tg_engine e, uint64_t by_ns) {
+    return capture(tether_engine_advance_clock(engine(e), by_ns));
 }
 
-tg_failure *tg_set_grace_period(const tether_engine *e, uint64_t grace_ns) {
-    return capture(tether_engine_set_grace_period(e, grace_ns));
+tg_failure *tg_config(tg_engine e, tether_config *out) {
+    return capture(tether_engine_config(engine(e), out));
 }
 
-tg_failure *tg_set_default_migration_timeout(const tether_engine *e, uint64_t timeout_ns, uint64_t *effective_ns) {
-    return capture(tether_engine_set_default_migration_timeout(e, timeout_ns, effective_ns));
+tg_failure *tg_set_grace_period(tg_engine e, uint64_t grace_ns) {
+    return capture(tether_engine_set_grace_period(engine(e), grace_ns));
 }
 
-tg_failure *tg_publish(const tether_engine *e, const uint8_t *volume, size_t volume_len, const uint8_t *node,
+tg_failure *tg_set_default_migration_timeout(tg_engine e, uint64_t timeout_ns, uint64_t *effective_ns) {
+    return capture(tether_engine_set_default_migration_timeout(engine(e), timeout_ns, effective_ns));
+}
+
+tg_failure *tg_publish(tg_engine e, const uint8_t *volume, size_t volume_len, const uint8_t *node,
                          size_t node_len, uint32_t mode, bool readonly, uint64_t migration_timeout_ns,
                          tether_publish_result *out) {
-    return capture(tether_engine_publish(e, volume, volume_len, node, node_len, mode, readonly,
+    return capture(tether_engine_publish(engine(e), volume, volume_len, node, node_len, mode, readonly,
                                          migration_timeout_ns, out));
 }
 
-tg_failure *tg_unpublish(const tether_engine *e, const uint8_t *volume, size_t volume_len, const uint8_t *node,
+tg_failure *tg_unpublish(tg_engine e, const uint8_t *volume, size_t volume_len, const uint8_t *node,
                            size_t node_len, tether_unpublish_result *out) {
-    return capture(tether_engine_unpublish(e, volume, volume_len, node, node_len, out));
+    return capture(tether_engine_unpublish(engine(e), volume, volume_len, node, node_len, out));
 }
 
-tg_failure *tg_unpublish_all(const tether_engine *e, const uint8_t *volume, size_t volume_len,
+tg_failure *tg_unpublish_all(tg_engine e, const uint8_t *volume, size_t volume_len,
                                tether_unpublish_result *out) {
-    return capture(tether_engine_unpublish_all(e, volume, volume_len, out));
+    return capture(tether_engine_unpublish_all(engine(e), volume, volume_len, out));
 }
 
-tg_failure *tg_clear_stale(const tether_engine *e, const uint8_t *volume, size_t volume_len, const uint8_t *node,
+tg_failure *tg_clear_stale(tg_engine e, const uint8_t *volume, size_t volume_len, const uint8_t *node,
                              size_t node_len, tether_stale_result *out) {
-    return capture(tether_engine_clear_stale(e, volume, volume_len, node, node_len, out));
+    return capture(tether_engine_clear_stale(engine(e), volume, volume_len, node, node_len, out));
 }
 
-tg_failure *tg_is_within_grace_period(const tether_engine *e, const uint8_t *volume, size_t volume_len,
+tg_failure *tg_is_within_grace_period(tg_engine e, const uint8_t *volume, size_t volume_len,
                                         uint64_t grace_ns, bool *out) {
-    return capture(tether_engine_is_within_grace_period(e, volume, volume_len, grace_ns, out));
+    return capture(tether_engine_is_within_grace_period(engine(e), volume, volume_len, grace_ns, out));
 }
 
-tg_failure *tg_detach_timestamp_get(const tether_engine *e, const uint8_t *volume, size_t volume_len, bool *found,
+tg_failure *tg_detach_timestamp_get(tg_engine e, const uint8_t *volume, size_t volume_len, bool *found,
                                       tether_detach_record *out) {
-    return capture(tether_engine_detach_timestamp_get(e, volume, volume_len, found, out));
+    return capture(tether_engine_detach_timestamp_get(engine(e), volume, volume_len, found, out));
 }
 
-tg_failure *tg_detach_timestamp_clear(const tether_engine *e, const uint8_t *volume, size_t volume_len,
+tg_failure *tg_detach_timestamp_clear(tg_engine e, const uint8_t *volume, size_t volume_len,
                                         bool *cleared) {
-    return capture(tether_engine_detach_timestamp_clear(e, volume, volume_len, cleared));
+    return capture(tether_engine_detach_timestamp_clear(engine(e), volume, volume_len, cleared));
 }
 
-tg_failure *tg_get(const tether_engine *e, const uint8_t *volume, size_t volume_len, bool *found,
+tg_failure *tg_get(tg_engine e, const uint8_t *volume, size_t volume_len, bool *found,
                      tether_attachment *out) {
-    return capture(tether_engine_get(e, volume, volume_len, found, out));
+    return capture(tether_engine_get(engine(e), volume, volume_len, found, out));
 }
 
-tg_failure *tg_epoch(const tether_engine *e, const uint8_t *volume, size_t volume_len, uint64_t *out) {
-    return capture(tether_engine_epoch(e, volume, volume_len, out));
+tg_failure *tg_epoch(tg_engine e, const uint8_t *volume, size_t volume_len, uint64_t *out) {
+    return capture(tether_engine_epoch(engine(e), volume, volume_len, out));
 }
 
-tg_failure *tg_list(const tether_engine *e, char **out_json, size_t *out_len) {
-    return capture(tether_engine_list(e, out_json, out_len));
+tg_failure *tg_list(tg_engine e, char **out_json, size_t *out_len) {
+    return capture(tether_engine_list(engine(e), out_json, out_len));
 }
 
-tg_failure *tg_attached_count(const tether_engine *e, size_t *out) {
-    return capture(tether_engine_attached_count(e, out));
+tg_failure *tg_attached_count(tg_engine e, size_t *out) {
+    return capture(tether_engine_attached_count(engine(e), out));
 }
 
-tg_failure *tg_stats(const tether_engine *e, tether_stats *out) {
-    return capture(tether_engine_stats(e, out));
+tg_failure *tg_stats(tg_engine e, tether_stats *out) {
+    return capture(tether_engine_stats(engine(e), out));
 }
 
-tg_failure *tg_reconcile(const tether_engine *e, const uint8_t *names, size_t names_len, const size_t *lens,
+tg_failure *tg_reconcile(tg_engine e, const uint8_t *names, size_t names_len, const size_t *lens,
                            size_t count, char **out_json, size_t *out_len) {
-    return capture(tether_engine_reconcile_packed(e, names, names_len, lens, count, out_json, out_len));
+    return capture(tether_engine_reconcile_packed(engine(e), names, names_len, lens, count, out_json, out_len));
 }
 
-tg_failure *tg_snapshot(const tether_engine *e, char **out_json, size_t *out_len) {
-    return capture(tether_engine_snapshot(e, out_json, out_len));
+tg_failure *tg_snapshot(tg_engine e, char **out_json, size_t *out_len) {
+    return capture(tether_engine_snapshot(engine(e), out_json, out_len));
 }
 
-tg_failure *tg_restore(const tether_engine *e, const uint8_t *json, size_t json_len) {
-    return capture(tether_engine_restore(e, json, json_len));
+tg_failure *tg_restore(tg_engine e, const uint8_t *json, size_t json_len) {
+    return capture(tether_engine_restore(engine(e), json, json_len));
 }

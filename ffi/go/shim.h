@@ -13,6 +13,10 @@
 
 #include "tether.h"
 
+// The engine handle as an integer: cgo checks every pointer argument for Go pointers at run
+// time, a C handle included; it does not check an integer. The shim casts it back.
+typedef uintptr_t tg_engine;
+
 // A failed call's details (info.status is its status), allocated only on failure; freed by
 // tg_failure_free. If that allocation fails, a static failure with status TETHER_PANIC and no
 // message stands in.
@@ -30,38 +34,39 @@ void tg_noop(void);
 tg_failure *tg_debug_panic(void);
 
 tg_failure *tg_config_default(tether_config *out);
-tg_failure *tg_new(const tether_config *config, bool manual, uint64_t wall_unix_ns, tether_engine **out);
-tg_failure *tg_advance(const tether_engine *e, uint64_t by_ns);
-tg_failure *tg_config(const tether_engine *e, tether_config *out);
-tg_failure *tg_set_grace_period(const tether_engine *e, uint64_t grace_ns);
-tg_failure *tg_set_default_migration_timeout(const tether_engine *e, uint64_t timeout_ns, uint64_t *effective_ns);
+tg_failure *tg_new(const tether_config *config, bool manual, uint64_t wall_unix_ns, tg_engine *out);
+void tg_free(tg_engine e);
+tg_failure *tg_advance(tg_engine e, uint64_t by_ns);
+tg_failure *tg_config(tg_engine e, tether_config *out);
+tg_failure *tg_set_grace_period(tg_engine e, uint64_t grace_ns);
+tg_failure *tg_set_default_migration_timeout(tg_engine e, uint64_t timeout_ns, uint64_t *effective_ns);
 
-tg_failure *tg_publish(const tether_engine *e, const uint8_t *volume, size_t volume_len, const uint8_t *node,
+tg_failure *tg_publish(tg_engine e, const uint8_t *volume, size_t volume_len, const uint8_t *node,
                          size_t node_len, uint32_t mode, bool readonly, uint64_t migration_timeout_ns,
                          tether_publish_result *out);
-tg_failure *tg_unpublish(const tether_engine *e, const uint8_t *volume, size_t volume_len, const uint8_t *node,
+tg_failure *tg_unpublish(tg_engine e, const uint8_t *volume, size_t volume_len, const uint8_t *node,
                            size_t node_len, tether_unpublish_result *out);
-tg_failure *tg_unpublish_all(const tether_engine *e, const uint8_t *volume, size_t volume_len,
+tg_failure *tg_unpublish_all(tg_engine e, const uint8_t *volume, size_t volume_len,
                                tether_unpublish_result *out);
-tg_failure *tg_clear_stale(const tether_engine *e, const uint8_t *volume, size_t volume_len, const uint8_t *node,
+tg_failure *tg_clear_stale(tg_engine e, const uint8_t *volume, size_t volume_len, const uint8_t *node,
                              size_t node_len, tether_stale_result *out);
 
-tg_failure *tg_is_within_grace_period(const tether_engine *e, const uint8_t *volume, size_t volume_len,
+tg_failure *tg_is_within_grace_period(tg_engine e, const uint8_t *volume, size_t volume_len,
                                         uint64_t grace_ns, bool *out);
-tg_failure *tg_detach_timestamp_get(const tether_engine *e, const uint8_t *volume, size_t volume_len, bool *found,
+tg_failure *tg_detach_timestamp_get(tg_engine e, const uint8_t *volume, size_t volume_len, bool *found,
                                       tether_detach_record *out);
-tg_failure *tg_detach_timestamp_clear(const tether_engine *e, const uint8_t *volume, size_t volume_len,
+tg_failure *tg_detach_timestamp_clear(tg_engine e, const uint8_t *volume, size_t volume_len,
                                         bool *cleared);
-tg_failure *tg_get(const tether_engine *e, const uint8_t *volume, size_t volume_len, bool *found,
+tg_failure *tg_get(tg_engine e, const uint8_t *volume, size_t volume_len, bool *found,
                      tether_attachment *out);
-tg_failure *tg_epoch(const tether_engine *e, const uint8_t *volume, size_t volume_len, uint64_t *out);
-tg_failure *tg_list(const tether_engine *e, char **out_json, size_t *out_len);
-tg_failure *tg_attached_count(const tether_engine *e, size_t *out);
-tg_failure *tg_stats(const tether_engine *e, tether_stats *out);
+tg_failure *tg_epoch(tg_engine e, const uint8_t *volume, size_t volume_len, uint64_t *out);
+tg_failure *tg_list(tg_engine e, char **out_json, size_t *out_len);
+tg_failure *tg_attached_count(tg_engine e, size_t *out);
+tg_failure *tg_stats(tg_engine e, tether_stats *out);
 
-tg_failure *tg_reconcile(const tether_engine *e, const uint8_t *names, size_t names_len, const size_t *lens,
+tg_failure *tg_reconcile(tg_engine e, const uint8_t *names, size_t names_len, const size_t *lens,
                            size_t count, char **out_json, size_t *out_len);
-tg_failure *tg_snapshot(const tether_engine *e, char **out_json, size_t *out_len);
-tg_failure *tg_restore(const tether_engine *e, const uint8_t *json, size_t json_len);
+tg_failure *tg_snapshot(tg_engine e, char **out_json, size_t *out_len);
+tg_failure *tg_restore(tg_engine e, const uint8_t *json, size_t json_len);
 
 #endif
