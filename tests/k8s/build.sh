@@ -42,12 +42,13 @@ apiserver_module() {
 }
 
 build_apiserver() {
-	local src="$root/src/kube-apiserver" v=${K8S_VERSION#v}
+	local src="$root/src/kube-apiserver" v=${K8S_VERSION#v} minor
+	minor=$(cut -d. -f2 <<<"$v")
 	mkdir -p "$src"
 	apiserver_module >"$src/go.mod"
 	# The version the binary reports (and /version serves) would otherwise be v0.0.0-master.
 	local pkg=k8s.io/component-base/version
-	local ldflags="-s -w -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=${v%%.*} -X $pkg.gitMinor=$(cut -d. -f2 <<<"$v")"
+	local ldflags="-s -w -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=${v%%.*} -X $pkg.gitMinor=$minor"
 	ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
 	(cd "$src" && nice -n 15 "$GO" build -trimpath -ldflags "$ldflags" -o "$bin/kube-apiserver.tmp" \
 		k8s.io/kubernetes/cmd/kube-apiserver)
