@@ -8,7 +8,13 @@ TEST_STEPS += test-k8s
 GO ?= go
 export TETHER_K8S_CACHE ?= $(HOME)/.cache/tether-k8s
 
-# Cold: minutes of compiling (figures in tests/k8s/README.md); warm: a check that both binaries exist.
+# The commands run against one API server, in order, from the repository root (see
+# tests/k8s/README.md for their environment). Another fragment may append its own, e.g.
+#   K8S_TESTS += 'cargo test -p tether-driver --locked --test k8s'
+# and make test-k8s depend on building them first, so the server does not idle while they compile.
+K8S_TESTS += 'cd tests/k8s/apitest && $(GO) test -count=1 ./...'
+
+# Cold: about 11 minutes of compiling here (figures in tests/k8s/README.md); warm: both binaries exist.
 k8s-build:
 	tests/k8s/build.sh >/dev/null
 
@@ -16,4 +22,4 @@ k8s-vet:
 	cd tests/k8s/apitest && $(GO) vet ./...
 
 test-k8s: k8s-build k8s-vet
-	tests/k8s/run.sh
+	tests/k8s/run.sh $(K8S_TESTS)
