@@ -8,7 +8,7 @@
 # directives, so it gets a throwaway module too (replaces of a dependency are ignored there).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=versions.env
+# shellcheck source-path=SCRIPTDIR source=versions.env
 source "$here/versions.env"
 
 cache=${TETHER_K8S_CACHE:-$HOME/.cache/tether-k8s}
