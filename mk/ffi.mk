@@ -91,6 +91,16 @@ ffi-miri:
 
 test-ffi: ffi-lib ffi-header-check ffi-c-asan ffi-c-valgrind ffi-readme-c ffi-rust-tests ffi-miri
 
-# The C ABI against native Rust, in one criterion run (figures in benches/README.md).
+# The C ABI against native Rust, in one criterion run, then the same calls' exact instruction
+# counts under callgrind (which other load on the machine cannot disturb). Figures in
+# benches/README.md.
+ABI_COST_RUNS := 20000
 bench-ffi:
 	$(CARGO) bench -p tether-benches --bench ffi
+	$(CARGO) build -p tether-ffi --release --example abi_cost
+	@count() { valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/examples/abi_cost $$1 \
+		$(ABI_COST_RUNS) 2>&1 | sed -n 's/.*Collected : //p'; }; \
+	setup=$$(count setup); \
+	for c in native-grace c-grace native-cycle c-cycle; do \
+		echo "$$c: $$(( ($$(count $$c) - setup) / $(ABI_COST_RUNS) )) instructions per iteration"; \
+	done
