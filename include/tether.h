@@ -11,7 +11,8 @@
  *   that); an output may be uninitialised memory: it is written, never read.
  *   Identifiers are (pointer, length) pairs of UTF-8, no terminator needed (NULL is accepted
  *   only with length 0, meaning the empty string); the _cstr variants take NUL-terminated
- *   strings. Inputs are only read during the call; the library keeps no caller pointer.
+ *   strings. Inputs are only read during the call; the library keeps no caller pointer and
+ *   never calls back into the caller (so Go may declare #cgo noescape and nocallback).
  * - Panics never cross the boundary: they become TETHER_PANIC.
  * - One tether_engine may be used by any number of threads at once, except that
  *   tether_engine_free must be the last call on it.
