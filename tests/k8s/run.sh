@@ -6,7 +6,7 @@
 #
 #   tests/k8s/run.sh                                  # the apitest suite
 #   tests/k8s/run.sh 'cargo test -p tether-driver --test k8s'   # any command, in the repo root
-#   TETHER_K8S_KEEP=1 tests/k8s/run.sh bash           # an interactive shell against the cluster
+#   TETHER_K8S_KEEP=1 tests/k8s/run.sh                # keep the logs and kubeconfigs afterwards
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -41,12 +41,11 @@ fi
 cd "$repo"
 # Each command runs in the background, in its own process group (set -m) that cleanup can end
 # whole, and is waited for, so that a signal reaches the traps at once (bash defers them while a
-# foreground child runs); fd 8 keeps stdin for it.
-exec 8<&0
+# foreground child runs).
 set -m
 for command in "$@"; do
 	echo "k8s: running: $command" >&2
-	bash -c "$command" <&8 &
+	bash -c "$command" &
 	child=$!
 	wait "$child"
 	child=
