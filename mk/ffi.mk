@@ -78,15 +78,16 @@ ffi-rust-tests:
 
 # Miri needs the nightly toolchain's miri and rust-src components: added when missing; when
 # they cannot be had (no nightly toolchain on this machine), the step says so and skips.
+MIRI_TOOLCHAIN ?= nightly
 ffi-miri:
-	@if ! rustup run nightly cargo miri --version >/dev/null 2>&1; then \
-		rustup component add --toolchain nightly miri rust-src >/dev/null 2>&1 || true; \
+	@if ! rustup run $(MIRI_TOOLCHAIN) cargo miri --version >/dev/null 2>&1; then \
+		rustup component add --toolchain $(MIRI_TOOLCHAIN) miri rust-src >/dev/null 2>&1 || true; \
 	fi; \
-	if rustup run nightly cargo miri --version >/dev/null 2>&1; then \
-		echo "cargo +nightly miri test -p tether-ffi"; \
-		MIRIFLAGS="$${MIRIFLAGS:-}" $(CARGO) +nightly miri test -p tether-ffi --locked; \
+	if rustup run $(MIRI_TOOLCHAIN) cargo miri --version >/dev/null 2>&1; then \
+		echo "cargo +$(MIRI_TOOLCHAIN) miri test -p tether-ffi"; \
+		$(CARGO) +$(MIRI_TOOLCHAIN) miri test -p tether-ffi --locked; \
 	else \
-		echo "SKIPPED miri: the nightly toolchain with the miri component is not installed and could not be added"; \
+		echo "SKIPPED miri: toolchain '$(MIRI_TOOLCHAIN)' with the miri and rust-src components is not installed and could not be added"; \
 	fi
 
 test-ffi: ffi-lib ffi-header-check ffi-c-asan ffi-c-valgrind ffi-readme-c ffi-rust-tests ffi-miri
