@@ -156,3 +156,19 @@ pub unsafe extern "C" fn tether_engine_restore_cstr(
     // SAFETY: the caller's promises are those `restore` needs.
     unsafe { restore(engine, Id::CStr(json)) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::split;
+    use crate::status::tether_status;
+
+    #[test]
+    fn packed_names_split_exactly_or_not_at_all() {
+        assert_eq!(split("ab-cdé", &[2, 1, 4]).unwrap(), ["ab", "-", "cdé"]);
+        assert_eq!(split("", &[]).unwrap(), Vec::<&str>::new());
+        for lens in [&[2, 2][..], &[1, 1], &[7], &[4]] {
+            let err = split("abcé", lens).unwrap_err();
+            assert_eq!(err.status(), tether_status::TETHER_INVALID_ARGUMENT, "{lens:?}");
+        }
+    }
+}

@@ -395,3 +395,22 @@ impl From<Stats> for tether_stats {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{clipped, tether_node_name, TETHER_MAX_ID_LEN};
+
+    #[test]
+    fn names_are_cut_at_a_character_boundary_and_stay_nul_terminated() {
+        let long = "é".repeat(TETHER_MAX_ID_LEN); // 2 bytes each: 256 bytes
+        let cut = clipped(&long);
+        assert_eq!((cut.len(), cut.chars().count()), (TETHER_MAX_ID_LEN, TETHER_MAX_ID_LEN / 2));
+        let odd = format!("a{long}");
+        assert_eq!(clipped(&odd).len(), TETHER_MAX_ID_LEN - 1, "a cut inside 'é' backs off one byte");
+
+        let name = tether_node_name::from_str("node-a");
+        assert_eq!((name.as_str(), name.bytes[name.len]), ("node-a", 0));
+        let full = tether_node_name::from_str(&"x".repeat(TETHER_MAX_ID_LEN));
+        assert_eq!((full.len, full.bytes[TETHER_MAX_ID_LEN]), (TETHER_MAX_ID_LEN, 0));
+    }
+}
