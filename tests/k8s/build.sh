@@ -3,9 +3,11 @@
 # outside the repository, and reuses them when present. Prints the bin folder on stdout.
 #
 # k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them with local paths, so
-# `go install ...@version` refuses it; a throwaway module generated here requires the release and
-# points each staging module at its published version. etcd's server module also carries replace
-# directives, so it gets a throwaway module too (replaces of a dependency are ignored there).
+# `go install ...@version` refuses it (etcd's server module carries replace directives too). One
+# throwaway module generated here requires both releases and points each staging module at its
+# published version; replaces of dependencies do not apply in it. Building both binaries in one
+# module compiles their shared dependencies (gRPC, protobuf, OpenTelemetry, ...) once, at the
+# versions the Kubernetes release resolved.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=versions.env
@@ -27,12 +29,15 @@ staging_modules=(api apiextensions-apiserver apimachinery apiserver cli-runtime 
 	kube-controller-manager kube-proxy kube-scheduler kubectl kubelet metrics mount-utils
 	pod-security-admission sample-apiserver sample-cli-plugin sample-controller)
 
-apiserver_module() {
-	echo "module tether.invalid/k8s-build/kube-apiserver"
+build_module() {
+	echo "module tether.invalid/k8s-build"
 	echo
 	echo "go 1.24.0"
 	echo
-	echo "require k8s.io/kubernetes $K8S_VERSION"
+	echo "require ("
+	echo "	k8s.io/kubernetes $K8S_VERSION"
+	echo "	go.etcd.io/etcd/server/v3 $ETCD_VERSION"
+	echo ")"
 	echo
 	echo "replace ("
 	for m in "${staging_modules[@]}"; do
@@ -41,27 +46,22 @@ apiserver_module() {
 	echo ")"
 }
 
-build_apiserver() {
-	local src="$root/src/kube-apiserver" v=${K8S_VERSION#v} minor
-	minor=$(cut -d. -f2 <<<"$v")
+# build NAME PACKAGE LDFLAGS: one binary into $bin, atomically.
+build() {
+	local src="$root/src"
 	mkdir -p "$src"
-	apiserver_module >"$src/go.mod"
-	# The version the binary reports (and /version serves) would otherwise be v0.0.0-master.
-	local pkg=k8s.io/component-base/version
-	local ldflags="-s -w -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=${v%%.*} -X $pkg.gitMinor=$minor"
-	ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
-	(cd "$src" && nice -n 15 "$GO" build -trimpath -ldflags "$ldflags" -o "$bin/kube-apiserver.tmp" \
-		k8s.io/kubernetes/cmd/kube-apiserver)
-	mv "$bin/kube-apiserver.tmp" "$bin/kube-apiserver"
+	# Written once: the builds add their resolved requirements to it.
+	[[ -f $src/go.mod ]] || build_module >"$src/go.mod"
+	(cd "$src" && nice -n 15 "$GO" build -trimpath -ldflags "$3" -o "$bin/$1.tmp" "$2")
+	mv "$bin/$1.tmp" "$bin/$1"
 }
 
-build_etcd() {
-	local src="$root/src/etcd"
-	mkdir -p "$src"
-	printf 'module tether.invalid/k8s-build/etcd\n\ngo 1.24.0\n\nrequire go.etcd.io/etcd/server/v3 %s\n' \
-		"$ETCD_VERSION" >"$src/go.mod"
-	(cd "$src" && nice -n 15 "$GO" build -trimpath -ldflags "-s -w" -o "$bin/etcd.tmp" go.etcd.io/etcd/server/v3)
-	mv "$bin/etcd.tmp" "$bin/etcd"
+# The version kube-apiserver reports (and /version serves) would otherwise be v0.0.0-master.
+apiserver_ldflags() {
+	local v=${K8S_VERSION#v} pkg=k8s.io/component-base/version minor
+	minor=$(cut -d. -f2 <<<"$v")
+	echo "-s -w -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=${v%%.*} -X $pkg.gitMinor=$minor" \
+		"-X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
 }
 
 mkdir -p "$bin"
@@ -69,14 +69,14 @@ mkdir -p "$bin"
 exec 9>"$cache/.build.lock"
 flock 9
 started=$SECONDS built=
-if [[ ! -x "$bin/etcd" ]]; then
-	log "building etcd $ETCD_VERSION into $bin (first run only)"
-	build_etcd
-	built=1
-fi
 if [[ ! -x "$bin/kube-apiserver" ]]; then
 	log "building kube-apiserver $K8S_VERSION into $bin (first run only; takes a while)"
-	build_apiserver
+	build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$(apiserver_ldflags)"
+	built=1
+fi
+if [[ ! -x "$bin/etcd" ]]; then
+	log "building etcd $ETCD_VERSION into $bin (first run only)"
+	build etcd go.etcd.io/etcd/server/v3 "-s -w"
 	built=1
 fi
 if [[ -n $built ]]; then
