@@ -9,7 +9,7 @@ GO_DIR := ffi/go
 # benchstat, for `make bench-go` only; installed under .cache so a fresh clone gets the same one.
 BENCHSTAT_VERSION := v0.0.0-20260908200009-22c9c6c9d4da
 GO_BIN := $(CURDIR)/.cache/go-bin
-BENCH_GO_COUNT ?= 8
+BENCH_GO_COUNT ?= 6
 
 # Built here too (not only by mk/ffi.mk): the step must stand on its own. Cheap when up to date.
 go-lib:
