@@ -37,7 +37,8 @@ func (e *Engine) publish(volume, node string, access Access, timeoutNs C.uint64_
 	if err != nil {
 		return PublishResult{}, err
 	}
-	err = e.check(C.tg_publish(h, vp, vl, np, nl, modeToC(access.Mode), C.bool(access.ReadOnly), timeoutNs, &out), volume, node)
+	f := C.tg_publish(h, vp, vl, np, nl, modeToC(access.Mode), C.bool(access.ReadOnly), timeoutNs, &out)
+	err = e.check(f, volume, node)
 	if err != nil {
 		return PublishResult{}, err
 	}

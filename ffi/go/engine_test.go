@@ -12,7 +12,8 @@ import (
 
 func TestDefaultsAndOptions(t *testing.T) {
 	e := newEngine(t)
-	equal(t, "defaults", must[Config](t)(e.Config()), Config{GracePeriod: 30 * time.Second, DefaultMigrationTimeout: 5 * time.Minute})
+	want := Config{GracePeriod: 30 * time.Second, DefaultMigrationTimeout: 5 * time.Minute}
+	equal(t, "defaults", must[Config](t)(e.Config()), want)
 
 	f := newEngine(t, WithGracePeriod(time.Minute), WithDefaultMigrationTimeout(time.Hour*2))
 	equal(t, "options", must[Config](t)(f.Config()), Config{GracePeriod: time.Minute, DefaultMigrationTimeout: time.Hour})
@@ -36,7 +37,8 @@ func TestRunTimeSettings(t *testing.T) {
 	equal(t, "kept", must[time.Duration](t)(e.SetDefaultMigrationTimeout(10*time.Minute)), 10*time.Minute)
 	_, err := e.SetDefaultMigrationTimeout(-time.Second)
 	asError[*InvalidArgumentError](t, err, ErrInvalidArgument)
-	equal(t, "config", must[Config](t)(e.Config()), Config{GracePeriod: time.Minute, DefaultMigrationTimeout: 10 * time.Minute})
+	want := Config{GracePeriod: time.Minute, DefaultMigrationTimeout: 10 * time.Minute}
+	equal(t, "config", must[Config](t)(e.Config()), want)
 
 	// The new grace period governs the handoff.
 	publish(t, e, "v", "a", rwo, Attached)

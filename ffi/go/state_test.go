@@ -17,7 +17,8 @@ func TestReconcileClearsMissingNodesAfterGrace(t *testing.T) {
 	r := must[ReconcileReport](t)(e.Reconcile([]string{"a"}))
 	equal(t, "nothing cleared yet", len(r.Cleared), 0)
 	equal(t, "pending", len(r.Pending), 1)
-	equal(t, "pending node", r.Pending[0], PendingNode{Node: "b", MissingSince: r.Pending[0].MissingSince, ClearsIn: 30 * time.Second, Volumes: 2})
+	want := PendingNode{Node: "b", MissingSince: r.Pending[0].MissingSince, ClearsIn: 30 * time.Second, Volumes: 2}
+	equal(t, "pending node", r.Pending[0], want)
 	equal(t, "missing since", r.Pending[0].MissingSince.Equal(wall), true)
 
 	advance(t, e, 30*time.Second)
