@@ -526,7 +526,8 @@ tether_status tether_engine_clear_stale_cstr(const struct tether_engine *engine,
                                              struct tether_stale_result *out);
 
 /**
- * Makes an engine on the system's monotonic clock and stores its handle in `*out`.
+ * Makes an engine on the engine's default clock (the kernel's coarse monotonic clock: a few
+ * nanoseconds a read, decisions to within one 4 ms tick) and stores its handle in `*out`.
  *
  * `config`: the settings, or NULL for the defaults (grace period 30 s, migration timeout
  * 5 min). A grace period above one hour is refused with `TETHER_INVALID_ARGUMENT`; the

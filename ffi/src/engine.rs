@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tether_core::{Clock, Config, Engine, ManualClock, MonotonicClock};
+use tether_core::{Clock, CoarseClock, Config, Engine, ManualClock};
 
 use crate::boundary::{guard, guard_value, handle, Out};
 use crate::status::{tether_status, FfiError};
@@ -43,7 +43,8 @@ fn make(
     })
 }
 
-/// Makes an engine on the system's monotonic clock and stores its handle in `*out`.
+/// Makes an engine on the engine's default clock (the kernel's coarse monotonic clock: a few
+/// nanoseconds a read, decisions to within one 4 ms tick) and stores its handle in `*out`.
 ///
 /// `config`: the settings, or NULL for the defaults (grace period 30 s, migration timeout
 /// 5 min). A grace period above one hour is refused with `TETHER_INVALID_ARGUMENT`; the
@@ -56,7 +57,7 @@ pub unsafe extern "C" fn tether_engine_new(
     config: *const tether_config,
     out: *mut *mut tether_engine,
 ) -> tether_status {
-    make(config, Arc::new(MonotonicClock::new()), None, out)
+    make(config, Arc::new(CoarseClock::new()), None, out)
 }
 
 /// Makes an engine whose clock moves only through `tether_engine_advance_clock`: for tests
