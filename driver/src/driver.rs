@@ -1,7 +1,7 @@
 //! The driver: the engine, the volume store and catalogue, the nodes, events and metrics,
 //! wired together. RPC handlers call its synchronous operations (see `controller` and `node`).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -63,6 +63,18 @@ pub struct Driver {
     /// Node side: the highest epoch each volume was mounted with here (the fence).
     pub(crate) mounted_epochs: DashMap<String, u64>,
     ready: AtomicBool,
+    /// RPCs between arrival and reply, so shutdown can wait for them and no longer.
+    calls: AtomicUsize,
+}
+
+/// Counts one RPC while it is held.
+#[derive(Debug)]
+pub struct CallGuard<'a>(&'a AtomicUsize);
+
+impl Drop for CallGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl std::fmt::Debug for Driver {
@@ -120,6 +132,7 @@ impl Driver {
             inflight: InFlight::default(),
             mounted_epochs: DashMap::new(),
             ready: AtomicBool::new(true),
+            calls: AtomicUsize::new(0),
         })
     }
 
@@ -141,9 +154,16 @@ impl Driver {
         }
     }
 
-    /// How many operations are running now.
+    /// Marks an RPC as running until the guard drops.
+    pub fn call(&self) -> CallGuard<'_> {
+        self.calls.fetch_add(1, Ordering::AcqRel);
+        CallGuard(&self.calls)
+    }
+
+    /// Work running now: RPCs, plus volume operations whose caller went away (they still
+    /// finish, persisting before they release the volume).
     pub fn in_flight(&self) -> usize {
-        self.inflight.len()
+        self.calls.load(Ordering::Acquire) + self.inflight.len()
     }
 
     /// How many volumes the store holds.

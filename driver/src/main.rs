@@ -97,15 +97,31 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         }
         stopping.begin_shutdown();
     };
-    server::serve(Arc::clone(&driver), &args.endpoint, shutdown).await.map_err(|e| e.to_string())?;
+    let served = server::serve(Arc::clone(&driver), &args.endpoint, shutdown);
+    // The server returns once every connection is closed; a client that keeps an idle
+    // connection open must not hold the exit up once the calls in flight are done.
+    tokio::select! {
+        result = served => result.map_err(|e| e.to_string())?,
+        () = drained(&driver) => tracing::info!("in-flight calls done; closing the remaining connections"),
+    }
     reconciler.abort();
-    // A call whose client went away still runs on the blocking pool; its state is made
-    // durable before it releases its volume, so wait for those too.
-    while driver.in_flight() > 0 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    if let Endpoint::Unix(path) = &args.endpoint {
+        let _ = std::fs::remove_file(path);
     }
     tracing::info!("stopped; every acknowledged change is on disk");
     Ok(())
+}
+
+/// Completes once shutdown began, no RPC is running, and connections had a moment to close.
+async fn drained(driver: &Driver) {
+    let mut poll = tokio::time::interval(Duration::from_millis(10));
+    while driver.is_ready() || driver.in_flight() > 0 {
+        poll.tick().await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    while driver.in_flight() > 0 {
+        poll.tick().await;
+    }
 }
 
 async fn reconcile_loop(driver: Arc<Driver>, every: Duration) {

@@ -44,6 +44,7 @@ impl CsiService {
         T: Send + 'static,
         F: FnOnce(&Driver) -> Result<T, DriverError> + Send + 'static,
     {
+        let _running = self.driver.call();
         let driver = Arc::clone(&self.driver);
         let start = Instant::now();
         let result = tokio::task::spawn_blocking(move || op(&driver))
