@@ -9,6 +9,10 @@ export CARGO_TERM_COLOR ?= never
 
 TEST_STEPS :=
 
+# Pinned tools the fragments build (cbindgen, csi-sanity, ...) live outside the clone, each in a
+# folder named after its version, so later clones on the same machine reuse them.
+export TOOLS_CACHE ?= $(HOME)/.cache/tether-tools
+
 include mk/rust.mk
 include $(sort $(filter-out mk/rust.mk,$(wildcard mk/*.mk)))
 

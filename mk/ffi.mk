@@ -6,9 +6,10 @@
 
 TEST_STEPS += test-ffi
 
-# cbindgen is pinned and cached under .cache; the stamp names the version so a bump reinstalls.
+# cbindgen is pinned and cached in the shared tools cache; the folder and stamp name the version,
+# so a bump reinstalls.
 CBINDGEN_VERSION := 0.29.4
-CBINDGEN_ROOT := $(CURDIR)/.cache/cbindgen
+CBINDGEN_ROOT := $(TOOLS_CACHE)/cbindgen-$(CBINDGEN_VERSION)
 CBINDGEN_STAMP := $(CBINDGEN_ROOT)/installed-$(CBINDGEN_VERSION)
 CBINDGEN := $(CBINDGEN_ROOT)/bin/cbindgen
 
