@@ -1,0 +1,276 @@
+//! The CSI driver's figures: `ControllerPublish` + `ControllerUnpublish` over the Unix socket
+//! with 1, 8 and 64 concurrent clients, beside an empty unary RPC (Identity `Probe`) on the same
+//! server and socket and the engine alone, all in one run; then the resident memory of a
+//! driver holding 100 000 volumes. Latencies are per call (p50, p99); throughput is
+//! publish+unpublish pairs (or probe pairs) per second.
+//!
+//! `cargo bench -p tether-benches --bench driver` — the store lives under
+//! `TETHER_BENCH_STATE_DIR` (default: a temporary directory under `target/`, on disk).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tether_core::{Access, Engine, MonotonicClock};
+use tether_driver::csi::controller_client::ControllerClient;
+use tether_driver::csi::identity_client::IdentityClient;
+use tether_driver::csi::volume_capability::{access_mode::Mode, AccessMode, AccessType, MountVolume};
+use tether_driver::csi::{
+    ControllerPublishVolumeRequest, ControllerUnpublishVolumeRequest, CreateVolumeRequest, ProbeRequest,
+    VolumeCapability,
+};
+use tether_driver::events::LogSink;
+use tether_driver::nodes::StaticNodes;
+use tether_driver::server::{bind_unix, connect_unix, router};
+use tether_driver::store::EmbeddedStore;
+use tether_driver::{Driver, Parts, Settings};
+use tokio_stream::wrappers::UnixListenerStream;
+
+const RUN_FOR: Duration = Duration::from_secs(3);
+const CLIENTS: [usize; 3] = [1, 8, 64];
+
+fn settings() -> Settings {
+    Settings {
+        driver_name: "tether.csi.bench".into(),
+        node_id: "node-a".into(),
+        grace_period: Duration::from_secs(30),
+        default_migration_timeout: Duration::from_mins(5),
+        metrics_namespace: "rds_csi".into(),
+    }
+}
+
+fn open(state: &Path) -> Arc<Driver> {
+    let parts = Parts {
+        clock: Arc::new(MonotonicClock::new()),
+        store: Arc::new(EmbeddedStore::open(state, 1 << 50).expect("store")),
+        nodes: Arc::new(StaticNodes::new(["node-a".to_owned(), "node-b".to_owned()])),
+        events: Arc::new(LogSink),
+    };
+    Arc::new(Driver::open(settings(), parts).expect("driver"))
+}
+
+fn cap() -> VolumeCapability {
+    VolumeCapability {
+        access_type: Some(AccessType::Mount(MountVolume::default())),
+        access_mode: Some(AccessMode { mode: Mode::SingleNodeWriter.into() }),
+    }
+}
+
+/// p50, p99 of per-call latencies, and pairs per second over the whole run.
+struct Figures {
+    p50: Duration,
+    p99: Duration,
+    pairs_per_s: f64,
+}
+
+fn figures(mut lat: Vec<Duration>, pairs: usize, wall: Duration) -> Figures {
+    lat.sort_unstable();
+    // Nearest-rank percentile, in per-mille to stay in integers.
+    let at = |per_mille: usize| lat[(lat.len() - 1) * per_mille / 1000];
+    let pairs = f64::from(u32::try_from(pairs).unwrap_or(u32::MAX));
+    Figures { p50: at(500), p99: at(990), pairs_per_s: pairs / wall.as_secs_f64() }
+}
+
+fn print(what: &str, clients: usize, f: &Figures) {
+    println!("{what:<28} clients={clients:<3} p50={:>9.1?} p99={:>9.1?} pairs/s={:>9.0}", f.p50, f.p99, f.pairs_per_s);
+}
+
+/// Runs `clients` tasks, each calling `pair` (two calls, each timed) until the deadline.
+async fn drive<F, Fut>(clients: usize, pair: F) -> Figures
+where
+    F: Fn(usize) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = [Duration; 2]> + Send,
+{
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|i| {
+            let pair = pair.clone();
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                while start.elapsed() < RUN_FOR {
+                    lat.extend(pair(i).await);
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await.expect("client"));
+    }
+    let wall = start.elapsed();
+    let pairs = lat.len() / 2;
+    figures(lat, pairs, wall)
+}
+
+async fn timed<T>(f: impl std::future::Future<Output = T>) -> Duration {
+    let t = Instant::now();
+    f.await;
+    t.elapsed()
+}
+
+async fn rpc_bench(state: &Path) {
+    let driver = open(state);
+    let socket = state.join("csi.sock");
+    let incoming = UnixListenerStream::new(bind_unix(&socket).expect("socket"));
+    tokio::spawn(router(Arc::clone(&driver)).serve_with_incoming(incoming));
+    let mut setup = ControllerClient::new(connect_unix(&socket).await.expect("connect"));
+    let mut volumes = Vec::new();
+    for i in 0..CLIENTS[2] {
+        let req =
+            CreateVolumeRequest { name: format!("bench-{i}"), volume_capabilities: vec![cap()], ..Default::default() };
+        volumes.push(setup.create_volume(req).await.expect("create").into_inner().volume.expect("volume").volume_id);
+    }
+    let volumes = Arc::new(volumes);
+    for clients in CLIENTS {
+        // One connection per client, as separate sidecars would have.
+        let mut channels = Vec::new();
+        for _ in 0..clients {
+            channels.push(connect_unix(&socket).await.expect("connect"));
+        }
+        let channels = Arc::new(channels);
+        let ch = Arc::clone(&channels);
+        let probe = drive(clients, move |i| {
+            let mut c = IdentityClient::new(ch[i].clone());
+            async move { [timed(c.probe(ProbeRequest {})).await, timed(c.probe(ProbeRequest {})).await] }
+        })
+        .await;
+        print("Identity/Probe (baseline)", clients, &probe);
+        let (ch, vols) = (Arc::clone(&channels), Arc::clone(&volumes));
+        let publish = drive(clients, move |i| {
+            let mut c = ControllerClient::new(ch[i].clone());
+            let volume_id = vols[i].clone();
+            async move {
+                let p = ControllerPublishVolumeRequest {
+                    volume_id: volume_id.clone(),
+                    node_id: "node-a".into(),
+                    volume_capability: Some(cap()),
+                    ..Default::default()
+                };
+                let u = ControllerUnpublishVolumeRequest { volume_id, node_id: "node-a".into(), ..Default::default() };
+                let tp = Instant::now();
+                c.controller_publish_volume(p).await.expect("publish");
+                let tp = tp.elapsed();
+                let tu = Instant::now();
+                c.controller_unpublish_volume(u).await.expect("unpublish");
+                [tp, tu.elapsed()]
+            }
+        })
+        .await;
+        print("ControllerPublish+Unpublish", clients, &publish);
+    }
+}
+
+fn engine_bench() {
+    let engine = Arc::new(Engine::new());
+    for clients in CLIENTS {
+        let start = Instant::now();
+        let threads: Vec<_> = (0..clients)
+            .map(|i| {
+                let engine = Arc::clone(&engine);
+                std::thread::spawn(move || {
+                    let volume = format!("engine-{i}");
+                    let mut lat = Vec::new();
+                    while start.elapsed() < RUN_FOR {
+                        let t = Instant::now();
+                        engine.publish(&volume, "node-a", Access::RWO, None).expect("publish");
+                        let tp = t.elapsed();
+                        let t = Instant::now();
+                        engine.unpublish(&volume, Some("node-a")).expect("unpublish");
+                        lat.extend([tp, t.elapsed()]);
+                    }
+                    lat
+                })
+            })
+            .collect();
+        let lat: Vec<Duration> = threads.into_iter().flat_map(|t| t.join().expect("thread")).collect();
+        let pairs = lat.len() / 2;
+        print("engine alone (threads)", clients, &figures(lat, pairs, start.elapsed()));
+    }
+}
+
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("status");
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS");
+    line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("VmRSS value")
+}
+
+/// Fills a store with 100 000 volumes, half of them attached.
+fn fill_store(state: &Path) -> usize {
+    const VOLUMES: usize = 100_000;
+    let driver = open(state);
+    for i in 0..VOLUMES {
+        let req = CreateVolumeRequest {
+            name: format!("mem-{i}"),
+            volume_capabilities: vec![cap()],
+            capacity_range: Some(tether_driver::csi::CapacityRange { required_bytes: 1 << 20, limit_bytes: 0 }),
+            ..Default::default()
+        };
+        let v = driver.create_volume(&req).expect("create");
+        if i % 2 == 0 {
+            let p = ControllerPublishVolumeRequest {
+                volume_id: v.volume_id,
+                node_id: "node-b".into(),
+                volume_capability: Some(cap()),
+                ..Default::default()
+            };
+            driver.controller_publish(&p).expect("publish");
+        }
+    }
+    VOLUMES
+}
+
+/// In a fresh process (this bench re-run with `--memory-child`): resident memory before and
+/// after a driver loads the store.
+fn memory_child(state: &Path) {
+    let before = rss_kib();
+    let driver = open(state);
+    let after = rss_kib();
+    println!(
+        "memory: driver holding {} volumes ({} attached): {} KiB resident, +{} KiB for the volumes ({} bytes/volume)",
+        driver.volume_count(),
+        driver.engine.attached_count(),
+        after,
+        after.saturating_sub(before),
+        after.saturating_sub(before) * 1024 / u64::try_from(driver.volume_count().max(1)).unwrap_or(1)
+    );
+}
+
+fn memory_bench(state: &Path) {
+    fill_store(state);
+    let exe = std::env::current_exe().expect("bench executable");
+    let status = std::process::Command::new(exe).arg("--memory-child").arg(state).status().expect("memory child");
+    assert!(status.success(), "memory child failed");
+}
+
+fn state_root() -> PathBuf {
+    std::env::var_os("TETHER_BENCH_STATE_DIR")
+        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/driver-bench"), PathBuf::from)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--memory-child") {
+        memory_child(Path::new(&args[i + 1]));
+        return;
+    }
+    // `cargo bench` passes --bench; under `cargo test --benches` there is nothing to measure.
+    if !args.iter().any(|a| a == "--bench") {
+        return;
+    }
+    let root = state_root();
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).expect("state root");
+    println!("RPC state under {}", root.display());
+    engine_bench();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    runtime.block_on(rpc_bench(&root.join("rpc")));
+    drop(runtime);
+    // The memory figure does not depend on the disk; tmpfs makes filling 100 000 volumes quick.
+    let memory_root =
+        if Path::new("/dev/shm").is_dir() { PathBuf::from("/dev/shm/tether-driver-bench") } else { root.clone() };
+    let _ = std::fs::remove_dir_all(&memory_root);
+    memory_bench(&memory_root.join("memory"));
+    let _ = std::fs::remove_dir_all(&memory_root);
+    let _ = std::fs::remove_dir_all(&root);
+}
