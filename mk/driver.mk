@@ -54,9 +54,9 @@ run:
 	@echo "  metrics:  curl -s http://127.0.0.1:9809/metrics | grep rds_csi"
 	@echo "  health:   curl -s http://127.0.0.1:9809/healthz  /readyz"
 	@echo "  gRPC:     make grpcurl, then e.g."
-	@echo "    $(GRPCURL) -plaintext -unix -import-path driver/proto -proto csi.proto \\"
+	@echo "    $(GRPCURL) -plaintext -import-path driver/proto -proto csi.proto \\"
 	@echo "      -d '{\"name\":\"pvc-1\",\"volume_capabilities\":[{\"mount\":{},\"access_mode\":{\"mode\":\"SINGLE_NODE_WRITER\"}}]}' \\"
-	@echo "      $(RUN_SOCKET) csi.v1.Controller/CreateVolume"
+	@echo "      unix://$(RUN_SOCKET) csi.v1.Controller/CreateVolume"
 	@echo "  stop:     Ctrl-C (or SIGTERM): in-flight calls finish, the socket is removed"
-	exec target/release/tether-csi --endpoint unix://$(RUN_SOCKET) --node-id $(RUN_NODE) --nodes node-2,node-3 \
+	exec $${CARGO_TARGET_DIR:-target}/release/tether-csi --endpoint unix://$(RUN_SOCKET) --node-id $(RUN_NODE) --nodes node-2,node-3 \
 		--state-dir run/state --metrics-address 127.0.0.1:9809

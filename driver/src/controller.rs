@@ -168,9 +168,7 @@ impl Driver {
         let result = self.engine.publish(volume, node, access, meta.migration_timeout());
         self.post(events::for_publish(volume, node, &result));
         let out = result?;
-        if out.kind != Published::AlreadyAttached {
-            self.persist(&meta)?;
-        }
+        self.persist_if(out.kind != Published::AlreadyAttached, &meta)?;
         let context = HashMap::from([
             (EPOCH_KEY.to_owned(), out.epoch.to_string()),
             (NODE_KEY.to_owned(), node.to_owned()),
@@ -198,8 +196,8 @@ impl Driver {
         if let UnpublishOutcome::MigrationCompleted { duration, .. } = &out {
             self.metrics.migration_completed(duration.as_secs_f64());
         }
-        if let (Some(meta), false) = (meta, out == UnpublishOutcome::NotAttached) {
-            self.persist(&meta)?;
+        if let Some(meta) = meta {
+            self.persist_if(out != UnpublishOutcome::NotAttached, &meta)?;
         }
         Ok(())
     }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use dashmap::DashMap;
+use dashmap::{DashMap, DashSet};
 use tether_core::{Clock, Config, CoreError, Engine, SnapshotError};
 
 use crate::catalog::Catalog;
@@ -63,6 +63,10 @@ pub struct Driver {
     /// Node side: the highest epoch each volume was mounted with here (the fence).
     pub(crate) mounted_epochs: DashMap<String, u64>,
     ready: AtomicBool,
+    /// Volumes whose last persist failed: the engine moved on but the disk did not, so the
+    /// next call on them persists even if it changes nothing (an idempotent retry must not
+    /// be acknowledged on state that is not durable).
+    unsaved: DashSet<String>,
     /// RPCs between arrival and reply, so shutdown can wait for them and no longer.
     calls: AtomicUsize,
 }
@@ -133,6 +137,7 @@ impl Driver {
             mounted_epochs: DashMap::new(),
             ready: AtomicBool::new(true),
             calls: AtomicUsize::new(0),
+            unsaved: DashSet::new(),
         })
     }
 
@@ -184,8 +189,21 @@ impl Driver {
     /// volume's in-flight guard, before acknowledging.
     pub(crate) fn persist(&self, meta: &VolumeMeta) -> Result<(), DriverError> {
         let entry = persisted::engine_entry(&self.engine, &meta.id)?;
-        self.store.save(meta, entry.as_ref())?;
+        if let Err(e) = self.store.save(meta, entry.as_ref()) {
+            self.unsaved.insert(meta.id.clone());
+            return Err(e.into());
+        }
+        self.unsaved.remove(&meta.id);
         Ok(())
+    }
+
+    /// Persists if the call changed the volume, or if an earlier change never reached the disk.
+    pub(crate) fn persist_if(&self, changed: bool, meta: &VolumeMeta) -> Result<(), DriverError> {
+        if changed || self.unsaved.contains(&meta.id) {
+            self.persist(meta)
+        } else {
+            Ok(())
+        }
     }
 
     /// One reconcile pass against the live nodes: posts its events and persists what it

@@ -224,3 +224,18 @@ async fn the_publish_context_carries_a_growing_epoch() {
         h.unpublish(&v, "node-a").await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_retry_after_a_failed_persist_is_acknowledged_only_once_durable() {
+    let mut h = Harness::start().await;
+    let v = h.create("pvc-disk-full", false, &[]).await;
+    h.store.fail_next.store(true, std::sync::atomic::Ordering::SeqCst);
+    let failed = assert_code(h.rwo(&v, "node-a").await, Code::Internal);
+    assert!(failed.message().contains(&format!("{v}.json")), "{}", failed.message());
+    assert!(h.stored(&v).engine.is_none(), "nothing reached the disk");
+    // The engine already holds the attachment, so the retry is idempotent; it must still
+    // write the record before it is acknowledged.
+    h.rwo(&v, "node-a").await.unwrap();
+    let entry = h.stored(&v).engine.expect("the retry persisted the attachment");
+    assert_eq!(entry.attachment.expect("attached").nodes, ["node-a"]);
+}

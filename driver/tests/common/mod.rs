@@ -46,6 +46,8 @@ impl EventSink for RecordingSink {
 pub struct GatedStore {
     inner: EmbeddedStore,
     gate: Mutex<Option<(Sender<()>, Receiver<()>)>>,
+    /// Makes the next save fail, as a full disk would.
+    pub fail_next: std::sync::atomic::AtomicBool,
 }
 
 impl GatedStore {
@@ -66,6 +68,10 @@ impl VolumeStore for GatedStore {
         self.inner.create(meta)
     }
     fn save(&self, meta: &VolumeMeta, engine: Option<&VolumeEntry>) -> Result<(), StoreError> {
+        if self.fail_next.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            let source = std::io::Error::from_raw_os_error(28);
+            return Err(StoreError::Io { op: "write", path: self.record_path(&meta.id), source });
+        }
         let gate = self.gate.lock().unwrap().take();
         if let Some((entered, release)) = gate {
             entered.send(()).unwrap();
@@ -126,6 +132,7 @@ impl Harness {
         let store = Arc::new(GatedStore {
             inner: EmbeddedStore::open(&dir.path().join("state"), 1 << 40).unwrap(),
             gate: Mutex::new(None),
+            fail_next: std::sync::atomic::AtomicBool::new(false),
         });
         let events = Arc::new(RecordingSink::default());
         let parts = Parts {
@@ -222,6 +229,12 @@ impl Harness {
             .unwrap()
             .map(|a| a.nodes.iter().map(ToString::to_string).collect())
             .unwrap_or_default()
+    }
+
+    /// The volume's record as stored.
+    pub fn stored(&self, volume: &str) -> StoredVolume {
+        let path = self.store.record_path(volume);
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
     }
 
     pub fn reasons(&self) -> Vec<&'static str> {
