@@ -15,9 +15,12 @@ impl Engine {
     ///
     /// Locking behaviour: a shared guard on the volume's entry; reads one atomic under it.
     pub fn is_within_grace_period(&self, volume: &str, grace: Duration) -> Result<bool, CoreError> {
-        check_volume_id(volume).map_err(|e| self.invalid(e))?;
-        let grace = duration_to_nanos(grace);
-        Ok(self.volumes.get(volume).is_some_and(|rec| rec.detached_at.within_now(&*self.clock, grace)))
+        // Look up first: only valid ids are ever keys, so a hit needs no validation; a miss is
+        // validated to tell "unknown volume" (false) from "invalid id" (an error).
+        match self.volumes.get(volume) {
+            Some(rec) => Ok(rec.detached_at.within_now(&*self.clock, duration_to_nanos(grace))),
+            None => check_volume_id(volume).map(|()| false).map_err(|e| self.invalid(e)),
+        }
     }
 
     /// The last full detach of `volume`: which node, when, and how long ago.
