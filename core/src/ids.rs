@@ -35,6 +35,10 @@ fn check(field: InputField, id: &str) -> Result<(), InvalidInput> {
 /// Whether `bytes` holds a zero byte, eight bytes at a time: `(w - 0x01..) & !w & 0x80..` is
 /// non-zero exactly when some byte of `w` is zero. For identifiers (at most 128 bytes) this is
 /// a few instructions a word, where `memchr` pays its set-up for long buffers on every call.
+#[allow(
+    clippy::manual_contains,
+    reason = "contains() calls memchr, whose set-up costs more than a loop over at most 7 bytes"
+)]
 fn has_nul(bytes: &[u8]) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
