@@ -7,23 +7,21 @@ TEST_STEPS += test-driver
 GO ?= go
 PYTHON ?= python3
 CSI_SANITY_VERSION := v5.6.0
-CSI_SANITY := .cache/csi-sanity-$(CSI_SANITY_VERSION)/csi-sanity
+CSI_SANITY := $(TOOLS_CACHE)/csi-sanity-$(CSI_SANITY_VERSION)/csi-sanity
 GRPCURL_VERSION := v1.9.3
-GRPCURL := .cache/grpcurl-$(GRPCURL_VERSION)/grpcurl
+GRPCURL := $(TOOLS_CACHE)/grpcurl-$(GRPCURL_VERSION)/grpcurl
 PROMETHEUS_CLIENT_VERSION := 0.23.1
 METRICS_VENV := .cache/driver-venv
 DRIVER_DEBUG_BIN := target/debug/tether-csi
 RUN_SOCKET := $(CURDIR)/run/csi.sock
 RUN_NODE := node-1
 
-# Go tools install into .cache with a project-local module cache, pinned, once.
+# Go tools install, pinned, into the shared tools cache (Go's own module cache holds their sources).
 $(CSI_SANITY):
-	GOBIN=$(abspath $(dir $@)) GOPATH=$(abspath .cache/go) GOFLAGS=-modcacherw \
-		$(GO) install github.com/kubernetes-csi/csi-test/v5/cmd/csi-sanity@$(CSI_SANITY_VERSION)
+	GOBIN=$(abspath $(dir $@)) $(GO) install github.com/kubernetes-csi/csi-test/v5/cmd/csi-sanity@$(CSI_SANITY_VERSION)
 
 $(GRPCURL):
-	GOBIN=$(abspath $(dir $@)) GOPATH=$(abspath .cache/go) GOFLAGS=-modcacherw \
-		$(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
+	GOBIN=$(abspath $(dir $@)) $(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 
 grpcurl: $(GRPCURL)
 
