@@ -41,6 +41,11 @@ mod sync;
 #[cfg(all(test, loom))]
 mod loom_tests;
 
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
+
 pub use clock::{
     duration_to_nanos, nanos_to_duration, Clock, CoarseClock, ManualClock, MonotonicClock, Nanos, NEVER, ORIGIN,
 };
