@@ -121,8 +121,7 @@ impl Engine {
     pub fn snapshot(&self) -> Snapshot {
         let missing = self.missing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let wall = |t: Nanos| unix_nanos(self.clock.wall_time(t));
-        let mut volumes: Vec<VolumeEntry> =
-            self.volumes.iter().map(|r| self.volume_entry(r.key(), &r, &wall)).collect();
+        let mut volumes: Vec<VolumeEntry> = self.volumes.iter().map(|r| self.entry_of(r.key(), &r, &wall)).collect();
         volumes.sort_unstable_by(|a, b| a.volume.cmp(&b.volume));
         let mut missing_nodes: Vec<MissingNodeEntry> = missing
             .iter()
@@ -132,7 +131,18 @@ impl Engine {
         Snapshot { version: SNAPSHOT_VERSION, taken_at_unix_nanos: wall(self.clock.now()), volumes, missing_nodes }
     }
 
-    fn volume_entry(&self, volume: &str, rec: &VolumeRecord, wall: &impl Fn(Nanos) -> u64) -> VolumeEntry {
+    /// One volume's entry in the snapshot format (what [`Engine::snapshot`] lists for it), read
+    /// under one shared guard; `None` if the volume was never attached. For front ends that
+    /// persist volume by volume.
+    ///
+    /// Locking behaviour: a shared guard on the volume's entry.
+    pub fn volume_entry(&self, volume: &str) -> Result<Option<VolumeEntry>, CoreError> {
+        check_volume_id(volume).map_err(|e| self.invalid(e))?;
+        let wall = |t: Nanos| unix_nanos(self.clock.wall_time(t));
+        Ok(self.volumes.get(volume).map(|r| self.entry_of(volume, &r, &wall)))
+    }
+
+    fn entry_of(&self, volume: &str, rec: &VolumeRecord, wall: &impl Fn(Nanos) -> u64) -> VolumeEntry {
         let attachment = rec.is_attached().then(|| AttachmentEntry {
             mode: rec.access().mode,
             readonly: rec.access().readonly,

@@ -432,6 +432,23 @@ fn snapshot_round_trip_keeps_attachments_detach_records_and_marks() {
 }
 
 #[test]
+fn snapshot_volume_entry_is_the_snapshots_entry_for_that_volume() {
+    let (e, clock) = engine();
+    migrating(&e);
+    clock.advance(Duration::from_secs(301));
+    e.reconcile(&["a", "b"]).unwrap();
+    e.publish("w", "c", RWO, None).unwrap();
+    e.unpublish("w", None).unwrap();
+    let snapshot = e.snapshot();
+    for entry in &snapshot.volumes {
+        assert_eq!(e.volume_entry(&entry.volume).unwrap().as_ref(), Some(entry));
+    }
+    assert!(e.volume_entry("v").unwrap().unwrap().attachment.unwrap().timeout_reported);
+    assert_eq!(e.volume_entry("never").unwrap(), None);
+    assert!(matches!(e.volume_entry(""), Err(CoreError::InvalidInput(_))));
+}
+
+#[test]
 fn snapshot_restore_refuses_unknown_version_and_malformed_text() {
     let (e, _) = engine();
     e.publish("v", "a", RWO, None).unwrap();

@@ -188,7 +188,7 @@ impl Driver {
     /// Writes the engine's state for `meta`'s volume beside its metadata; call under the
     /// volume's in-flight guard, before acknowledging.
     pub(crate) fn persist(&self, meta: &VolumeMeta) -> Result<(), DriverError> {
-        let entry = persisted::engine_entry(&self.engine, &meta.id)?;
+        let entry = self.engine.volume_entry(&meta.id)?;
         if let Err(e) = self.store.save(meta, entry.as_ref()) {
             self.unsaved.insert(meta.id.clone());
             return Err(e.into());
