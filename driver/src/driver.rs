@@ -177,10 +177,13 @@ impl Driver {
     }
 
     pub(crate) fn post(&self, event: Option<Event>) {
-        if let Some(event) = event {
+        if let Some(mut event) = event {
             let reason = event.reason;
+            event.claim = self.catalog.get(&event.volume).and_then(|meta| meta.claim());
             if self.events.post(event) {
                 self.metrics.event_posted(reason);
+            } else {
+                self.metrics.event_dropped(reason);
             }
         }
     }

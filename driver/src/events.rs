@@ -2,6 +2,7 @@
 //! Standalone, the sink is the log; a Kubernetes layer implements [`EventSink`] to post them
 //! on the PVC through a bounded queue, never blocking a CSI call.
 
+use crate::volume::Claim;
 use tether_core::{CoreError, PublishOutcome, Published, ReconcileReport, UnpublishOutcome};
 
 /// The event reasons of DESIGN.md.
@@ -51,6 +52,8 @@ pub struct Event {
     pub reason: Reason,
     pub volume: String,
     pub message: String,
+    /// The PVC to post it on; the driver fills it in from the volume's parameters.
+    pub claim: Option<Claim>,
 }
 
 /// Where events go. `post` must not block; it returns whether the event was accepted
@@ -75,7 +78,7 @@ impl EventSink for LogSink {
 }
 
 fn event(reason: Reason, volume: &str, message: String) -> Event {
-    Event { reason, volume: volume.to_owned(), message }
+    Event { reason, volume: volume.to_owned(), message, claim: None }
 }
 
 /// The event a publish result posts, if any.

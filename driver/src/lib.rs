@@ -12,6 +12,7 @@ pub mod driver;
 pub mod events;
 pub mod http;
 pub mod inflight;
+pub mod k8s;
 pub mod logging;
 pub mod metrics;
 pub mod mount;

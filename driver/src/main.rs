@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use tether_core::MonotonicClock;
-use tether_driver::events::LogSink;
+use tether_driver::events::{EventSink, LogSink};
+use tether_driver::k8s;
 use tether_driver::logging::{self, LogFormat};
 use tether_driver::nodes::StaticNodes;
 use tether_driver::server::{self, Endpoint};
@@ -55,9 +56,13 @@ struct Args {
     /// Seconds between reconcile passes (timed-out migrations, nodes gone).
     #[arg(long, default_value_t = 300)]
     reconcile_interval_seconds: u64,
+    /// Kubeconfig of the Kubernetes layer (events on PVCs). Without it, `KUBECONFIG` or
+    /// in-cluster configuration switch it on; with none of them it stays off.
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
 }
 
-fn open(args: &Args) -> Result<Arc<Driver>, Box<dyn std::error::Error>> {
+fn open(args: &Args, events: Arc<dyn EventSink>) -> Result<Arc<Driver>, Box<dyn std::error::Error>> {
     let settings = Settings {
         driver_name: args.driver_name.clone(),
         node_id: args.node_id.clone(),
@@ -70,14 +75,30 @@ fn open(args: &Args) -> Result<Arc<Driver>, Box<dyn std::error::Error>> {
         clock: Arc::new(MonotonicClock::new()),
         store: Arc::new(EmbeddedStore::open(&args.state_dir, args.capacity_bytes)?),
         nodes: Arc::new(nodes),
-        events: Arc::new(LogSink),
+        events,
     };
     Ok(Arc::new(Driver::open(settings, parts)?))
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     tether_core::check_node_id(&args.node_id).map_err(|e| format!("--node-id: {e}"))?;
-    let driver = open(&args)?;
+    let kube = match k8s::config(args.kubeconfig.as_deref()).await? {
+        Some(config) => Some(kube::Client::try_from(config).map_err(k8s::KubeError::from)?),
+        None => None,
+    };
+    let (events, poster): (Arc<dyn EventSink>, _) = match kube {
+        Some(client) => {
+            let reporter = k8s::Reporter { component: args.driver_name.clone(), instance: args.node_id.clone() };
+            let (sink, poster) = k8s::sink(client, reporter, k8s::QUEUE_CAPACITY);
+            tracing::info!("Kubernetes on: events go to the PVCs");
+            (sink, Some(poster))
+        }
+        None => (Arc::new(LogSink), None),
+    };
+    let driver = open(&args, events)?;
+    if let Some(poster) = poster {
+        tokio::spawn(poster.run(driver.metrics.clone()));
+    }
     if !args.metrics_address.is_empty() {
         let listener = tokio::net::TcpListener::bind(&args.metrics_address)
             .await

@@ -132,6 +132,7 @@ pub struct Metrics {
     registry: Registry,
     operation_duration: HistogramVec,
     events_posted: IntCounterVec,
+    events_dropped: IntCounterVec,
     migration_duration: Histogram,
 }
 
@@ -194,6 +195,14 @@ impl Metrics {
             Opts::new("events_posted_total", "Events accepted by the event sink, by reason.").namespace(ns),
             &["reason"],
         )?;
+        let events_dropped = IntCounterVec::new(
+            Opts::new(
+                "events_dropped_total",
+                "Events that never reached the API server (queue full, refused or unreachable), by reason.",
+            )
+            .namespace(ns),
+            &["reason"],
+        )?;
         let migration_duration = Histogram::with_opts(
             HistogramOpts::new("duration_seconds", "Duration of completed live migrations.")
                 .namespace(ns)
@@ -205,13 +214,15 @@ impl Metrics {
         }
         for r in Reason::ALL {
             let _ = events_posted.with_label_values(&[r.as_str()]);
+            let _ = events_dropped.with_label_values(&[r.as_str()]);
         }
         let registry = Registry::new();
         registry.register(Box::new(collector))?;
         registry.register(Box::new(operation_duration.clone()))?;
         registry.register(Box::new(events_posted.clone()))?;
+        registry.register(Box::new(events_dropped.clone()))?;
         registry.register(Box::new(migration_duration.clone()))?;
-        Ok(Self { registry, operation_duration, events_posted, migration_duration })
+        Ok(Self { registry, operation_duration, events_posted, events_dropped, migration_duration })
     }
 
     pub fn observe_operation(&self, operation: &str, seconds: f64) {
@@ -220,6 +231,15 @@ impl Metrics {
 
     pub fn event_posted(&self, reason: Reason) {
         self.events_posted.with_label_values(&[reason.as_str()]).inc();
+    }
+
+    pub fn event_dropped(&self, reason: Reason) {
+        self.events_dropped.with_label_values(&[reason.as_str()]).inc();
+    }
+
+    /// The count of one labelled sample, for tests and diagnostics.
+    pub fn events_dropped(&self, reason: Reason) -> u64 {
+        self.events_dropped.with_label_values(&[reason.as_str()]).get()
     }
 
     pub fn migration_completed(&self, seconds: f64) {

@@ -30,7 +30,25 @@ pub struct VolumeMeta {
     pub parameters: BTreeMap<String, String>,
 }
 
+/// The keys the external-provisioner's `--extra-create-metadata` adds to the parameters.
+pub const PVC_NAMESPACE_PARAM: &str = "csi.storage.k8s.io/pvc/namespace";
+pub const PVC_NAME_PARAM: &str = "csi.storage.k8s.io/pvc/name";
+
+/// The `PersistentVolumeClaim` a volume was created for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub namespace: String,
+    pub name: String,
+}
+
 impl VolumeMeta {
+    /// The PVC this volume was provisioned for, if the provisioner said.
+    pub fn claim(&self) -> Option<Claim> {
+        let namespace = self.parameters.get(PVC_NAMESPACE_PARAM).filter(|s| !s.is_empty())?;
+        let name = self.parameters.get(PVC_NAME_PARAM).filter(|s| !s.is_empty())?;
+        Some(Claim { namespace: namespace.clone(), name: name.clone() })
+    }
+
     /// The migration timeout this volume asks for, if its parameters set one.
     pub fn migration_timeout(&self) -> Option<Duration> {
         // Parameters were checked at creation; a stored value always parses.

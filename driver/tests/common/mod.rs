@@ -128,6 +128,11 @@ impl Harness {
     }
 
     pub async fn start_in(dir: tempfile::TempDir) -> Self {
+        Self::start_with(dir, None).await
+    }
+
+    /// With `sink`, events go there instead of to `events` (which then records nothing).
+    pub async fn start_with(dir: tempfile::TempDir, sink: Option<Arc<dyn EventSink>>) -> Self {
         let clock = Arc::new(ManualClock::new());
         let store = Arc::new(GatedStore {
             inner: EmbeddedStore::open(&dir.path().join("state"), 1 << 40).unwrap(),
@@ -139,7 +144,7 @@ impl Harness {
             clock: clock.clone(),
             store: store.clone(),
             nodes: Arc::new(StaticNodes::new(NODES.iter().map(ToString::to_string))),
-            events: events.clone(),
+            events: sink.unwrap_or_else(|| events.clone()),
         };
         let driver = Arc::new(Driver::open(settings(), parts).unwrap());
         let socket = dir.path().join("csi.sock");
