@@ -28,8 +28,6 @@ const POST_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum KubeError {
     #[error("kubeconfig {path}: {source}")]
     Kubeconfig { path: String, source: kube::config::KubeconfigError },
-    #[error("kubeconfig: {0}")]
-    Infer(#[from] kube::config::KubeconfigError),
     #[error("in-cluster configuration: {0}")]
     InCluster(#[from] kube::config::InClusterError),
     #[error("Kubernetes client: {0}")]
