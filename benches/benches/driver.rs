@@ -45,6 +45,8 @@ fn open(state: &Path) -> Arc<Driver> {
         store: Arc::new(EmbeddedStore::open(state, 1 << 50).expect("store")),
         nodes: Arc::new(StaticNodes::new(["node-a".to_owned(), "node-b".to_owned()])),
         events: Arc::new(LogSink),
+        changes: None,
+        awaits_rebuild: false,
     };
     Arc::new(Driver::open(settings(), parts).expect("driver"))
 }

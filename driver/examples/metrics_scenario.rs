@@ -109,6 +109,8 @@ async fn main() {
         store: Arc::new(EmbeddedStore::open(&dir.path().join("state"), 1 << 40).expect("store")),
         nodes: Arc::new(StaticNodes::new(["node-a", "node-b", "node-c"].map(String::from))),
         events: Arc::new(LogSink),
+        changes: None,
+        awaits_rebuild: false,
     };
     let driver = Arc::new(Driver::open(settings, parts).expect("driver"));
     let socket = dir.path().join("csi.sock");
@@ -119,7 +121,7 @@ async fn main() {
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("metrics port");
     println!("METRICS http://{}", listener.local_addr().expect("address"));
-    tokio::spawn(tether_driver::http::serve_metrics(listener, driver));
+    tokio::spawn(tether_driver::http::serve_metrics(listener, tether_driver::http::slot(driver)));
     // Serve until the test closes our stdin.
     tokio::task::spawn_blocking(|| std::io::stdin().read_to_end(&mut Vec::new())).await.expect("stdin").ok();
 }

@@ -4,9 +4,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-use tether_core::{check_node_id, check_volume_id, Published, UnpublishOutcome, MAX_ID_LEN};
+use tether_core::{
+    check_node_id, check_volume_id, Access, CoreError, PublishOutcome, Published, StaleOutcome, UnpublishOutcome,
+    MAX_ID_LEN,
+};
 
 use crate::capability::{self, Capability};
 use crate::csi::{
@@ -165,10 +168,20 @@ impl Driver {
         self.check_ready()?;
         let _guard = self.inflight.begin(volume)?;
         let access = if req.readonly { cap.access.readonly() } else { cap.access };
-        let result = self.engine.publish(volume, node, access, meta.migration_timeout());
+        let (result, cleared) = self.publish_past_gone_holders(volume, node, access, meta.migration_timeout());
         self.post(events::for_publish(volume, node, &result));
-        let out = result?;
-        self.persist_if(out.kind != Published::AlreadyAttached, &meta)?;
+        let out = match result {
+            Ok(out) => out,
+            Err(e) => {
+                self.persist_if(cleared, &meta)?;
+                return Err(e.into());
+            }
+        };
+        let changed = cleared || out.kind != Published::AlreadyAttached;
+        self.persist_if(changed, &meta)?;
+        if changed {
+            self.changed(volume);
+        }
         let context = HashMap::from([
             (EPOCH_KEY.to_owned(), out.epoch.to_string()),
             (NODE_KEY.to_owned(), node.to_owned()),
@@ -196,10 +209,49 @@ impl Driver {
         if let UnpublishOutcome::MigrationCompleted { duration, .. } = &out {
             self.metrics.migration_completed(duration.as_secs_f64());
         }
+        let changed = out != UnpublishOutcome::NotAttached;
         if let Some(meta) = meta {
-            self.persist_if(out != UnpublishOutcome::NotAttached, &meta)?;
+            self.persist_if(changed, &meta)?;
+        }
+        if changed {
+            self.changed(volume);
         }
         Ok(())
+    }
+
+    /// Publishes; if the engine refuses because nodes that no longer exist hold the volume,
+    /// clears them (compare-and-clear, so a newer attachment is never undone) and decides
+    /// once more. Returns the decision and whether anything was cleared.
+    fn publish_past_gone_holders(
+        &self,
+        volume: &str,
+        node: &str,
+        access: Access,
+        timeout: Option<Duration>,
+    ) -> (Result<PublishOutcome, CoreError>, bool) {
+        let result = self.engine.publish(volume, node, access, timeout);
+        let Err(CoreError::Conflict { attached_to: holders, .. } | CoreError::MigrationLimit { nodes: holders, .. }) =
+            &result
+        else {
+            return (result, false);
+        };
+        let mut cleared = false;
+        for gone in holders.iter().filter(|h| !self.nodes.exists(h)) {
+            match self.engine.clear_stale(volume, gone) {
+                Ok(StaleOutcome::Cleared { node: holder, epoch, .. }) => {
+                    cleared = true;
+                    self.metrics.reconcile_action("holder_gone");
+                    self.post(Some(events::holder_gone(volume, &holder, epoch)));
+                }
+                Ok(StaleOutcome::NotAttached) => {}
+                Err(e) => return (Err(e), cleared),
+            }
+        }
+        if cleared {
+            (self.engine.publish(volume, node, access, timeout), true)
+        } else {
+            (result, false)
+        }
     }
 
     /// `ValidateVolumeCapabilities`: confirmed only if every capability fits the volume.

@@ -1,15 +1,16 @@
 //! The driver: the engine, the volume store and catalogue, the nodes, events and metrics,
 //! wired together. RPC handlers call its synchronous operations (see `controller` and `node`).
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use dashmap::{DashMap, DashSet};
 use tether_core::{Clock, Config, CoreError, Engine, SnapshotError};
 
+use crate::adopt::{self, AdoptReport, Observed};
 use crate::catalog::Catalog;
-use crate::events::{Event, EventSink};
+use crate::events::{Event, EventSink, Reason};
 use crate::inflight::InFlight;
 use crate::metrics::Metrics;
 use crate::nodes::NodeDirectory;
@@ -35,6 +36,25 @@ pub struct Parts {
     pub store: Arc<dyn VolumeStore>,
     pub nodes: Arc<dyn NodeDirectory>,
     pub events: Arc<dyn EventSink>,
+    /// Told about every volume whose attachment changed (Kubernetes: the PV annotations).
+    pub changes: Option<Arc<dyn ChangeListener>>,
+    /// Whether attachment state comes from outside and must be adopted (see
+    /// [`Driver::adopt`]) before any call that depends on it is served.
+    pub awaits_rebuild: bool,
+}
+
+/// Learns which volumes' attachments changed; must not block.
+pub trait ChangeListener: Send + Sync + 'static {
+    fn changed(&self, volume: &str);
+    /// A reconcile pass ran: a chance to tidy what no attachment backs any more.
+    fn reconciled(&self) {}
+}
+
+/// Where the driver is in its life; calls that read or change attachments wait for `SERVING`.
+mod phase {
+    pub const REBUILDING: u8 = 0;
+    pub const SERVING: u8 = 1;
+    pub const SHUTTING_DOWN: u8 = 2;
 }
 
 /// Why the driver could not start. It never starts on state it could not read.
@@ -59,10 +79,11 @@ pub struct Driver {
     pub(crate) catalog: Catalog,
     pub(crate) nodes: Arc<dyn NodeDirectory>,
     events: Arc<dyn EventSink>,
+    changes: Option<Arc<dyn ChangeListener>>,
     pub(crate) inflight: InFlight,
     /// Node side: the highest epoch each volume was mounted with here (the fence).
     pub(crate) mounted_epochs: DashMap<String, u64>,
-    ready: AtomicBool,
+    phase: AtomicU8,
     /// Volumes whose last persist failed: the engine moved on but the disk did not, so the
     /// next call on them persists even if it changes nothing (an idempotent retry must not
     /// be acknowledged on state that is not durable).
@@ -133,29 +154,40 @@ impl Driver {
             catalog,
             nodes: parts.nodes,
             events: parts.events,
+            changes: parts.changes,
             inflight: InFlight::default(),
             mounted_epochs: DashMap::new(),
-            ready: AtomicBool::new(true),
+            phase: AtomicU8::new(if parts.awaits_rebuild { phase::REBUILDING } else { phase::SERVING }),
             calls: AtomicUsize::new(0),
             unsaved: DashSet::new(),
         })
     }
 
-    /// Whether the driver accepts calls (false once shutdown began).
+    /// Whether the driver accepts calls: state rebuilt, shutdown not begun.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
+        self.phase.load(Ordering::Acquire) == phase::SERVING
+    }
+
+    /// Whether attachment state still waits to be adopted from outside.
+    pub fn is_rebuilding(&self) -> bool {
+        self.phase.load(Ordering::Acquire) == phase::REBUILDING
+    }
+
+    /// Whether shutdown began.
+    pub fn is_shutting_down(&self) -> bool {
+        self.phase.load(Ordering::Acquire) == phase::SHUTTING_DOWN
     }
 
     /// Stops accepting state-changing calls: they get UNAVAILABLE from now on.
     pub fn begin_shutdown(&self) {
-        self.ready.store(false, Ordering::Release);
+        self.phase.store(phase::SHUTTING_DOWN, Ordering::Release);
     }
 
     pub(crate) fn check_ready(&self) -> Result<(), DriverError> {
-        if self.is_ready() {
-            Ok(())
-        } else {
-            Err(DriverError::ShuttingDown)
+        match self.phase.load(Ordering::Acquire) {
+            phase::SERVING => Ok(()),
+            phase::REBUILDING => Err(DriverError::Rebuilding),
+            _ => Err(DriverError::ShuttingDown),
         }
     }
 
@@ -174,6 +206,13 @@ impl Driver {
     /// How many volumes the store holds.
     pub fn volume_count(&self) -> usize {
         self.catalog.len()
+    }
+
+    /// Tells the change listener, if any, that `volume`'s attachment changed.
+    pub(crate) fn changed(&self, volume: &str) {
+        if let Some(l) = &self.changes {
+            l.changed(volume);
+        }
     }
 
     pub(crate) fn post(&self, event: Option<Event>) {
@@ -218,10 +257,59 @@ impl Driver {
             if let Some(meta) = self.catalog.get(&cleared.volume) {
                 self.persist(&meta)?;
             }
+            self.changed(&cleared.volume);
         }
         for event in crate::events::for_reconcile(&report) {
             self.post(Some(event));
         }
+        if let Some(l) = &self.changes {
+            l.reconciled();
+        }
+        Ok(report)
+    }
+}
+
+impl Driver {
+    /// Makes `observed` (every attached volume, as Kubernetes records it) the engine's truth
+    /// for attachments, persists every volume that changed, and then serves calls. An
+    /// attachment the engine cannot hold is refused, logged and posted as a conflict.
+    ///
+    /// Call it while no publish runs: before serving (calls get UNAVAILABLE until it
+    /// succeeds) or on taking over as leader. On error the driver keeps refusing calls.
+    pub fn adopt(&self, observed: &Observed) -> Result<AdoptReport, DriverError> {
+        let default_timeout = self.engine.config().default_migration_timeout;
+        let timeout_for = |v: &str| self.catalog.get(v).and_then(|m| m.migration_timeout()).unwrap_or(default_timeout);
+        let (snapshot, report) = adopt::plan(&self.engine.snapshot(), observed, timeout_for);
+        self.engine.restore(&snapshot)?;
+        for volume in report.changed() {
+            if let Some(meta) = self.catalog.get(volume) {
+                self.persist(&meta)?;
+            }
+            self.changed(volume);
+        }
+        for r in &report.refused {
+            tracing::error!(volume = %r.volume, node = %r.node, kept = ?r.kept, "attachment not adopted: {}", r.why);
+            let message = format!(
+                "Kubernetes shows volume {:?} attached to node {:?}, which cannot be kept ({}); it stays on {:?}. \
+                 Detach it from {:?} (delete that VolumeAttachment) to resolve this.",
+                r.volume, r.node, r.why, r.kept, r.node
+            );
+            self.post(Some(Event {
+                reason: Reason::AttachmentConflict,
+                volume: r.volume.clone(),
+                message,
+                claim: None,
+            }));
+        }
+        self.metrics.reconcile_action("rebuilt");
+        let _ = self.phase.compare_exchange(phase::REBUILDING, phase::SERVING, Ordering::AcqRel, Ordering::Acquire);
+        tracing::info!(
+            unchanged = report.unchanged,
+            adopted = report.adopted.len(),
+            dropped = report.dropped.len(),
+            refused = report.refused.len(),
+            "attachment state rebuilt"
+        );
         Ok(report)
     }
 }

@@ -130,15 +130,21 @@ pub fn for_unpublish(volume: &str, result: &Result<UnpublishOutcome, CoreError>)
     }
 }
 
+fn stale_cleared(volume: &str, node: &str, epoch: u64, why: &str) -> Event {
+    event(Reason::StaleAttachmentCleared, volume, format!("cleared from node {node:?}, {why} (epoch {epoch})"))
+}
+
+/// The event of an attachment cleared at publish time because its node no longer exists.
+pub fn holder_gone(volume: &str, node: &str, epoch: u64) -> Event {
+    stale_cleared(volume, node, epoch, "which no longer exists, to let a new attachment in")
+}
+
 /// The events a reconcile pass posts.
 pub fn for_reconcile(report: &ReconcileReport) -> Vec<Event> {
-    let cleared = report.cleared.iter().map(|c| {
-        event(
-            Reason::StaleAttachmentCleared,
-            &c.volume,
-            format!("cleared from node {:?}, missing for at least the grace period (epoch {})", c.node, c.epoch),
-        )
-    });
+    let cleared = report
+        .cleared
+        .iter()
+        .map(|c| stale_cleared(&c.volume, &c.node, c.epoch, "missing for at least the grace period"));
     let timed_out = report.timed_out_migrations.iter().map(|m| {
         event(
             Reason::MigrationFailed,

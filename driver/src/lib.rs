@@ -5,6 +5,7 @@
 //! Hooks for a Kubernetes layer: [`nodes::NodeDirectory`] (which nodes exist),
 //! [`events::EventSink`] (where events go) and [`store::VolumeStore`] (where volumes live).
 
+pub mod adopt;
 pub mod capability;
 pub mod catalog;
 pub mod controller;
@@ -19,6 +20,7 @@ pub mod mount;
 pub mod node;
 pub mod nodes;
 pub mod persisted;
+pub mod reconciler;
 pub mod server;
 pub mod service;
 pub mod status;
@@ -31,4 +33,4 @@ pub mod csi {
     tonic::include_proto!("csi.v1");
 }
 
-pub use driver::{Driver, Parts, Settings, StartupError};
+pub use driver::{ChangeListener, Driver, Parts, Settings, StartupError};

@@ -7,15 +7,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use tether_core::MonotonicClock;
-use tether_driver::events::{EventSink, LogSink};
-use tether_driver::k8s;
+use tether_core::{Clock, MonotonicClock};
+use tether_driver::events::LogSink;
+use tether_driver::http::DriverSlot;
+use tether_driver::k8s::{
+    self,
+    lease::{Elector, LeaseConfig},
+};
 use tether_driver::logging::{self, LogFormat};
 use tether_driver::nodes::StaticNodes;
+use tether_driver::reconciler;
 use tether_driver::server::{self, Endpoint};
-use tether_driver::store::EmbeddedStore;
+use tether_driver::store::{EmbeddedStore, VolumeStore};
 use tether_driver::{Driver, Parts, Settings};
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
 
 /// A CSI driver whose attach decisions are the Tether engine's.
 #[derive(Debug, Parser)]
@@ -56,110 +63,196 @@ struct Args {
     /// Seconds between reconcile passes (timed-out migrations, nodes gone).
     #[arg(long, default_value_t = 300)]
     reconcile_interval_seconds: u64,
-    /// Kubeconfig of the Kubernetes layer (events on PVCs). Without it, `KUBECONFIG` or
-    /// in-cluster configuration switch it on; with none of them it stays off.
+    /// Kubeconfig of the Kubernetes layer (events on PVCs, Node watch, rebuild from
+    /// `VolumeAttachments`, PV annotations). Without it, `KUBECONFIG` or in-cluster
+    /// configuration switch it on; with none of them it stays off.
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
+    /// Serve only while holding a coordination.k8s.io Lease (controller replicas); the
+    /// identity is `POD_NAME`, else --node-id.
+    #[arg(long)]
+    leader_election: bool,
+    /// Namespace of the Lease (default: `POD_NAMESPACE`).
+    #[arg(long)]
+    leader_election_namespace: Option<String>,
+    /// Name of the Lease.
+    #[arg(long, default_value = "tether-csi-controller")]
+    lease_name: String,
+    /// How long a leader that stopped renewing keeps the Lease, in seconds (at least 3).
+    #[arg(long, default_value_t = 15)]
+    lease_duration_seconds: u64,
 }
 
-fn open(args: &Args, events: Arc<dyn EventSink>) -> Result<Arc<Driver>, Box<dyn std::error::Error>> {
-    let settings = Settings {
+/// How the process ends: asked to (signal), or because it lost the Lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Running,
+    Signalled,
+    LostLease,
+}
+
+fn settings(args: &Args) -> Settings {
+    Settings {
         driver_name: args.driver_name.clone(),
         node_id: args.node_id.clone(),
         grace_period: Duration::from_secs(args.grace_period_seconds),
         default_migration_timeout: Duration::from_secs(args.migration_timeout_seconds),
         metrics_namespace: args.metrics_namespace.clone(),
-    };
-    let nodes = StaticNodes::new(std::iter::once(args.node_id.clone()).chain(args.nodes.iter().cloned()));
-    let parts = Parts {
-        clock: Arc::new(MonotonicClock::new()),
-        store: Arc::new(EmbeddedStore::open(&args.state_dir, args.capacity_bytes)?),
-        nodes: Arc::new(nodes),
-        events,
-    };
-    Ok(Arc::new(Driver::open(settings, parts)?))
+    }
 }
 
-async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+fn lease_config(args: &Args) -> Result<LeaseConfig, String> {
+    let from_env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let namespace = args
+        .leader_election_namespace
+        .clone()
+        .or_else(|| from_env("POD_NAMESPACE"))
+        .ok_or("--leader-election needs the Lease's namespace: --leader-election-namespace or POD_NAMESPACE")?;
+    let identity = from_env("POD_NAME").unwrap_or_else(|| args.node_id.clone());
+    let duration = Duration::from_secs(args.lease_duration_seconds.max(3));
+    Ok(LeaseConfig { namespace, name: args.lease_name.clone(), identity, duration })
+}
+
+/// Turns SIGTERM and SIGINT into `Stop::Signalled`.
+fn watch_signals(stop: watch::Sender<Stop>) -> std::io::Result<()> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: finishing in-flight calls"),
+            _ = int.recv() => tracing::info!("SIGINT: finishing in-flight calls"),
+        }
+        stop.send_replace(Stop::Signalled);
+    });
+    Ok(())
+}
+
+/// Completes when the process is asked to stop.
+async fn stopped(mut stop: watch::Receiver<Stop>) -> Stop {
+    stop.wait_for(|s| *s != Stop::Running).await.map_or(Stop::Signalled, |s| *s)
+}
+
+/// Waits for the Lease; afterwards, losing it stops the process. `None` if stopped first.
+async fn lead(elector: Elector, stop: &watch::Sender<Stop>, release: watch::Receiver<bool>) -> Option<JoinHandle<()>> {
+    let mut leading = elector.leading();
+    let identity = elector.identity().to_owned();
+    let task = tokio::spawn(elector.run(release));
+    tracing::info!(identity = %identity, "standby: waiting for the Lease");
+    tokio::select! {
+        _ = leading.wait_for(|l| *l) => {}
+        _ = stopped(stop.subscribe()) => return Some(task),
+    }
+    tracing::info!(identity = %identity, "leading");
+    let stop = stop.clone();
+    tokio::spawn(async move {
+        if leading.wait_for(|l| !*l).await.is_ok() {
+            tracing::error!("lost the Lease: stopping, so that only the leader serves");
+            stop.send_if_modified(|s| (*s == Stop::Running).then(|| *s = Stop::LostLease).is_some());
+        }
+    });
+    Some(task)
+}
+
+async fn run(args: Args) -> Result<Stop, Box<dyn std::error::Error>> {
     tether_core::check_node_id(&args.node_id).map_err(|e| format!("--node-id: {e}"))?;
+    let (stop, _) = watch::channel(Stop::Running);
+    watch_signals(stop.clone())?;
     let kube = match k8s::config(args.kubeconfig.as_deref()).await? {
         Some(config) => Some(kube::Client::try_from(config).map_err(k8s::KubeError::from)?),
         None => None,
     };
-    let (events, poster): (Arc<dyn EventSink>, _) = match kube {
-        Some(client) => {
-            let reporter = k8s::Reporter { component: args.driver_name.clone(), instance: args.node_id.clone() };
-            let (sink, poster) = k8s::sink(client, reporter, k8s::QUEUE_CAPACITY);
-            tracing::info!("Kubernetes on: events go to the PVCs");
-            (sink, Some(poster))
-        }
-        None => (Arc::new(LogSink), None),
-    };
-    let driver = open(&args, events)?;
-    if let Some(poster) = poster {
-        tokio::spawn(poster.run(driver.metrics.clone()));
-    }
+    let slot: DriverSlot = Arc::default();
     if !args.metrics_address.is_empty() {
         let listener = tokio::net::TcpListener::bind(&args.metrics_address)
             .await
             .map_err(|e| format!("--metrics-address {}: {e}", args.metrics_address))?;
         tracing::info!(address = %args.metrics_address, "serving metrics");
-        tokio::spawn(tether_driver::http::serve_metrics(listener, Arc::clone(&driver)));
+        tokio::spawn(tether_driver::http::serve_metrics(listener, Arc::clone(&slot)));
     }
-    let reconciler =
-        tokio::spawn(reconcile_loop(Arc::clone(&driver), Duration::from_secs(args.reconcile_interval_seconds)));
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let stopping = Arc::clone(&driver);
-    let shutdown = async move {
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM: finishing in-flight calls"),
-            _ = int.recv() => tracing::info!("SIGINT: finishing in-flight calls"),
+    // Leadership comes first: a standby must not read a store the leader is writing.
+    let (release, release_rx) = watch::channel(false);
+    let mut elector = None;
+    if args.leader_election {
+        let client =
+            kube.clone().ok_or("--leader-election needs Kubernetes: a kubeconfig or in-cluster configuration")?;
+        let e = Elector::new(client, lease_config(&args)?, Arc::new(MonotonicClock::new()));
+        elector = lead(e, &stop, release_rx).await;
+        if *stop.borrow() != Stop::Running {
+            return finish(elector, &release, Stop::Signalled).await;
         }
-        stopping.begin_shutdown();
+    }
+    let store: Arc<dyn VolumeStore> = Arc::new(EmbeddedStore::open(&args.state_dir, args.capacity_bytes)?);
+    let clock: Arc<dyn Clock> = Arc::new(MonotonicClock::new());
+    let mut layer = kube.map(|client| {
+        let reporter = k8s::Reporter { component: args.driver_name.clone(), instance: args.node_id.clone() };
+        k8s::layer::Layer::start(client, reporter, &args.driver_name)
+    });
+    let parts = if let Some(l) = &layer {
+        l.parts(clock, store)
+    } else {
+        let nodes = StaticNodes::new(std::iter::once(args.node_id.clone()).chain(args.nodes.iter().cloned()));
+        Parts { clock, store, nodes: Arc::new(nodes), events: Arc::new(LogSink), changes: None, awaits_rebuild: false }
+    };
+    let driver = Arc::new(Driver::open(settings(&args), parts)?);
+    let _ = slot.set(Arc::clone(&driver));
+    let node_lost = layer.as_ref().map_or_else(|| Arc::new(Notify::new()), |l| Arc::clone(&l.node_lost));
+    let every = Duration::from_secs(args.reconcile_interval_seconds);
+    let reconciler = tokio::spawn(reconciler::run(Arc::clone(&driver), every, node_lost));
+    // The socket opens at once; until the rebuild is done, calls that need state answer UNAVAILABLE.
+    let shutdown = {
+        let (driver, stop) = (Arc::clone(&driver), stop.subscribe());
+        async move {
+            stopped(stop).await;
+            driver.begin_shutdown();
+        }
     };
     let served = server::serve(Arc::clone(&driver), &args.endpoint, shutdown);
+    let rebuilt = async {
+        if let Some(layer) = layer.as_mut() {
+            tracing::info!("Kubernetes on: rebuilding attachment state from VolumeAttachments");
+            layer.run(&driver).await;
+        }
+        std::future::pending::<()>().await;
+    };
     // The server returns once every connection is closed; a client that keeps an idle
     // connection open must not hold the exit up once the calls in flight are done.
     tokio::select! {
         result = served => result.map_err(|e| e.to_string())?,
         () = drained(&driver) => tracing::info!("in-flight calls done; closing the remaining connections"),
+        () = rebuilt => {}
     }
     reconciler.abort();
+    drop(layer);
     if let Endpoint::Unix(path) = &args.endpoint {
         let _ = std::fs::remove_file(path);
     }
     tracing::info!("stopped; every acknowledged change is on disk");
-    Ok(())
+    let why = *stop.borrow();
+    finish(elector, &release, why).await
+}
+
+/// Releases the Lease (if held) and reports why the process stops.
+async fn finish(
+    elector: Option<JoinHandle<()>>,
+    release: &watch::Sender<bool>,
+    why: Stop,
+) -> Result<Stop, Box<dyn std::error::Error>> {
+    release.send_replace(true);
+    if let Some(task) = elector {
+        let _ = task.await;
+    }
+    Ok(why)
 }
 
 /// Completes once shutdown began, no RPC is running, and connections had a moment to close.
 async fn drained(driver: &Driver) {
     let mut poll = tokio::time::interval(Duration::from_millis(10));
-    while driver.is_ready() || driver.in_flight() > 0 {
+    while !driver.is_shutting_down() || driver.in_flight() > 0 {
         poll.tick().await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     while driver.in_flight() > 0 {
         poll.tick().await;
-    }
-}
-
-async fn reconcile_loop(driver: Arc<Driver>, every: Duration) {
-    let mut tick = tokio::time::interval(every.max(Duration::from_secs(1)));
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        let d = Arc::clone(&driver);
-        match tokio::task::spawn_blocking(move || d.reconcile()).await {
-            Ok(Ok(report)) => tracing::debug!(
-                cleared = report.cleared.len(),
-                timed_out = report.timed_out_migrations.len(),
-                "reconciled"
-            ),
-            Ok(Err(e)) => tracing::warn!(error = %e, "reconcile failed"),
-            Err(e) => tracing::warn!(error = %e, "reconcile did not complete"),
-        }
     }
 }
 
@@ -174,7 +267,8 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(run(args)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Stop::LostLease) => ExitCode::FAILURE,
+        Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
             eprintln!("tether-csi: {e}");

@@ -50,8 +50,16 @@ const DETACH: [(&str, Read); 4] = [
     ("migration_completed", |s| s.migrations_completed),
     ("migration_aborted", |s| s.migrations_aborted),
 ];
-/// `reconcile_total{action}`: passes run, and migrations they reported past their timeout.
-const RECONCILE: [(&str, Read); 2] = [("run", |s| s.reconciles), ("migration_timed_out", |s| s.migrations_timed_out)];
+/// `reconcile_total{action}`, as the engine counts it: passes run, attachments cleared from
+/// nodes gone (by reconcile or at publish time), migrations reported past their timeout.
+const RECONCILE: [(&str, Read); 3] = [
+    ("run", |s| s.reconciles),
+    ("stale_cleared", |s| s.stale_cleared),
+    ("migration_timed_out", |s| s.migrations_timed_out),
+];
+/// `reconcile_total{action}`, as the driver counts it: state rebuilt from Kubernetes, and
+/// publishes that found the holding node gone.
+pub const DRIVER_RECONCILE_ACTIONS: [&str; 2] = ["rebuilt", "holder_gone"];
 /// `migration_migrations_total{result}`.
 const MIGRATIONS: [(&str, Read); 4] = [
     ("started", |s| s.migrations_started),
@@ -134,6 +142,8 @@ pub struct Metrics {
     events_posted: IntCounterVec,
     events_dropped: IntCounterVec,
     migration_duration: Histogram,
+    /// The engine collector's family; the driver adds its own actions to it.
+    reconcile: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -216,13 +226,17 @@ impl Metrics {
             let _ = events_posted.with_label_values(&[r.as_str()]);
             let _ = events_dropped.with_label_values(&[r.as_str()]);
         }
+        let reconcile = collector.reconcile.clone();
+        for action in DRIVER_RECONCILE_ACTIONS {
+            let _ = reconcile.with_label_values(&[action]);
+        }
         let registry = Registry::new();
         registry.register(Box::new(collector))?;
         registry.register(Box::new(operation_duration.clone()))?;
         registry.register(Box::new(events_posted.clone()))?;
         registry.register(Box::new(events_dropped.clone()))?;
         registry.register(Box::new(migration_duration.clone()))?;
-        Ok(Self { registry, operation_duration, events_posted, events_dropped, migration_duration })
+        Ok(Self { registry, operation_duration, events_posted, events_dropped, migration_duration, reconcile })
     }
 
     pub fn observe_operation(&self, operation: &str, seconds: f64) {
@@ -240,6 +254,12 @@ impl Metrics {
     /// The count of one labelled sample, for tests and diagnostics.
     pub fn events_dropped(&self, reason: Reason) -> u64 {
         self.events_dropped.with_label_values(&[reason.as_str()]).get()
+    }
+
+    /// Counts one of [`DRIVER_RECONCILE_ACTIONS`].
+    pub fn reconcile_action(&self, action: &'static str) {
+        debug_assert!(DRIVER_RECONCILE_ACTIONS.contains(&action), "unknown reconcile action {action}");
+        self.reconcile.with_label_values(&[action]).inc();
     }
 
     pub fn migration_completed(&self, seconds: f64) {

@@ -36,6 +36,10 @@ pub enum DriverError {
     Store(#[from] StoreError),
     #[error("the driver is shutting down; retry against the next instance")]
     ShuttingDown,
+    /// Recovery fails closed: without the attachments Kubernetes records, a publish could let
+    /// a second node in.
+    #[error("the driver is still rebuilding its attachment state from Kubernetes; retry shortly")]
+    Rebuilding,
 }
 
 impl From<InvalidInput> for DriverError {
@@ -70,7 +74,7 @@ impl From<DriverError> for Status {
             DriverError::Busy(_) | DriverError::BadToken(_) => Code::Aborted,
             DriverError::StillPublished { .. } | DriverError::Precondition(_) => Code::FailedPrecondition,
             DriverError::Store(_) => Code::Internal,
-            DriverError::ShuttingDown => Code::Unavailable,
+            DriverError::ShuttingDown | DriverError::Rebuilding => Code::Unavailable,
         };
         Self::new(code, e.to_string())
     }

@@ -133,19 +133,32 @@ impl Harness {
 
     /// With `sink`, events go there instead of to `events` (which then records nothing).
     pub async fn start_with(dir: tempfile::TempDir, sink: Option<Arc<dyn EventSink>>) -> Self {
-        let clock = Arc::new(ManualClock::new());
+        Self::start_custom(dir, ManualClock::new(), |parts| {
+            if let Some(sink) = sink {
+                parts.events = sink;
+            }
+        })
+        .await
+    }
+
+    /// A driver on `clock`, its parts changed by `customize` before it opens.
+    pub async fn start_custom(dir: tempfile::TempDir, clock: ManualClock, customize: impl FnOnce(&mut Parts)) -> Self {
+        let clock = Arc::new(clock);
         let store = Arc::new(GatedStore {
             inner: EmbeddedStore::open(&dir.path().join("state"), 1 << 40).unwrap(),
             gate: Mutex::new(None),
             fail_next: std::sync::atomic::AtomicBool::new(false),
         });
         let events = Arc::new(RecordingSink::default());
-        let parts = Parts {
+        let mut parts = Parts {
             clock: clock.clone(),
             store: store.clone(),
             nodes: Arc::new(StaticNodes::new(NODES.iter().map(ToString::to_string))),
-            events: sink.unwrap_or_else(|| events.clone()),
+            events: events.clone(),
+            changes: None,
+            awaits_rebuild: false,
         };
+        customize(&mut parts);
         let driver = Arc::new(Driver::open(settings(), parts).unwrap());
         let socket = dir.path().join("csi.sock");
         let listener = bind_unix(&socket).unwrap();

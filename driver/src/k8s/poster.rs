@@ -1,53 +1,24 @@
-//! The Kubernetes layer: when it is switched on, and the event sink that posts events on the
-//! PVC through a bounded queue, so a slow or absent API server never holds up a CSI call.
+//! The event sink that posts events on the PVC through a bounded queue, so a slow or absent
+//! API server never holds up a CSI call.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Event as KubeEvent, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::PostParams;
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Api, Client, Config};
+use kube::{Api, Client};
 use tokio::sync::mpsc;
 
+use super::cluster::Cluster;
 use crate::events::{Event, EventSink};
 use crate::metrics::Metrics;
 use crate::volume::Claim;
 
-/// Where in-cluster configuration keeps the `ServiceAccount` token.
-const TOKEN_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 /// Events waiting for the API server; beyond this, new events are dropped and counted.
 pub const QUEUE_CAPACITY: usize = 1024;
 /// One post may take this long before the event counts as dropped and the next one goes.
 const POST_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Why the Kubernetes layer could not start although it was asked for.
-#[derive(Debug, thiserror::Error)]
-pub enum KubeError {
-    #[error("kubeconfig {path}: {source}")]
-    Kubeconfig { path: String, source: kube::config::KubeconfigError },
-    #[error("in-cluster configuration: {0}")]
-    InCluster(#[from] kube::config::InClusterError),
-    #[error("Kubernetes client: {0}")]
-    Client(#[from] kube::Error),
-}
-
-/// The configuration to use: `--kubeconfig`, else `KUBECONFIG`, else in-cluster if both the
-/// service host and the token are there; `None` means Kubernetes is off.
-pub async fn config(kubeconfig: Option<&Path>) -> Result<Option<Config>, KubeError> {
-    let env_path = std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()).map(PathBuf::from);
-    if let Some(path) = kubeconfig.map(Path::to_path_buf).or(env_path) {
-        let to_err = |source| KubeError::Kubeconfig { path: path.display().to_string(), source };
-        let file = Kubeconfig::read_from(&path).map_err(to_err)?;
-        return Ok(Some(Config::from_custom_kubeconfig(file, &KubeConfigOptions::default()).await.map_err(to_err)?));
-    }
-    if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() && Path::new(TOKEN_FILE).exists() {
-        return Ok(Some(Config::incluster()?));
-    }
-    Ok(None)
-}
 
 /// Who reports the events: `source.component` and `reportingComponent`, and the instance.
 #[derive(Debug, Clone)]
@@ -67,6 +38,8 @@ pub struct Poster {
     queue: mpsc::Receiver<Event>,
     client: Client,
     reporter: Reporter,
+    /// Where to find a volume's PVC from its PV's claimRef, when its parameters do not say.
+    cluster: Option<Arc<Cluster>>,
 }
 
 impl std::fmt::Debug for Poster {
@@ -78,7 +51,7 @@ impl std::fmt::Debug for Poster {
 /// A sink and the poster that drains it; run the poster once the driver's metrics exist.
 pub fn sink(client: Client, reporter: Reporter, capacity: usize) -> (Arc<KubeSink>, Poster) {
     let (tx, rx) = mpsc::channel(capacity);
-    (Arc::new(KubeSink { queue: tx }), Poster { queue: rx, client, reporter })
+    (Arc::new(KubeSink { queue: tx }), Poster { queue: rx, client, reporter, cluster: None })
 }
 
 impl EventSink for KubeSink {
@@ -89,11 +62,19 @@ impl EventSink for KubeSink {
 }
 
 impl Poster {
+    /// Finds the PVC of events whose volume parameters name none through `cluster`'s PVs.
+    #[must_use]
+    pub fn with_claims(mut self, cluster: Arc<Cluster>) -> Self {
+        self.cluster = Some(cluster);
+        self
+    }
+
     /// Posts each queued event on its PVC; an event without a known PVC is skipped, and one
     /// the API server does not take is counted as dropped.
     pub async fn run(mut self, metrics: Metrics) {
         while let Some(event) = self.queue.recv().await {
-            let Some(claim) = event.claim.clone() else {
+            let claim = event.claim.clone().or_else(|| self.cluster.as_ref()?.claim_of(&event.volume));
+            let Some(claim) = claim else {
                 tracing::debug!(reason = event.reason.as_str(), volume = %event.volume, "no PVC known; event not posted");
                 continue;
             };

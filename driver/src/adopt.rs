@@ -1,0 +1,174 @@
+//! Adopting attachments recorded outside the driver (Kubernetes `VolumeAttachment`s) as the
+//! engine's state: the outside record is the truth for which nodes hold a volume, the engine's
+//! own record keeps what the outside does not know (epochs, detach records, timeouts reported).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, SystemTime};
+
+use tether_core::{
+    check_node_id, clamp_migration_timeout, duration_to_nanos, Access, AccessMode, AttachmentEntry, Snapshot,
+    VolumeEntry,
+};
+
+/// One node holding a volume, and since when (the record's creation time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedNode {
+    pub node: String,
+    pub since: SystemTime,
+}
+
+/// What the outside record says about one volume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedVolume {
+    pub access: Access,
+    pub nodes: Vec<ObservedNode>,
+    /// The lowest epoch the volume may have: a fencing token handed out before (say, by a
+    /// replica whose state is gone) must never be handed out again.
+    pub epoch_floor: u64,
+}
+
+/// Every attached volume the outside record knows, by volume id.
+pub type Observed = BTreeMap<String, ObservedVolume>;
+
+/// An attachment the outside record shows that the engine cannot hold (an RWO volume on two
+/// nodes, an RWX volume on three, a node name the engine refuses).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub volume: String,
+    pub node: String,
+    /// The nodes the volume was given instead.
+    pub kept: Vec<String>,
+    pub why: String,
+}
+
+/// What adopting changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AdoptReport {
+    /// Volumes whose engine record already matched.
+    pub unchanged: usize,
+    /// Volumes given the outside record's nodes (new, or different from the engine's).
+    pub adopted: Vec<String>,
+    /// Volumes the engine had attached that the outside record shows attached nowhere.
+    pub dropped: Vec<String>,
+    pub refused: Vec<Refused>,
+}
+
+impl AdoptReport {
+    /// Every volume whose record changed, for persisting.
+    pub fn changed(&self) -> impl Iterator<Item = &String> {
+        self.adopted.iter().chain(&self.dropped)
+    }
+}
+
+fn unix_nanos(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, duration_to_nanos)
+}
+
+/// The nodes to keep, in engine order (source first): the engine's own nodes that the record
+/// still shows come first, then the record's oldest; at most one for RWO, two for RWX.
+fn choose(
+    volume: &str,
+    current: &[String],
+    observed: &ObservedVolume,
+    refused: &mut Vec<Refused>,
+) -> Vec<ObservedNode> {
+    let limit = if observed.access.mode == AccessMode::Rwo { 1 } else { 2 };
+    let mut candidates: Vec<&ObservedNode> = Vec::new();
+    for n in &observed.nodes {
+        match check_node_id(&n.node) {
+            Ok(()) if !candidates.iter().any(|c| c.node == n.node) => candidates.push(n),
+            Ok(()) => {}
+            Err(e) => {
+                refused.push(Refused { volume: volume.into(), node: n.node.clone(), kept: vec![], why: e.to_string() });
+            }
+        }
+    }
+    candidates.sort_by_key(|n| (current.iter().position(|c| *c == n.node).unwrap_or(usize::MAX), n.since));
+    let kept: Vec<ObservedNode> = candidates.iter().take(limit).map(|n| (*n).clone()).collect();
+    let kept_names: Vec<String> = kept.iter().map(|n| n.node.clone()).collect();
+    for extra in candidates.iter().skip(limit) {
+        refused.push(Refused {
+            volume: volume.into(),
+            node: extra.node.clone(),
+            kept: kept_names.clone(),
+            why: format!("an {} volume may be attached to at most {limit} node(s)", observed.access),
+        });
+    }
+    kept
+}
+
+/// The attachment entry for `kept` nodes, or `None` if the current one already says the same.
+fn attachment(
+    current: Option<&AttachmentEntry>,
+    observed: &ObservedVolume,
+    kept: &[ObservedNode],
+    timeout: Duration,
+) -> Option<AttachmentEntry> {
+    let names: Vec<String> = kept.iter().map(|n| n.node.clone()).collect();
+    if let Some(a) = current {
+        let same_nodes = a.nodes.iter().collect::<BTreeSet<_>>() == names.iter().collect::<BTreeSet<_>>();
+        if same_nodes && a.mode == observed.access.mode && a.readonly == observed.access.readonly {
+            return None;
+        }
+    }
+    // A migration started when its target attached: the later record.
+    let since = kept.iter().map(|n| n.since).max().unwrap_or(SystemTime::UNIX_EPOCH);
+    let timeout_ms = u32::try_from(clamp_migration_timeout(timeout).as_millis()).unwrap_or(u32::MAX);
+    Some(AttachmentEntry {
+        mode: observed.access.mode,
+        readonly: observed.access.readonly,
+        nodes: names,
+        since_unix_nanos: unix_nanos(since),
+        migration_timeout_ms: (kept.len() == 2).then_some(timeout_ms),
+        timeout_reported: false,
+    })
+}
+
+/// The state `snapshot` becomes when `observed` is the truth for attachments. Missing-node
+/// marks and detach records are kept; an epoch grows whenever a volume's nodes change, and
+/// never ends below the observed floor. `timeout_for` gives each volume's migration timeout.
+pub fn plan(
+    snapshot: &Snapshot,
+    observed: &Observed,
+    timeout_for: impl Fn(&str) -> Duration,
+) -> (Snapshot, AdoptReport) {
+    let mut report = AdoptReport::default();
+    let mut volumes: BTreeMap<String, VolumeEntry> =
+        snapshot.volumes.iter().map(|v| (v.volume.clone(), v.clone())).collect();
+    for (volume, obs) in observed {
+        let entry = volumes.entry(volume.clone()).or_insert_with(|| VolumeEntry {
+            volume: volume.clone(),
+            epoch: 0,
+            attachment: None,
+            last_detach: None,
+        });
+        let current: Vec<String> = entry.attachment.as_ref().map(|a| a.nodes.clone()).unwrap_or_default();
+        let kept = choose(volume, &current, obs, &mut report.refused);
+        if kept.is_empty() {
+            continue;
+        }
+        let floor = obs.epoch_floor.max(entry.epoch);
+        match attachment(entry.attachment.as_ref(), obs, &kept, timeout_for(volume)) {
+            Some(a) => {
+                entry.attachment = Some(a);
+                entry.epoch = floor + 1;
+                report.adopted.push(volume.clone());
+            }
+            None if floor > entry.epoch => {
+                entry.epoch = floor;
+                report.adopted.push(volume.clone());
+            }
+            None => report.unchanged += 1,
+        }
+    }
+    for (volume, entry) in &mut volumes {
+        let shown = observed.get(volume).is_some_and(|o| o.nodes.iter().any(|n| check_node_id(&n.node).is_ok()));
+        if entry.attachment.is_some() && !shown {
+            entry.attachment = None;
+            entry.epoch += 1;
+            report.dropped.push(volume.clone());
+        }
+    }
+    let adopted = Snapshot { volumes: volumes.into_values().collect(), ..snapshot.clone() };
+    (adopted, report)
+}
