@@ -160,12 +160,13 @@ impl Driver {
         check_node_id(node)?;
         let cap =
             capability::parse(req.volume_capability.as_ref().ok_or_else(|| invalid("volume capability is missing"))?)?;
+        // Before NOT_FOUND: while state is rebuilt, the node cache may not be filled yet.
+        self.check_ready()?;
         let meta = self.volume(volume)?;
         if !self.nodes.exists(node) {
             return Err(DriverError::NodeNotFound(node.to_owned()));
         }
         capability::check_fits(cap, volume, meta.kind)?;
-        self.check_ready()?;
         let _guard = self.inflight.begin(volume)?;
         let access = if req.readonly { cap.access.readonly() } else { cap.access };
         let (result, cleared) = self.publish_past_gone_holders(volume, node, access, meta.migration_timeout());

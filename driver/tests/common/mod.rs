@@ -143,6 +143,16 @@ impl Harness {
 
     /// A driver on `clock`, its parts changed by `customize` before it opens.
     pub async fn start_custom(dir: tempfile::TempDir, clock: ManualClock, customize: impl FnOnce(&mut Parts)) -> Self {
+        Self::start_named(dir, clock, settings(), customize).await
+    }
+
+    /// The same, with other settings (say, another driver name).
+    pub async fn start_named(
+        dir: tempfile::TempDir,
+        clock: ManualClock,
+        settings: Settings,
+        customize: impl FnOnce(&mut Parts),
+    ) -> Self {
         let clock = Arc::new(clock);
         let store = Arc::new(GatedStore {
             inner: EmbeddedStore::open(&dir.path().join("state"), 1 << 40).unwrap(),
@@ -159,7 +169,7 @@ impl Harness {
             awaits_rebuild: false,
         };
         customize(&mut parts);
-        let driver = Arc::new(Driver::open(settings(), parts).unwrap());
+        let driver = Arc::new(Driver::open(settings, parts).unwrap());
         let socket = dir.path().join("csi.sock");
         let listener = bind_unix(&socket).unwrap();
         let (stop, stopped) = oneshot::channel::<()>();

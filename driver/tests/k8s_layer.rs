@@ -1,0 +1,552 @@
+//! The Kubernetes layer against the real API server of `make test-k8s` (each test is ignored
+//! in a plain `cargo test`): events found through the PV's claimRef, PV annotations, node loss
+//! and the grace period, the holder-gone check, an API server outage, restart and rebuild from
+//! `VolumeAttachments`, and leader election. Tests run one at a time (`--test-threads=1`): one
+//! of them stops the API server. They use the driver's identity with deploy/'s RBAC applied,
+//! so the manifests are proven sufficient; waits poll for an observable state with a deadline.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{Harness, GRACE};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Event, Namespace, Node, PersistentVolume, PersistentVolumeClaim};
+use k8s_openapi::api::storage::v1::VolumeAttachment;
+use kube::api::{DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams};
+use kube::discovery::{self, Scope};
+use kube::{Api, Client};
+use serde_json::json;
+use tether_core::ManualClock;
+use tether_driver::csi::controller_client::ControllerClient;
+use tether_driver::csi::volume_capability::access_mode::Mode;
+use tether_driver::csi::{ControllerPublishVolumeRequest, CreateVolumeRequest};
+use tether_driver::events::Reason;
+use tether_driver::k8s::annotate::{EPOCH_ANNOTATION, NODES_ANNOTATION};
+use tether_driver::k8s::layer::Layer;
+use tether_driver::k8s::lease::{Elector, LeaseConfig};
+use tether_driver::k8s::{self, Reporter};
+use tether_driver::nodes::NodeDirectory;
+use tether_driver::server::connect_unix;
+use tether_driver::volume::{PVC_NAMESPACE_PARAM, PVC_NAME_PARAM};
+use tonic::Code;
+
+/// How long the API server or the driver may take to show a state before the test fails.
+const DEADLINE: Duration = Duration::from_mins(1);
+const PVC: &str = "data";
+
+/// Polls `check` until it returns `Some`, failing the test after [`DEADLINE`].
+async fn until<T, F: Future<Output = Option<T>>>(what: &str, mut check: impl FnMut() -> F) -> T {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: run this through tests/k8s/run.sh (make test-k8s)"))
+}
+
+async fn client(kubeconfig: &str) -> Client {
+    Client::try_from(k8s::config(Some(Path::new(kubeconfig))).await.unwrap().unwrap()).unwrap()
+}
+
+/// The admin and the driver's identity, with deploy/'s namespace and controller RBAC applied.
+struct Env {
+    admin: Client,
+    driver: Client,
+}
+
+async fn setup() -> Env {
+    let admin = client(&env("KUBECONFIG")).await;
+    let deploy = std::env::var("TETHER_K8S_DEPLOY_DIR")
+        .map_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy"), PathBuf::from);
+    for file in ["00-namespace.yaml", "20-rbac-controller.yaml"] {
+        let text = std::fs::read_to_string(deploy.join(file)).unwrap();
+        let docs: Vec<Option<DynamicObject>> = serde_saphyr::from_multiple(&text).unwrap();
+        for object in docs.into_iter().flatten() {
+            let gvk = GroupVersionKind::try_from(object.types.as_ref().unwrap()).unwrap();
+            let (resource, caps) = discovery::pinned_kind(&admin, &gvk).await.unwrap();
+            let api: Api<DynamicObject> = match (&caps.scope, &object.metadata.namespace) {
+                (Scope::Namespaced, Some(ns)) => Api::namespaced_with(admin.clone(), ns, &resource),
+                _ => Api::all_with(admin.clone(), &resource),
+            };
+            let name = object.metadata.name.clone().unwrap();
+            api.patch(&name, &PatchParams::apply("tether-tests").force(), &Patch::Apply(&object)).await.unwrap();
+        }
+    }
+    Env { admin, driver: client(&env("TETHER_K8S_DRIVER_KUBECONFIG")).await }
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> T {
+    serde_json::from_value(value).unwrap()
+}
+
+impl Env {
+    async fn node(&self, name: &str) {
+        let node: Node = from_json(json!({ "metadata": { "name": name } }));
+        Api::<Node>::all(self.admin.clone()).create(&PostParams::default(), &node).await.unwrap();
+    }
+
+    async fn delete_node(&self, name: &str) {
+        Api::<Node>::all(self.admin.clone()).delete(name, &DeleteParams::default()).await.unwrap();
+    }
+
+    /// A namespace with the PVC `data` in it.
+    async fn claim(&self, namespace: &str) {
+        let ns: Namespace = from_json(json!({ "metadata": { "name": namespace } }));
+        Api::<Namespace>::all(self.admin.clone()).create(&PostParams::default(), &ns).await.unwrap();
+        let pvc: PersistentVolumeClaim = from_json(json!({
+            "metadata": { "name": PVC, "namespace": namespace },
+            "spec": { "accessModes": ["ReadWriteOnce"], "resources": { "requests": { "storage": "1Gi" } } },
+        }));
+        Api::<PersistentVolumeClaim>::namespaced(self.admin.clone(), namespace)
+            .create(&PostParams::default(), &pvc)
+            .await
+            .unwrap();
+    }
+
+    /// A PV of `driver` for volume `handle`; `claim` is the namespace of a bound `data` PVC.
+    async fn pv(
+        &self,
+        name: &str,
+        driver: &str,
+        handle: &str,
+        mode: &str,
+        claim: Option<&str>,
+        annotations: serde_json::Value,
+    ) {
+        let claim_ref = claim.map(|ns| json!({ "namespace": ns, "name": PVC }));
+        let pv: PersistentVolume = from_json(json!({
+            "metadata": { "name": name, "annotations": annotations },
+            "spec": {
+                "capacity": { "storage": "1Gi" },
+                "accessModes": [mode],
+                "volumeMode": if mode == "ReadWriteMany" { "Block" } else { "Filesystem" },
+                "csi": { "driver": driver, "volumeHandle": handle },
+                "claimRef": claim_ref,
+            },
+        }));
+        Api::<PersistentVolume>::all(self.admin.clone()).create(&PostParams::default(), &pv).await.unwrap();
+    }
+
+    async fn pv_annotations(&self, name: &str) -> BTreeMap<String, String> {
+        let pv = Api::<PersistentVolume>::all(self.admin.clone()).get(name).await.unwrap();
+        pv.metadata.annotations.unwrap_or_default()
+    }
+
+    /// A `VolumeAttachment` as the external-attacher leaves it once `ControllerPublish` succeeded.
+    async fn attachment(&self, name: &str, driver: &str, pv: &str, node: &str, attached: bool) {
+        let api = Api::<VolumeAttachment>::all(self.admin.clone());
+        let va: VolumeAttachment = from_json(json!({
+            "metadata": { "name": name },
+            "spec": { "attacher": driver, "nodeName": node, "source": { "persistentVolumeName": pv } },
+        }));
+        api.create(&PostParams::default(), &va).await.unwrap();
+        let status = json!({ "status": { "attached": attached } });
+        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
+    }
+
+    /// The events of `reason` on the PVC `data` in `namespace`.
+    async fn events(&self, namespace: &str, reason: Reason) -> Vec<Event> {
+        let api = Api::<Event>::namespaced(self.admin.clone(), namespace);
+        let params = ListParams::default().fields(&format!("involvedObject.name={PVC}"));
+        let all = api.list(&params).await.unwrap().items;
+        all.into_iter().filter(|e| e.reason.as_deref() == Some(reason.as_str())).collect()
+    }
+
+    async fn event(&self, namespace: &str, reason: Reason) -> Event {
+        until(&format!("a {} event in {namespace}", reason.as_str()), || async {
+            self.events(namespace, reason).await.into_iter().next()
+        })
+        .await
+    }
+
+    async fn lease_holder(&self, name: &str) -> Option<String> {
+        let lease = Api::<Lease>::namespaced(self.admin.clone(), "tether").get_opt(name).await.unwrap()?;
+        lease.spec?.holder_identity
+    }
+}
+
+/// Runs `tests/k8s/cluster.sh` to stop or start the API server (same port, same etcd).
+fn apiserver(action: &str) {
+    let status = Command::new(env("TETHER_K8S_CTL")).arg(action).arg(env("TETHER_K8S_DIR")).status().unwrap();
+    assert!(status.success(), "{action} failed");
+}
+
+/// An in-process driver on the Kubernetes layer (its state rebuilt), on a manual clock.
+async fn live(env: &Env, driver_name: &str) -> (Harness, Layer) {
+    let reporter = Reporter { component: driver_name.into(), instance: "test".into() };
+    let mut layer = Layer::start(env.driver.clone(), reporter, driver_name);
+    let mut settings = common::settings();
+    settings.driver_name = driver_name.into();
+    let mut h = Harness::start_named(tempfile::tempdir().unwrap(), ManualClock::new(), settings, |p| {
+        p.nodes = layer.cluster.clone();
+        p.events = layer.sink.clone();
+        p.changes = Some(layer.annotator.clone());
+        p.awaits_rebuild = true;
+    })
+    .await;
+    assert_eq!(h.rwo("tv-any", "any").await.unwrap_err().code(), Code::Unavailable, "publish before the rebuild");
+    layer.run(&h.driver).await;
+    assert!(h.driver.is_ready());
+    (h, layer)
+}
+
+async fn exists(layer: &Layer, node: &str, wanted: bool) {
+    until(&format!("node {node} exists={wanted} in the cache"), || async {
+        (layer.cluster.exists(node) == wanted).then_some(())
+    })
+    .await;
+}
+
+fn claimed(namespace: &str) -> [(&str, &str); 2] {
+    [(PVC_NAMESPACE_PARAM, namespace), (PVC_NAME_PARAM, PVC)]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the real API server: make test-k8s"]
+async fn events_find_the_pvc_through_the_claim_ref_and_pv_annotations_follow_the_attachment() {
+    let env = setup().await;
+    let driver = "claims.tether.test";
+    env.claim("tl-claims").await;
+    env.node("tl1-a").await;
+    let (mut h, layer) = live(&env, driver).await;
+    let volume = h.create("tl1-vol", false, &[]).await;
+    env.pv("tl1-pv", driver, &volume, "ReadWriteOnce", Some("tl-claims"), json!({})).await;
+    env.pv("tl1-ghost", driver, "tv-ghost", "ReadWriteOnce", None, json!({ NODES_ANNOTATION: "tl1-b" })).await;
+    exists(&layer, "tl1-a", true).await;
+    until("the PVs in the cache", || async { (layer.cluster.our_pvs().len() == 2).then_some(()) }).await;
+
+    h.rwo(&volume, "tl1-a").await.unwrap();
+    let attached = env.event("tl-claims", Reason::VolumeAttached).await;
+    assert_eq!(attached.type_.as_deref(), Some("Normal"));
+    assert!(attached.message.unwrap().contains("\"tl1-a\""));
+    until("the attached-node annotation", || async {
+        let a = env.pv_annotations("tl1-pv").await;
+        (a.get(NODES_ANNOTATION).map(String::as_str) == Some("tl1-a")
+            && a.get(EPOCH_ANNOTATION).map(String::as_str) == Some("1"))
+        .then_some(())
+    })
+    .await;
+
+    h.unpublish(&volume, "tl1-a").await.unwrap();
+    env.event("tl-claims", Reason::VolumeDetached).await;
+    until("the annotation cleared on detach, the epoch kept", || async {
+        let a = env.pv_annotations("tl1-pv").await;
+        (!a.contains_key(NODES_ANNOTATION) && a.get(EPOCH_ANNOTATION).map(String::as_str) == Some("2")).then_some(())
+    })
+    .await;
+
+    assert_eq!(env.pv_annotations("tl1-ghost").await.get(NODES_ANNOTATION).map(String::as_str), Some("tl1-b"));
+    h.driver.reconcile().unwrap();
+    until("reconcile to remove the annotation no attachment backs", || async {
+        (!env.pv_annotations("tl1-ghost").await.contains_key(NODES_ANNOTATION)).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the real API server: make test-k8s"]
+async fn a_deleted_node_is_cleared_only_after_the_grace_period_and_one_that_returns_keeps_its_volumes() {
+    let env = setup().await;
+    env.claim("tl-nodes").await;
+    for n in ["tl2-a", "tl2-b", "tl2-c", "tl2-d"] {
+        env.node(n).await;
+    }
+    let (mut h, layer) = live(&env, "nodes.tether.test").await;
+    let reconciler = tokio::spawn(tether_driver::reconciler::run(
+        h.driver.clone(),
+        Duration::from_hours(1),
+        layer.node_lost.clone(),
+    ));
+    for n in ["tl2-a", "tl2-b", "tl2-c", "tl2-d"] {
+        exists(&layer, n, true).await;
+    }
+    let (v1, v2, v3) = (
+        h.create("tl2-v1", false, &claimed("tl-nodes")).await,
+        h.create("tl2-v2", false, &claimed("tl-nodes")).await,
+        h.create("tl2-v3", false, &claimed("tl-nodes")).await,
+    );
+    h.rwo(&v1, "tl2-a").await.unwrap();
+    h.rwo(&v2, "tl2-b").await.unwrap();
+    h.rwo(&v3, "tl2-c").await.unwrap();
+
+    // The pass for the watcher's first listing, then one for the deletion: it only marks the
+    // node missing.
+    until("the first reconcile pass", || async { (h.driver.engine.stats().reconciles >= 1).then_some(()) }).await;
+    let before = h.driver.engine.stats().reconciles;
+    env.delete_node("tl2-a").await;
+    until("the Node watcher to trigger a reconcile pass", || async {
+        (h.driver.engine.stats().reconciles > before).then_some(())
+    })
+    .await;
+    assert_eq!(h.nodes_of(&v1), ["tl2-a"], "cleared before the grace period");
+    assert_eq!(h.driver.engine.stats().stale_cleared, 0);
+    h.clock.advance(GRACE);
+    let report = h.driver.reconcile().unwrap();
+    assert_eq!(report.cleared.iter().map(|c| c.volume.as_str()).collect::<Vec<_>>(), [v1.as_str()]);
+    assert!(h.nodes_of(&v1).is_empty());
+    let cleared = env.event("tl-nodes", Reason::StaleAttachmentCleared).await;
+    assert!(cleared.message.unwrap().contains("tl2-a"));
+    assert!(h.driver.metrics.render().contains("rds_csi_attachment_reconcile_total{action=\"stale_cleared\"} 1"));
+
+    // Gone, then back before the grace period ran out: keeps its volume.
+    env.delete_node("tl2-b").await;
+    exists(&layer, "tl2-b", false).await;
+    let report = h.driver.reconcile().unwrap();
+    assert_eq!(report.pending.iter().map(|p| &*p.node).collect::<Vec<_>>(), ["tl2-b"]);
+    env.node("tl2-b").await;
+    exists(&layer, "tl2-b", true).await;
+    h.clock.advance(GRACE);
+    let report = h.driver.reconcile().unwrap();
+    assert!(report.cleared.is_empty(), "{report:?}");
+    assert_eq!(h.nodes_of(&v2), ["tl2-b"]);
+
+    // The holder of an RWO volume is gone: a publish elsewhere clears it at once.
+    env.delete_node("tl2-c").await;
+    exists(&layer, "tl2-c", false).await;
+    h.rwo(&v3, "tl2-d").await.unwrap();
+    assert_eq!(h.nodes_of(&v3), ["tl2-d"]);
+    assert!(h.driver.metrics.render().contains("rds_csi_attachment_reconcile_total{action=\"holder_gone\"} 1"));
+    reconciler.abort();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the real API server: make test-k8s"]
+async fn with_the_api_server_stopped_calls_succeed_events_are_counted_dropped_and_posting_resumes() {
+    let env = setup().await;
+    env.claim("tl-outage").await;
+    env.node("tl3-a").await;
+    env.node("tl3-b").await;
+    let (mut h, layer) = live(&env, "outage.tether.test").await;
+    exists(&layer, "tl3-a", true).await;
+    exists(&layer, "tl3-b", true).await;
+    let volume = h.create("tl3-vol", false, &claimed("tl-outage")).await;
+    h.rwo(&volume, "tl3-a").await.unwrap();
+    env.event("tl-outage", Reason::VolumeAttached).await;
+
+    tokio::task::spawn_blocking(|| apiserver("stop-apiserver")).await.unwrap();
+    h.unpublish(&volume, "tl3-a").await.unwrap();
+    h.rwo(&volume, "tl3-b").await.unwrap();
+    assert_eq!(h.nodes_of(&volume), ["tl3-b"]);
+    until("the events to be counted as dropped", || async {
+        let m = &h.driver.metrics;
+        (m.events_dropped(Reason::VolumeDetached) == 1 && m.events_dropped(Reason::VolumeAttached) == 1).then_some(())
+    })
+    .await;
+
+    tokio::task::spawn_blocking(|| apiserver("start-apiserver")).await.unwrap();
+    h.unpublish(&volume, "tl3-b").await.unwrap();
+    let detached = env.event("tl-outage", Reason::VolumeDetached).await;
+    assert!(detached.message.unwrap().contains("tl3-b"), "the event posted after the outage");
+    assert_eq!(env.events("tl-outage", Reason::VolumeAttached).await.len(), 1, "the outage's attach event was dropped");
+}
+
+/// A `tether-csi` process on the Kubernetes layer.
+struct Proc {
+    child: Child,
+    socket: PathBuf,
+    metrics: String,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn spawn(dir: &Path, name: &str, driver: &str, extra: &[&str]) -> Proc {
+    let socket = dir.join(format!("{name}.sock"));
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_tether-csi"))
+        .args(["--endpoint", &format!("unix://{}", socket.display()), "--node-id", "tl-controller"])
+        .args(["--state-dir", &dir.join("state").display().to_string(), "--driver-name", driver])
+        .args(["--metrics-address", &metrics, "--kubeconfig", &env("TETHER_K8S_DRIVER_KUBECONFIG")])
+        .args(extra)
+        .env("POD_NAMESPACE", "tether")
+        .env("POD_NAME", name)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    Proc { child, socket, metrics }
+}
+
+/// GET `path` from the process's metrics address: status and body, or `None` if it does not answer.
+fn get(proc: &Proc, path: &str) -> Option<(u16, String)> {
+    let mut stream = std::net::TcpStream::connect(&proc.metrics).ok()?;
+    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: tether\r\nConnection: close\r\n\r\n").as_bytes()).ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    Some((status, text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned()))
+}
+
+async fn readyz(proc: &Proc, status: u16, body: &str) {
+    until(&format!("/readyz {status} {body:?}"), || async {
+        get(proc, "/readyz").filter(|(s, b)| *s == status && b.contains(body)).map(|_| ())
+    })
+    .await;
+}
+
+async fn controller(proc: &Proc) -> ControllerClient<tonic::transport::Channel> {
+    let channel = until("the CSI socket", || async { connect_unix(&proc.socket).await.ok() }).await;
+    ControllerClient::new(channel)
+}
+
+async fn publish(
+    c: &mut ControllerClient<tonic::transport::Channel>,
+    volume: &str,
+    node: &str,
+    block: bool,
+) -> Result<u64, tonic::Status> {
+    let mode = if block { Mode::MultiNodeMultiWriter } else { Mode::SingleNodeWriter };
+    let req = ControllerPublishVolumeRequest {
+        volume_id: volume.into(),
+        node_id: node.into(),
+        volume_capability: Some(common::capability(block, mode)),
+        ..Default::default()
+    };
+    let resp = c.controller_publish_volume(req).await?.into_inner();
+    Ok(resp.publish_context["tether.io/epoch"].parse().unwrap())
+}
+
+async fn create(c: &mut ControllerClient<tonic::transport::Channel>, name: &str, block: bool) -> String {
+    let mode = if block { Mode::MultiNodeMultiWriter } else { Mode::SingleNodeWriter };
+    let req = CreateVolumeRequest {
+        name: name.into(),
+        volume_capabilities: vec![common::capability(block, mode)],
+        ..Default::default()
+    };
+    c.create_volume(req).await.unwrap().into_inner().volume.unwrap().volume_id
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the real API server: make test-k8s"]
+async fn a_killed_driver_restarts_rebuilds_from_volume_attachments_and_serves_nothing_before() {
+    let env = setup().await;
+    let driver = "restart.tether.test";
+    for n in ["tl4-a", "tl4-b", "tl4-c"] {
+        env.node(n).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let first = spawn(dir.path(), "tl4-first", driver, &[]);
+    readyz(&first, 200, "ready").await;
+    let mut c = controller(&first).await;
+    let (kept, migrating, detached) = (
+        create(&mut c, "tl4-kept", false).await,
+        create(&mut c, "tl4-mig", true).await,
+        create(&mut c, "tl4-off", false).await,
+    );
+    let epoch = until("the nodes in the cache", || {
+        let (mut c, kept) = (c.clone(), kept.clone());
+        async move { publish(&mut c, &kept, "tl4-a", false).await.ok() }
+    })
+    .await;
+    env.pv("tl4-pv-kept", driver, &kept, "ReadWriteOnce", None, json!({})).await;
+    env.pv("tl4-pv-mig", driver, &migrating, "ReadWriteMany", None, json!({ EPOCH_ANNOTATION: "7" })).await;
+    env.pv("tl4-pv-off", driver, &detached, "ReadWriteOnce", None, json!({})).await;
+    env.attachment("tl4-va-kept", driver, "tl4-pv-kept", "tl4-a", true).await;
+    // A migration this process never saw (another replica served it), and an attach in progress.
+    env.attachment("tl4-va-mig-a", driver, "tl4-pv-mig", "tl4-a", true).await;
+    env.attachment("tl4-va-mig-b", driver, "tl4-pv-mig", "tl4-b", true).await;
+    env.attachment("tl4-va-off", driver, "tl4-pv-off", "tl4-c", false).await;
+    drop(c);
+    drop(first); // SIGKILL
+
+    tokio::task::spawn_blocking(|| apiserver("stop-apiserver")).await.unwrap();
+    let second = spawn(dir.path(), "tl4-second", driver, &[]);
+    let mut c = controller(&second).await;
+    let refused = publish(&mut c, &detached, "tl4-c", false).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    readyz(&second, 503, "rebuilding").await;
+    tokio::task::spawn_blocking(|| apiserver("start-apiserver")).await.unwrap();
+    readyz(&second, 200, "ready").await;
+
+    assert_eq!(publish(&mut c, &kept, "tl4-a", false).await.unwrap(), epoch, "the acknowledged attachment, unchanged");
+    let conflict = publish(&mut c, &kept, "tl4-b", false).await.unwrap_err();
+    assert_eq!(conflict.code(), Code::FailedPrecondition, "{conflict:?}");
+    let limit = publish(&mut c, &migrating, "tl4-c", true).await.unwrap_err();
+    assert_eq!(limit.code(), Code::FailedPrecondition, "the rebuilt migration holds two nodes: {limit:?}");
+    assert_eq!(publish(&mut c, &migrating, "tl4-b", true).await.unwrap(), 8, "epoch above the annotated 7");
+    assert_eq!(publish(&mut c, &detached, "tl4-c", false).await.unwrap(), 1, "not attached until the attacher says so");
+    let (_, metrics) = get(&second, "/metrics").unwrap();
+    assert!(metrics.contains("rds_csi_migration_active_migrations 1"), "{metrics}");
+    assert!(metrics.contains("rds_csi_attachment_reconcile_total{action=\"rebuilt\"} 1"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the real API server: make test-k8s"]
+async fn two_replicas_elect_one_leader_and_the_standby_takes_over_when_it_stops() {
+    let env = setup().await;
+    let driver = "ha.tether.test";
+    let dir = tempfile::tempdir().unwrap();
+    let lease = ["--leader-election", "--lease-name", "tl5-lease"];
+    let mut first = spawn(dir.path(), "tl5-first", driver, &lease);
+    readyz(&first, 200, "ready").await;
+    assert_eq!(env.lease_holder("tl5-lease").await.as_deref(), Some("tl5-first"));
+    let second = spawn(dir.path(), "tl5-second", driver, &lease);
+    readyz(&second, 503, "standby").await;
+    assert!(!second.socket.exists(), "a standby serves no CSI socket");
+    assert_eq!(env.lease_holder("tl5-lease").await.as_deref(), Some("tl5-first"));
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(first.child.id()).unwrap()),
+        nix::sys::signal::SIGTERM,
+    )
+    .unwrap();
+    let status = tokio::task::spawn_blocking(move || first.child.wait().unwrap()).await.unwrap();
+    assert!(status.success(), "the leader stops cleanly: {status:?}");
+    readyz(&second, 200, "ready").await;
+    assert_eq!(env.lease_holder("tl5-lease").await.as_deref(), Some("tl5-second"));
+    let mut c = controller(&second).await;
+    create(&mut c, "tl5-vol", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the real API server: make test-k8s"]
+async fn a_crashed_leader_is_replaced_once_its_lease_lapses_on_the_standbys_clock() {
+    let env = setup().await;
+    let config = |identity: &str| LeaseConfig {
+        namespace: "tether".into(),
+        name: "tl6-lease".into(),
+        identity: identity.into(),
+        duration: Duration::from_secs(15),
+    };
+    let (clock_a, clock_b) = (Arc::new(ManualClock::new()), Arc::new(ManualClock::new()));
+    let mut a = Elector::new(env.driver.clone(), config("tl6-a"), clock_a.clone());
+    let mut b = Elector::new(env.driver.clone(), config("tl6-b"), clock_b.clone());
+    assert!(a.try_once().await.unwrap(), "the first comer creates and holds the Lease");
+    assert!(!b.try_once().await.unwrap());
+    assert!(a.try_once().await.unwrap(), "the leader renews");
+    clock_b.advance(Duration::from_mins(1));
+    assert!(!b.try_once().await.unwrap(), "a renewal B has just seen restarts B's count");
+    // A stops renewing (crashed). B waits out the duration on its own clock, not A's timestamps.
+    clock_b.advance(Duration::from_secs(14));
+    assert!(!b.try_once().await.unwrap(), "not lapsed yet");
+    clock_b.advance(Duration::from_secs(1));
+    assert!(b.try_once().await.unwrap(), "lapsed: B takes over");
+    assert_eq!(env.lease_holder("tl6-lease").await.as_deref(), Some("tl6-b"));
+    assert!(!a.try_once().await.unwrap(), "A, back, sees B holding it");
+    assert!(!*a.leading().borrow());
+    let lease = Api::<Lease>::namespaced(env.admin.clone(), "tether").get("tl6-lease").await.unwrap();
+    assert_eq!(lease.spec.unwrap().lease_transitions, Some(1));
+}
