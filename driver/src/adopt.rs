@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
 use tether_core::{
-    check_node_id, clamp_migration_timeout, duration_to_nanos, Access, AccessMode, AttachmentEntry, Snapshot,
-    VolumeEntry,
+    check_node_id, check_volume_id, clamp_migration_timeout, duration_to_nanos, Access, AccessMode, AttachmentEntry,
+    Snapshot, VolumeEntry,
 };
 
 /// One node holding a volume, and since when (the record's creation time).
@@ -74,25 +74,22 @@ fn choose(
 ) -> Vec<ObservedNode> {
     let limit = if observed.access.mode == AccessMode::Rwo { 1 } else { 2 };
     let mut candidates: Vec<&ObservedNode> = Vec::new();
+    let mut invalid = Vec::new();
     for n in &observed.nodes {
         match check_node_id(&n.node) {
             Ok(()) if !candidates.iter().any(|c| c.node == n.node) => candidates.push(n),
             Ok(()) => {}
-            Err(e) => {
-                refused.push(Refused { volume: volume.into(), node: n.node.clone(), kept: vec![], why: e.to_string() });
-            }
+            Err(e) => invalid.push((n.node.clone(), e.to_string())),
         }
     }
     candidates.sort_by_key(|n| (current.iter().position(|c| *c == n.node).unwrap_or(usize::MAX), n.since));
     let kept: Vec<ObservedNode> = candidates.iter().take(limit).map(|n| (*n).clone()).collect();
     let kept_names: Vec<String> = kept.iter().map(|n| n.node.clone()).collect();
-    for extra in candidates.iter().skip(limit) {
-        refused.push(Refused {
-            volume: volume.into(),
-            node: extra.node.clone(),
-            kept: kept_names.clone(),
-            why: format!("an {} volume may be attached to at most {limit} node(s)", observed.access),
-        });
+    let too_many = candidates.iter().skip(limit).map(|extra| {
+        (extra.node.clone(), format!("an {} volume may be attached to at most {limit} node(s)", observed.access))
+    });
+    for (node, why) in invalid.into_iter().chain(too_many) {
+        refused.push(Refused { volume: volume.into(), node, kept: kept_names.clone(), why });
     }
     kept
 }
@@ -136,6 +133,16 @@ pub fn plan(
     let mut volumes: BTreeMap<String, VolumeEntry> =
         snapshot.volumes.iter().map(|v| (v.volume.clone(), v.clone())).collect();
     for (volume, obs) in observed {
+        if let Err(e) = check_volume_id(volume) {
+            let refuse = |n: &ObservedNode| Refused {
+                volume: volume.clone(),
+                node: n.node.clone(),
+                kept: vec![],
+                why: e.to_string(),
+            };
+            report.refused.extend(obs.nodes.iter().map(refuse));
+            continue;
+        }
         let entry = volumes.entry(volume.clone()).or_insert_with(|| VolumeEntry {
             volume: volume.clone(),
             epoch: 0,

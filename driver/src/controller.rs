@@ -231,8 +231,11 @@ impl Driver {
         timeout: Option<Duration>,
     ) -> (Result<PublishOutcome, CoreError>, bool) {
         let result = self.engine.publish(volume, node, access, timeout);
-        let Err(CoreError::Conflict { attached_to: holders, .. } | CoreError::MigrationLimit { nodes: holders, .. }) =
-            &result
+        let Err(
+            CoreError::Conflict { attached_to: holders, .. }
+            | CoreError::MigrationLimit { nodes: holders, .. }
+            | CoreError::MigrationTimedOut { nodes: holders, .. },
+        ) = &result
         else {
             return (result, false);
         };

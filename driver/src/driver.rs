@@ -281,7 +281,13 @@ impl Driver {
         let timeout_for = |v: &str| self.catalog.get(v).and_then(|m| m.migration_timeout()).unwrap_or(default_timeout);
         let (snapshot, report) = adopt::plan(&self.engine.snapshot(), observed, timeout_for);
         self.engine.restore(&snapshot)?;
-        for volume in report.changed() {
+        // A retry after a failed persist finds the engine already adopted: what did not reach
+        // the disk then is still owed.
+        let owed: Vec<String> = self.unsaved.iter().map(|v| v.key().clone()).collect();
+        let mut to_persist: Vec<&String> = report.changed().chain(&owed).collect();
+        to_persist.sort_unstable();
+        to_persist.dedup();
+        for volume in to_persist {
             if let Some(meta) = self.catalog.get(volume) {
                 self.persist(&meta)?;
             }

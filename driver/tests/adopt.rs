@@ -368,8 +368,6 @@ fn a_volume_observed_only_on_invalid_nodes_is_dropped_from_the_engine() {
 }
 
 #[test]
-#[ignore = "bug: adopt.rs choose() refuses an invalid node with `kept: vec![]` although the valid nodes are kept; \
-            Driver::adopt then posts \"it stays on []\""]
 fn a_refused_invalid_node_names_the_nodes_kept() {
     let f = fixture();
     let report = f.adopt(&observed([("pvc-mixed", seen(Access::RWO, &[("bad\0node", 50), ("node-b", 100)], 0))]));
@@ -378,8 +376,6 @@ fn a_refused_invalid_node_names_the_nodes_kept() {
 }
 
 #[test]
-#[ignore = "bug: adopt::plan copies an invalid observed volume id into the snapshot, Engine::restore rejects the \
-            whole document, so one such VolumeAttachment keeps the driver rebuilding forever"]
 fn an_invalid_volume_id_is_refused_not_fatal() {
     let long = "v".repeat(tether_core::MAX_ID_LEN + 1);
     for bad in [String::new(), "pvc\0x".to_owned(), long] {
@@ -647,9 +643,6 @@ async fn a_failed_adopt_keeps_the_driver_closed_and_a_retry_opens_it() {
 }
 
 #[tokio::test]
-#[ignore = "bug: driver.rs Driver::adopt persists only report.changed(); after a persist failure the engine \
-            already holds the adopted state, so the retry's plan is `unchanged` and the driver serves with the \
-            store still naming the old holder"]
 async fn an_adopt_retried_after_a_failed_persist_persists_the_adopted_state() {
     let (h, ids) = rebuilding(&["pvc-1"]).await;
     h.store.fail_next.store(true, Ordering::SeqCst);

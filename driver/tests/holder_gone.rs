@@ -225,9 +225,6 @@ async fn a_clear_that_does_not_admit_the_request_is_still_persisted() {
 }
 
 #[tokio::test]
-#[ignore = "bug: controller.rs publish_past_gone_holders matches only Conflict and MigrationLimit, so a gone \
-            side of a timed-out migration (MigrationTimedOut, which also names the holders) is never cleared \
-            and a third node is refused only because the migration is old"]
 async fn an_rwx_migration_past_its_timeout_with_one_side_gone_admits_the_new_node_as_target() {
     let nodes = Nodes::new();
     let mut h = start(&nodes).await;
