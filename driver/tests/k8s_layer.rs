@@ -99,6 +99,15 @@ impl Env {
         Api::<Node>::all(self.admin.clone()).create(&PostParams::default(), &node).await.unwrap();
     }
 
+    /// Sets the Node's `Ready` condition, as its kubelet would.
+    async fn ready(&self, name: &str, status: &str) {
+        let patch = json!({ "status": { "conditions": [{ "type": "Ready", "status": status }] } });
+        Api::<Node>::all(self.admin.clone())
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+    }
+
     async fn delete_node(&self, name: &str) {
         Api::<Node>::all(self.admin.clone()).delete(name, &DeleteParams::default()).await.unwrap();
     }
@@ -314,6 +323,19 @@ async fn a_deleted_node_is_cleared_only_after_the_grace_period_and_one_that_retu
     assert!(report.cleared.is_empty(), "{report:?}");
     assert_eq!(h.nodes_of(&v2), ["tl2-b"]);
 
+    // Ready, then NotReady: a pass runs, and the node keeps its volume (its pods may still write).
+    env.ready("tl2-b", "True").await;
+    until("the cache to see tl2-b Ready", || async { layer.cluster.is_ready("tl2-b").then_some(()) }).await;
+    let before = h.driver.engine.stats().reconciles;
+    env.ready("tl2-b", "False").await;
+    until("NotReady to trigger a reconcile pass", || async {
+        (h.driver.engine.stats().reconciles > before).then_some(())
+    })
+    .await;
+    h.clock.advance(GRACE);
+    assert!(h.driver.reconcile().unwrap().cleared.is_empty());
+    assert_eq!(h.nodes_of(&v2), ["tl2-b"]);
+
     // The holder of an RWO volume is gone: a publish elsewhere clears it at once.
     env.delete_node("tl2-c").await;
     exists(&layer, "tl2-c", false).await;
@@ -503,6 +525,18 @@ async fn two_replicas_elect_one_leader_and_the_standby_takes_over_when_it_stops(
     let mut first = spawn(dir.path(), "tl5-first", driver, &lease);
     readyz(&first, 200, "ready").await;
     assert_eq!(env.lease_holder("tl5-lease").await.as_deref(), Some("tl5-first"));
+    env.node("tl5-a").await;
+    env.node("tl5-b").await;
+    let mut c = controller(&first).await;
+    let volume = create(&mut c, "tl5-vol", false).await;
+    until("the nodes in the cache", || {
+        let (mut c, volume) = (c.clone(), volume.clone());
+        async move { publish(&mut c, &volume, "tl5-a", false).await.ok() }
+    })
+    .await;
+    env.pv("tl5-pv", driver, &volume, "ReadWriteOnce", None, json!({})).await;
+    env.attachment("tl5-va", driver, "tl5-pv", "tl5-a", true).await;
+    drop(c);
     let second = spawn(dir.path(), "tl5-second", driver, &lease);
     readyz(&second, 503, "standby").await;
     assert!(!second.socket.exists(), "a standby serves no CSI socket");
@@ -518,7 +552,33 @@ async fn two_replicas_elect_one_leader_and_the_standby_takes_over_when_it_stops(
     readyz(&second, 200, "ready").await;
     assert_eq!(env.lease_holder("tl5-lease").await.as_deref(), Some("tl5-second"));
     let mut c = controller(&second).await;
-    create(&mut c, "tl5-vol", false).await;
+    let refused = publish(&mut c, &volume, "tl5-b", false).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "the new leader keeps the attachment: {refused:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the real API server: make test-k8s"]
+async fn a_leader_that_loses_its_lease_stops_serving_and_exits_non_zero() {
+    let env = setup().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut leader =
+        spawn(dir.path(), "tl7-leader", "lost.tether.test", &["--leader-election", "--lease-name", "tl7-lease"]);
+    readyz(&leader, 200, "ready").await;
+    // Someone else writes the Lease (a partition healed the wrong way): the leader must step down.
+    let api = Api::<Lease>::namespaced(env.admin.clone(), "tether");
+    let mut lease = api.get("tl7-lease").await.unwrap();
+    let spec = lease.spec.as_mut().unwrap();
+    spec.holder_identity = Some("tl7-intruder".into());
+    spec.renew_time =
+        Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(k8s_openapi::jiff::Timestamp::now()));
+    api.replace("tl7-lease", &PostParams::default(), &lease).await.unwrap();
+    let status = until("the leader to exit", || {
+        let status = leader.child.try_wait().unwrap();
+        async move { status }
+    })
+    .await;
+    assert_eq!(status.code(), Some(1), "losing the Lease is a failure exit, so the pod restarts as standby");
+    assert_eq!(env.lease_holder("tl7-lease").await.as_deref(), Some("tl7-intruder"), "it did not take the Lease back");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -110,6 +110,11 @@ impl Cluster {
         let _ = self.pvs.wait_until_ready().await;
     }
 
+    /// Whether the cached Node's `Ready` condition is `True`.
+    pub fn is_ready(&self, node: &str) -> bool {
+        self.nodes.get(&ObjectRef::new(node)).is_some_and(|n| is_ready(&n))
+    }
+
     /// The CSI driver name whose PVs these are.
     pub fn driver_name(&self) -> &str {
         &self.driver_name
