@@ -237,6 +237,7 @@ async fn events_find_the_pvc_through_the_claim_ref_and_pv_annotations_follow_the
     env.pv("tl1-ghost", driver, "tv-ghost", "ReadWriteOnce", None, json!({ NODES_ANNOTATION: "tl1-b" })).await;
     exists(&layer, "tl1-a", true).await;
     until("the PVs in the cache", || async { (layer.cluster.our_pvs().len() == 2).then_some(()) }).await;
+    assert!(layer.cluster.pv_for(&volume).is_some());
 
     h.rwo(&volume, "tl1-a").await.unwrap();
     let attached = env.event("tl-claims", Reason::VolumeAttached).await;
@@ -258,10 +259,21 @@ async fn events_find_the_pvc_through_the_claim_ref_and_pv_annotations_follow_the
     })
     .await;
 
+    // A volume attached before its PV existed gets its annotation from the next reconcile pass.
+    let late = h.create("tl1-late", false, &[]).await;
+    h.rwo(&late, "tl1-a").await.unwrap();
+    env.pv("tl1-late-pv", driver, &late, "ReadWriteOnce", None, json!({})).await;
+    until("the late PV in the cache", || async { layer.cluster.pv_for(&late).map(|_| ()) }).await;
+
     assert_eq!(env.pv_annotations("tl1-ghost").await.get(NODES_ANNOTATION).map(String::as_str), Some("tl1-b"));
     h.driver.reconcile().unwrap();
     until("reconcile to remove the annotation no attachment backs", || async {
         (!env.pv_annotations("tl1-ghost").await.contains_key(NODES_ANNOTATION)).then_some(())
+    })
+    .await;
+    until("reconcile to annotate the late PV", || async {
+        (env.pv_annotations("tl1-late-pv").await.get(NODES_ANNOTATION).map(String::as_str) == Some("tl1-a"))
+            .then_some(())
     })
     .await;
 }

@@ -29,7 +29,7 @@ const RETRY: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs
 #[derive(Debug, Default)]
 pub struct Annotator {
     dirty: Mutex<BTreeSet<String>>,
-    /// Set by reconcile: check every PV of the driver, not just the dirty ones.
+    /// Set after each reconcile pass: check every PV of the driver, not just the dirty ones.
     sweep: AtomicBool,
     wake: Notify,
 }
@@ -62,9 +62,12 @@ fn current(pv: &PersistentVolume) -> (Option<String>, Option<String>) {
 impl Annotator {
     fn take(&self, cluster: &Cluster) -> BTreeSet<String> {
         let mut volumes = std::mem::take(&mut *self.dirty.lock().unwrap_or_else(PoisonError::into_inner));
+        // A sweep checks every PV of the driver: it removes annotations no attachment backs and
+        // writes those a PV created after its volume's attach never got. Only PVs that differ
+        // from the engine cost an API call.
         if self.sweep.swap(false, Ordering::AcqRel) {
-            let annotated = cluster.our_pvs().into_iter().filter(|pv| current(pv).0.is_some());
-            volumes.extend(annotated.filter_map(|pv| volume_handle(&pv, cluster.driver_name()).map(str::to_owned)));
+            let pvs = cluster.our_pvs();
+            volumes.extend(pvs.iter().filter_map(|pv| volume_handle(pv, cluster.driver_name()).map(str::to_owned)));
         }
         volumes
     }
