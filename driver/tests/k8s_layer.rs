@@ -622,3 +622,32 @@ async fn a_crashed_leader_is_replaced_once_its_lease_lapses_on_the_standbys_cloc
     let lease = Api::<Lease>::namespaced(env.admin.clone(), "tether").get("tl6-lease").await.unwrap();
     assert_eq!(lease.spec.unwrap().lease_transitions, Some(1));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the real API server: make test-k8s"]
+async fn a_migration_past_its_timeout_posts_one_migration_failed_warning() {
+    let env = setup().await;
+    env.claim("tl-timeout").await;
+    env.node("tl8-a").await;
+    env.node("tl8-b").await;
+    let (mut h, layer) = live(&env, "timeout.tether.test").await;
+    exists(&layer, "tl8-a", true).await;
+    exists(&layer, "tl8-b", true).await;
+    let params = [claimed("tl-timeout")[0], claimed("tl-timeout")[1], ("migrationTimeoutSeconds", "60")];
+    let volume = h.create("tl8-vm", true, &params).await;
+    h.rwx(&volume, "tl8-a").await.unwrap();
+    h.rwx(&volume, "tl8-b").await.unwrap();
+    env.event("tl-timeout", Reason::MigrationStarted).await;
+    h.clock.advance(Duration::from_secs(61));
+    assert_eq!(h.driver.reconcile().unwrap().timed_out_migrations.len(), 1);
+    assert!(h.driver.reconcile().unwrap().timed_out_migrations.is_empty(), "reported once");
+
+    let failed = env.event("tl-timeout", Reason::MigrationFailed).await;
+    assert_eq!(failed.type_.as_deref(), Some("Warning"));
+    let message = failed.message.unwrap();
+    assert!(message.contains("tl8-a") && message.contains("tl8-b") && message.contains("timeout"), "{message}");
+    let metrics = h.driver.metrics.render();
+    assert!(metrics.contains("rds_csi_events_posted_total{reason=\"MigrationFailed\"} 1"), "{metrics}");
+    assert!(metrics.contains("rds_csi_migration_migrations_total{result=\"timeout\"} 1"), "{metrics}");
+    assert_eq!(h.nodes_of(&volume), ["tl8-a", "tl8-b"], "the engine never detaches a side by itself");
+}
