@@ -1,34 +1,90 @@
 // What the cluster needs from deploy/, read from the server's own (defaulted) answer to the dry
-// run: attach required, the sidecars and their leader election, the node plugin's mounts.
+// run: attach required, the driver's and the sidecars' leader election, the driver's probes, one
+// store for both controller replicas, the node plugin's mounts and its lack of a token.
 package apitest
 
 import (
+	"encoding/json"
+	"fmt"
+	"net"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
 
+type httpProbe struct {
+	HTTPGet *struct {
+		Path string          `json:"path"`
+		Port json.RawMessage `json:"port"` // a number or a port name
+	} `json:"httpGet"`
+}
+
+type container struct {
+	Name  string   `json:"name"`
+	Image string   `json:"image"`
+	Args  []string `json:"args"`
+	Env   []struct {
+		Name      string `json:"name"`
+		Value     string `json:"value"`
+		ValueFrom *struct {
+			FieldRef *struct {
+				FieldPath string `json:"fieldPath"`
+			} `json:"fieldRef"`
+		} `json:"valueFrom"`
+	} `json:"env"`
+	Ports []struct {
+		Name          string `json:"name"`
+		ContainerPort int    `json:"containerPort"`
+	} `json:"ports"`
+	ReadinessProbe  *httpProbe `json:"readinessProbe"`
+	LivenessProbe   *httpProbe `json:"livenessProbe"`
+	SecurityContext struct {
+		Privileged *bool `json:"privileged"`
+	} `json:"securityContext"`
+	VolumeMounts []struct {
+		Name             string `json:"name"`
+		MountPath        string `json:"mountPath"`
+		MountPropagation string `json:"mountPropagation"`
+	} `json:"volumeMounts"`
+}
+
 type podSpec struct {
-	ServiceAccountName           string `json:"serviceAccountName"`
-	AutomountServiceAccountToken *bool  `json:"automountServiceAccountToken"`
-	Containers                   []struct {
-		Name            string   `json:"name"`
-		Image           string   `json:"image"`
-		Args            []string `json:"args"`
-		SecurityContext struct {
-			Privileged *bool `json:"privileged"`
-		} `json:"securityContext"`
-		VolumeMounts []struct {
-			MountPath        string `json:"mountPath"`
-			MountPropagation string `json:"mountPropagation"`
-		} `json:"volumeMounts"`
-	} `json:"containers"`
+	ServiceAccountName           string      `json:"serviceAccountName"`
+	AutomountServiceAccountToken *bool       `json:"automountServiceAccountToken"`
+	Containers                   []container `json:"containers"`
+	Affinity                     struct {
+		PodAffinity struct {
+			Required []struct {
+				LabelSelector struct {
+					MatchLabels map[string]string `json:"matchLabels"`
+				} `json:"labelSelector"`
+				TopologyKey string `json:"topologyKey"`
+			} `json:"requiredDuringSchedulingIgnoredDuringExecution"`
+		} `json:"podAffinity"`
+	} `json:"affinity"`
+	Volumes []struct {
+		Name     string `json:"name"`
+		HostPath *struct {
+			Path string `json:"path"`
+		} `json:"hostPath"`
+	} `json:"volumes"`
 }
 
 type workload struct {
 	Spec struct {
+		Replicas *int `json:"replicas"`
+		Strategy struct {
+			Type string `json:"type"`
+		} `json:"strategy"`
+		Selector struct {
+			MatchLabels map[string]string `json:"matchLabels"`
+		} `json:"selector"`
 		Template struct {
+			Metadata struct {
+				Labels map[string]string `json:"labels"`
+			} `json:"metadata"`
 			Spec podSpec `json:"spec"`
 		} `json:"template"`
 	} `json:"spec"`
@@ -43,6 +99,56 @@ func dryRun(t *testing.T, kind, name string, v any) {
 	if err := applied(t)(Apply(admin, objects[i], res[i], true)).Decode(v); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// container returns the pod's container called name.
+func (p podSpec) container(t *testing.T, name string) container {
+	t.Helper()
+	for _, c := range p.Containers {
+		if c.Name == name {
+			return c
+		}
+	}
+	t.Fatalf("no container %s in %v", name, containerNames(p))
+	return container{}
+}
+
+// fieldRef is the downward-API field an env variable of c comes from, "" if none.
+func (c container) fieldRef(name string) string {
+	for _, e := range c.Env {
+		if e.Name == name && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil {
+			return e.ValueFrom.FieldRef.FieldPath
+		}
+	}
+	return ""
+}
+
+// flag is the value of --name=value in c's args, and whether it is there.
+func (c container) flag(name string) (string, bool) {
+	for _, a := range c.Args {
+		if v, ok := strings.CutPrefix(a, name+"="); ok {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// probePort resolves an httpGet probe's port (a number or the name of one of c's ports).
+func (c container) probePort(p *httpProbe) (int, error) {
+	var number int
+	if err := json.Unmarshal(p.HTTPGet.Port, &number); err == nil {
+		return number, nil
+	}
+	var name string
+	if err := json.Unmarshal(p.HTTPGet.Port, &name); err != nil {
+		return 0, fmt.Errorf("probe port %s: %w", p.HTTPGet.Port, err)
+	}
+	for _, port := range c.Ports {
+		if port.Name == name {
+			return port.ContainerPort, nil
+		}
+	}
+	return 0, fmt.Errorf("probe port %q names no port of %s", name, c.Name)
 }
 
 func containerNames(p podSpec) []string {
@@ -83,6 +189,9 @@ func TestControllerRunsTheDriverWithItsSidecarsUnderLeaderElection(t *testing.T)
 			if !slices.Contains(c.Args, "--endpoint=unix:///csi/csi.sock") {
 				t.Errorf("tether-csi args %v lack the endpoint", c.Args)
 			}
+			if !slices.Contains(c.Args, "--leader-election") {
+				t.Errorf("tether-csi args %v: no --leader-election, so every replica would serve", c.Args)
+			}
 			continue
 		}
 		if !pinned.MatchString(c.Image) {
@@ -91,6 +200,101 @@ func TestControllerRunsTheDriverWithItsSidecarsUnderLeaderElection(t *testing.T)
 		if !slices.Contains(c.Args, "--leader-election") || !slices.Contains(c.Args, "--csi-address=/csi/csi.sock") {
 			t.Errorf("%s args %v: want --leader-election and the driver's socket", c.Name, c.Args)
 		}
+	}
+}
+
+// The driver's Lease: its namespace (POD_NAMESPACE, unless --leader-election-namespace says) and
+// its identity (POD_NAME, else --node-id, which both replicas share) come from the downward API.
+func TestControllerDriverTakesItsLeaseIdentityFromThePod(t *testing.T) {
+	var d workload
+	dryRun(t, "Deployment", "tether-csi-controller", &d)
+	c := d.Spec.Template.Spec.container(t, "tether-csi")
+	for name, want := range map[string]string{"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"} {
+		if got := c.fieldRef(name); got != want {
+			t.Errorf("tether-csi env %s comes from field %q, want %q", name, got, want)
+		}
+	}
+	if v, ok := c.flag("--leader-election-namespace"); ok && v != "$(POD_NAMESPACE)" && v != ns {
+		t.Errorf("--leader-election-namespace=%s: the Lease role is only in %s", v, ns)
+	}
+}
+
+// The kubelet probes the driver from outside the pod: /readyz (503 on a standby and while
+// rebuilding) for readiness, /healthz for liveness, on the port --metrics-address listens on, and
+// not on loopback (the driver's default).
+func TestControllerDriverIsProbedOnItsMetricsAddress(t *testing.T) {
+	var d workload
+	dryRun(t, "Deployment", "tether-csi-controller", &d)
+	c := d.Spec.Template.Spec.container(t, "tether-csi")
+	address, ok := c.flag("--metrics-address")
+	if !ok {
+		t.Fatalf("tether-csi args %v: no --metrics-address, so it listens on 127.0.0.1 only", c.Args)
+	}
+	host, port, err := net.SplitHostPort(address)
+	if err != nil {
+		t.Fatalf("--metrics-address=%s: %v", address, err)
+	}
+	if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
+		t.Errorf("--metrics-address=%s: the kubelet cannot reach a loopback address", address)
+	}
+	for _, p := range []struct {
+		kind, path string
+		probe      *httpProbe
+	}{{"readiness", "/readyz", c.ReadinessProbe}, {"liveness", "/healthz", c.LivenessProbe}} {
+		if p.probe == nil || p.probe.HTTPGet == nil {
+			t.Errorf("tether-csi has no %s probe over HTTP", p.kind)
+			continue
+		}
+		if p.probe.HTTPGet.Path != p.path {
+			t.Errorf("%s probe path %q, want %s", p.kind, p.probe.HTTPGet.Path, p.path)
+		}
+		got, err := c.probePort(p.probe)
+		if err != nil {
+			t.Error(err)
+		} else if strconv.Itoa(got) != port {
+			t.Errorf("%s probe port %d, but --metrics-address=%s", p.kind, got, address)
+		}
+	}
+}
+
+// Two replicas, one store: the embedded store is a hostPath, so a standby may only take over if
+// it runs on the node the leader ran on. And since a standby is never Ready, only Recreate (not a
+// rolling update, which waits for new pods to turn Ready) can replace the pods.
+func TestControllerReplicasShareOneStoreAndAreRecreated(t *testing.T) {
+	var d workload
+	dryRun(t, "Deployment", "tether-csi-controller", &d)
+	if d.Spec.Replicas == nil || *d.Spec.Replicas != 2 {
+		t.Errorf("controller replicas %v, want 2 (a leader and a standby)", d.Spec.Replicas)
+	}
+	if d.Spec.Strategy.Type != "Recreate" {
+		t.Errorf("controller strategy %q, want Recreate", d.Spec.Strategy.Type)
+	}
+	pod := d.Spec.Template.Spec
+	c := pod.container(t, "tether-csi")
+	stateDir, _ := c.flag("--state-dir")
+	store := ""
+	for _, m := range c.VolumeMounts {
+		if m.MountPath == stateDir {
+			store = m.Name
+		}
+	}
+	hostPath := false
+	for _, v := range pod.Volumes {
+		hostPath = hostPath || v.Name == store && v.HostPath != nil
+	}
+	if stateDir == "" || !hostPath {
+		t.Fatalf("--state-dir=%q is not a hostPath volume; then this test must change with it", stateDir)
+	}
+	together := false
+	for _, term := range pod.Affinity.PodAffinity.Required {
+		matchesReplicas := len(term.LabelSelector.MatchLabels) > 0
+		for k, v := range term.LabelSelector.MatchLabels {
+			matchesReplicas = matchesReplicas && d.Spec.Template.Metadata.Labels[k] == v
+		}
+		together = together || matchesReplicas && term.TopologyKey == "kubernetes.io/hostname"
+	}
+	if !together {
+		t.Errorf("no required podAffinity puts the replicas on one node: %+v", pod.Affinity)
 	}
 }
 
@@ -105,6 +309,17 @@ func TestNodePluginIsPrivilegedWithBidirectionalKubeletMount(t *testing.T) {
 		t.Error("the node plugin mounts a service account token it has no use for")
 	}
 	plugin, registrar := pod.Containers[0], pod.Containers[1]
+	// Kubernetes stays off in the node plugin: no token (above), no kubeconfig, no Lease.
+	for _, a := range plugin.Args {
+		if strings.HasPrefix(a, "--kubeconfig") || strings.HasPrefix(a, "--leader-election") {
+			t.Errorf("tether-csi node args carry %s", a)
+		}
+	}
+	for _, e := range plugin.Env {
+		if e.Name == "KUBECONFIG" {
+			t.Error("tether-csi node env sets KUBECONFIG")
+		}
+	}
 	if plugin.SecurityContext.Privileged == nil || !*plugin.SecurityContext.Privileged {
 		t.Error("tether-csi node container is not privileged")
 	}

@@ -22,17 +22,20 @@ func perms(group, resource, namespace string, verbs ...string) []Perm {
 	return out
 }
 
-// driverNeeds is the contract of the driver's Kubernetes layer (issue 6), written independently of
-// deploy/: events on the PVC, the Node reflector, the rebuild from VolumeAttachments, PV annotations,
-// the PVC an event is about, and the leader-election Lease.
+// driverNeeds is every request the driver's Kubernetes layer (driver/src/k8s/) makes, written from
+// its code, not from deploy/:
+//   - poster.rs creates a core/v1 Event on the PVC, in the PVC's namespace (never patches one, and
+//     never reads the PVC: it comes from the volume's parameters or its PV's claimRef);
+//   - cluster.rs runs a Node and a PV reflector (list and watch);
+//   - rebuild.rs lists VolumeAttachments and PVs;
+//   - annotate.rs merge-patches a PV's annotations and gets it again after a 409;
+//   - lease.rs gets, creates and replaces (update) its Lease, in the driver's namespace.
 func driverNeeds() []Perm {
 	return slices.Concat(
-		perms("", "events", appNS, "create", "patch"),
-		perms("events.k8s.io", "events", appNS, "create", "patch"),
-		perms("", "nodes", "", "get", "list", "watch"),
-		perms("storage.k8s.io", "volumeattachments", "", "get", "list", "watch"),
+		perms("", "events", appNS, "create"),
+		perms("", "nodes", "", "list", "watch"),
+		perms("storage.k8s.io", "volumeattachments", "", "list"),
 		perms("", "persistentvolumes", "", "get", "list", "watch", "patch"),
-		perms("", "persistentvolumeclaims", appNS, "get"),
 		perms("coordination.k8s.io", "leases", ns, "get", "create", "update"),
 	)
 }
@@ -66,6 +69,9 @@ func beyondController() []Perm {
 		{"delete", "", "namespaces", ""}, {"create", "", "serviceaccounts/token", ns},
 		{"impersonate", "", "users", ""}, {"create", "rbac.authorization.k8s.io", "clusterrolebindings", ""},
 		{"bind", "rbac.authorization.k8s.io", "clusterroles", ""},
+		// Granted to the driver before it settled on what it uses; no container of the pod uses them.
+		{"get", "", "nodes", ""}, {"create", "events.k8s.io", "events", appNS},
+		{"patch", "events.k8s.io", "events", appNS},
 	}
 }
 
@@ -79,6 +85,9 @@ func beyondDriver() []Perm {
 		{"update", "", "events", appNS}, {"get", "storage.k8s.io", "storageclasses", ""},
 		{"get", "storage.k8s.io", "csinodes", ""}, {"list", "coordination.k8s.io", "leases", ns},
 		{"delete", "coordination.k8s.io", "leases", ns},
+		// Granted to the driver before it settled on what it uses; the sidecars still use them.
+		{"get", "", "persistentvolumeclaims", appNS}, {"patch", "", "events", appNS},
+		{"get", "storage.k8s.io", "volumeattachments", ""}, {"watch", "storage.k8s.io", "volumeattachments", ""},
 	}
 }
 
@@ -183,8 +192,9 @@ func assertExactly(t *testing.T, c *Client, who string, needs []Perm) {
 	}
 }
 
-// isAnyNamespace: events and PVCs are wherever the PVC is, so those needs (asked in appNS) hold in
-// every namespace; the Lease is needed in the driver's namespace only.
+// isAnyNamespace: events and PVCs are wherever the PVC is, so those needs (asked in appNS: the
+// driver's events, the sidecars' events and PVCs) hold in every namespace; the Leases are needed in
+// the driver's namespace only.
 func isAnyNamespace(p Perm) bool {
 	return p.Resource == "events" || p.Resource == "persistentvolumeclaims"
 }
