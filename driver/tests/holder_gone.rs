@@ -59,6 +59,14 @@ fn stored_epoch(h: &Harness, volume: &str) -> u64 {
     h.stored(volume).engine.map_or(0, |e| e.epoch)
 }
 
+/// A block volume migrating from node-a (source) to node-b (target).
+async fn migrating(h: &mut Harness) -> String {
+    let v = h.create("pvc-vm", true, &[]).await;
+    h.rwx(&v, "node-a").await.unwrap();
+    h.rwx(&v, "node-b").await.unwrap();
+    v
+}
+
 #[tokio::test]
 async fn an_rwo_publish_past_a_gone_holder_clears_it_and_attaches_at_a_higher_epoch() {
     let nodes = Nodes::new();
@@ -123,9 +131,7 @@ async fn an_rwx_migration_at_its_limit_with_one_side_gone_admits_the_new_node_as
     for (gone, stays) in [("node-a", "node-b"), ("node-b", "node-a")] {
         let nodes = Nodes::new();
         let mut h = start(&nodes).await;
-        let v = h.create("pvc-vm", true, &[]).await;
-        h.rwx(&v, "node-a").await.unwrap();
-        h.rwx(&v, "node-b").await.unwrap();
+        let v = migrating(&mut h).await;
         assert_eq!(h.driver.engine.stats().active_migrations, 1);
         nodes.remove(gone);
 
@@ -150,9 +156,7 @@ async fn an_rwx_migration_at_its_limit_with_one_side_gone_admits_the_new_node_as
 async fn an_rwx_migration_at_its_limit_with_both_sides_present_is_refused() {
     let nodes = Nodes::new();
     let mut h = start(&nodes).await;
-    let v = h.create("pvc-vm", true, &[]).await;
-    h.rwx(&v, "node-a").await.unwrap();
-    h.rwx(&v, "node-b").await.unwrap();
+    let v = migrating(&mut h).await;
     let refused = assert_code(h.rwx(&v, "node-c").await, Code::FailedPrecondition);
     assert!(refused.message().contains("\"node-a\"") && refused.message().contains("\"node-b\""), "{refused:?}");
     assert_eq!(h.nodes_of(&v), ["node-a", "node-b"]);
@@ -164,9 +168,7 @@ async fn an_rwx_migration_at_its_limit_with_both_sides_present_is_refused() {
 async fn an_rwx_volume_whose_holders_are_all_gone_attaches_the_new_node_alone() {
     let nodes = Nodes::new();
     let mut h = start(&nodes).await;
-    let v = h.create("pvc-vm", true, &[]).await;
-    h.rwx(&v, "node-a").await.unwrap();
-    h.rwx(&v, "node-b").await.unwrap();
+    let v = migrating(&mut h).await;
     nodes.remove("node-a");
     nodes.remove("node-b");
 
@@ -208,9 +210,7 @@ async fn an_idempotent_republish_never_clears_a_gone_node() {
 async fn a_clear_that_does_not_admit_the_request_is_still_persisted() {
     let nodes = Nodes::new();
     let mut h = start(&nodes).await;
-    let v = h.create("pvc-vm", true, &[]).await;
-    h.rwx(&v, "node-a").await.unwrap();
-    h.rwx(&v, "node-b").await.unwrap();
+    let v = migrating(&mut h).await;
     nodes.remove("node-a");
 
     // An RWO request conflicts with RWX: node-a is cleared, node-b still refuses it.
@@ -228,9 +228,7 @@ async fn a_clear_that_does_not_admit_the_request_is_still_persisted() {
 async fn an_rwx_migration_past_its_timeout_with_one_side_gone_admits_the_new_node_as_target() {
     let nodes = Nodes::new();
     let mut h = start(&nodes).await;
-    let v = h.create("pvc-vm", true, &[]).await;
-    h.rwx(&v, "node-a").await.unwrap();
-    h.rwx(&v, "node-b").await.unwrap();
+    let v = migrating(&mut h).await;
     h.clock.advance(h.driver.settings.default_migration_timeout + Duration::from_secs(1));
     nodes.remove("node-a");
 
