@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use tether_core::{
     check_node_id, check_volume_id, Access, CoreError, PublishOutcome, Published, StaleOutcome, UnpublishOutcome,
@@ -155,6 +155,7 @@ impl Driver {
         &self,
         req: &ControllerPublishVolumeRequest,
     ) -> Result<ControllerPublishVolumeResponse, DriverError> {
+        let started = Instant::now();
         let (volume, node) = (req.volume_id.as_str(), req.node_id.as_str());
         check_volume_id(volume)?;
         check_node_id(node)?;
@@ -170,19 +171,15 @@ impl Driver {
         let _guard = self.inflight.begin(volume)?;
         let access = if req.readonly { cap.access.readonly() } else { cap.access };
         let (result, cleared) = self.publish_past_gone_holders(volume, node, access, meta.migration_timeout());
-        self.post(events::for_publish(volume, node, &result));
-        let out = match result {
-            Ok(out) => out,
-            Err(e) => {
-                self.persist_if(cleared, &meta)?;
-                return Err(e.into());
-            }
-        };
-        let changed = cleared || out.kind != Published::AlreadyAttached;
-        self.persist_if(changed, &meta)?;
+        let changed = cleared || result.as_ref().is_ok_and(|out| out.kind != Published::AlreadyAttached);
+        let saved = self.persist_if(changed, &meta);
+        // Posted once the outcome is durable (or could not be made so), with how long it took.
+        self.post(events::for_publish(volume, node, &result, started.elapsed()));
         if changed {
             self.changed(volume);
         }
+        saved?;
+        let out = result?;
         let context = HashMap::from([
             (EPOCH_KEY.to_owned(), out.epoch.to_string()),
             (NODE_KEY.to_owned(), node.to_owned()),

@@ -2,6 +2,8 @@
 //! Standalone, the sink is the log; a Kubernetes layer implements [`EventSink`] to post them
 //! on the PVC through a bounded queue, never blocking a CSI call.
 
+use std::time::Duration;
+
 use crate::volume::Claim;
 use tether_core::{CoreError, PublishOutcome, Published, ReconcileReport, UnpublishOutcome};
 
@@ -81,18 +83,26 @@ fn event(reason: Reason, volume: &str, message: String) -> Event {
     Event { reason, volume: volume.to_owned(), message, claim: None }
 }
 
-/// The event a publish result posts, if any.
-pub fn for_publish(volume: &str, node: &str, result: &Result<PublishOutcome, CoreError>) -> Option<Event> {
+/// The event a publish result posts, if any; `took` is how long the call took to decide and
+/// make the outcome durable.
+pub fn for_publish(
+    volume: &str,
+    node: &str,
+    result: &Result<PublishOutcome, CoreError>,
+    took: Duration,
+) -> Option<Event> {
     match result {
         Ok(out) => match &out.kind {
-            Published::Attached => {
-                Some(event(Reason::VolumeAttached, volume, format!("attached to node {node:?} at epoch {}", out.epoch)))
-            }
+            Published::Attached => Some(event(
+                Reason::VolumeAttached,
+                volume,
+                format!("attached to node {node:?} at epoch {} in {took:.1?}", out.epoch),
+            )),
             Published::HandedOff { from } => Some(event(
                 Reason::VolumeAttached,
                 volume,
                 format!(
-                    "attached to node {node:?} at epoch {}, taken over from {from:?} within the grace period",
+                    "attached to node {node:?} at epoch {} in {took:.1?}, taken over from {from:?} within the grace period",
                     out.epoch
                 ),
             )),

@@ -242,7 +242,8 @@ async fn events_find_the_pvc_through_the_claim_ref_and_pv_annotations_follow_the
     h.rwo(&volume, "tl1-a").await.unwrap();
     let attached = env.event("tl-claims", Reason::VolumeAttached).await;
     assert_eq!(attached.type_.as_deref(), Some("Normal"));
-    assert!(attached.message.unwrap().contains("\"tl1-a\""));
+    let message = attached.message.unwrap();
+    assert!(message.contains("attached to node \"tl1-a\" at epoch 1 in "), "with its duration: {message}");
     until("the attached-node annotation", || async {
         let a = env.pv_annotations("tl1-pv").await;
         (a.get(NODES_ANNOTATION).map(String::as_str) == Some("tl1-a")
