@@ -651,4 +651,14 @@ async fn a_migration_past_its_timeout_posts_one_migration_failed_warning() {
     assert!(metrics.contains("rds_csi_events_posted_total{reason=\"MigrationFailed\"} 1"), "{metrics}");
     assert!(metrics.contains("rds_csi_migration_migrations_total{result=\"timeout\"} 1"), "{metrics}");
     assert_eq!(h.nodes_of(&volume), ["tl8-a", "tl8-b"], "the engine never detaches a side by itself");
+
+    // The orchestrator ends it: the source leaves, the migration completes.
+    h.unpublish(&volume, "tl8-a").await.unwrap();
+    let completed = env.event("tl-timeout", Reason::MigrationCompleted).await;
+    assert_eq!(completed.type_.as_deref(), Some("Normal"));
+    let message = completed.message.unwrap();
+    assert!(message.contains("from \"tl8-a\" to \"tl8-b\" completed after 61"), "{message}");
+    let started = env.event("tl-timeout", Reason::MigrationStarted).await;
+    assert_eq!(started.type_.as_deref(), Some("Normal"));
+    assert!(started.message.unwrap().contains("timeout 60s"));
 }
