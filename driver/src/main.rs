@@ -132,25 +132,32 @@ async fn stopped(mut stop: watch::Receiver<Stop>) -> Stop {
     stop.wait_for(|s| *s != Stop::Running).await.map_or(Stop::Signalled, |s| *s)
 }
 
-/// Waits for the Lease; afterwards, losing it stops the process. `None` if stopped first.
-async fn lead(elector: Elector, stop: &watch::Sender<Stop>, release: watch::Receiver<bool>) -> Option<JoinHandle<()>> {
+/// Waits for the Lease (or a stop); once leading, losing the Lease stops the process. Returns
+/// the election task, which releases the Lease when `release` turns true.
+async fn lead(elector: Elector, stop: &watch::Sender<Stop>, release: watch::Receiver<bool>) -> JoinHandle<()> {
     let mut leading = elector.leading();
     let identity = elector.identity().to_owned();
     let task = tokio::spawn(elector.run(release));
     tracing::info!(identity = %identity, "standby: waiting for the Lease");
     tokio::select! {
         _ = leading.wait_for(|l| *l) => {}
-        _ = stopped(stop.subscribe()) => return Some(task),
+        _ = stopped(stop.subscribe()) => return task,
     }
     tracing::info!(identity = %identity, "leading");
     let stop = stop.clone();
     tokio::spawn(async move {
         if leading.wait_for(|l| !*l).await.is_ok() {
             tracing::error!("lost the Lease: stopping, so that only the leader serves");
-            stop.send_if_modified(|s| (*s == Stop::Running).then(|| *s = Stop::LostLease).is_some());
+            stop.send_if_modified(|s| {
+                let running = *s == Stop::Running;
+                if running {
+                    *s = Stop::LostLease;
+                }
+                running
+            });
         }
     });
-    Some(task)
+    task
 }
 
 async fn run(args: Args) -> Result<Stop, Box<dyn std::error::Error>> {
@@ -176,7 +183,7 @@ async fn run(args: Args) -> Result<Stop, Box<dyn std::error::Error>> {
         let client =
             kube.clone().ok_or("--leader-election needs Kubernetes: a kubeconfig or in-cluster configuration")?;
         let e = Elector::new(client, lease_config(&args)?, Arc::new(MonotonicClock::new()));
-        elector = lead(e, &stop, release_rx).await;
+        elector = Some(lead(e, &stop, release_rx).await);
         if *stop.borrow() != Stop::Running {
             return finish(elector, &release, Stop::Signalled).await;
         }
