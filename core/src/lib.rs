@@ -60,5 +60,7 @@ pub use outcome::{
     Access, AccessMode, Attachment, ClearedAttachment, DetachRecord, MigrationStatus, NodeName, Nodes, PendingNode,
     PublishOutcome, Published, ReconcileReport, StaleOutcome, TimedOutMigration, UnpublishOutcome,
 };
-pub use snapshot::{AttachmentEntry, DetachEntry, MissingNodeEntry, Snapshot, VolumeEntry, SNAPSHOT_VERSION};
+pub use snapshot::{
+    unix_nanos, AttachmentEntry, DetachEntry, MissingNodeEntry, Snapshot, VolumeEntry, SNAPSHOT_VERSION,
+};
 pub use stats::Stats;

@@ -96,7 +96,9 @@ struct VersionOnly {
     version: u64,
 }
 
-fn unix_nanos(t: SystemTime) -> u64 {
+/// A wall-clock time as the snapshot format writes it: nanoseconds since the Unix epoch
+/// (0 for a time before it).
+pub fn unix_nanos(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, duration_to_nanos)
 }
 

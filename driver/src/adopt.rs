@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
 use tether_core::{
-    check_node_id, check_volume_id, clamp_migration_timeout, duration_to_nanos, Access, AccessMode, AttachmentEntry,
-    Snapshot, VolumeEntry,
+    check_node_id, check_volume_id, clamp_migration_timeout, unix_nanos, Access, AccessMode, AttachmentEntry, Snapshot,
+    VolumeEntry,
 };
 
 /// One node holding a volume, and since when (the record's creation time).
@@ -58,10 +58,6 @@ impl AdoptReport {
     pub fn changed(&self) -> impl Iterator<Item = &String> {
         self.adopted.iter().chain(&self.dropped)
     }
-}
-
-fn unix_nanos(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, duration_to_nanos)
 }
 
 /// The nodes to keep, in engine order (source first): the engine's own nodes that the record

@@ -10,7 +10,7 @@ use tether_core::{Clock, Config, CoreError, Engine, SnapshotError};
 
 use crate::adopt::{self, AdoptReport, Observed};
 use crate::catalog::Catalog;
-use crate::events::{Event, EventSink, Reason};
+use crate::events::{Event, EventSink};
 use crate::inflight::InFlight;
 use crate::metrics::Metrics;
 use crate::nodes::NodeDirectory;
@@ -267,9 +267,7 @@ impl Driver {
         }
         Ok(report)
     }
-}
 
-impl Driver {
     /// Makes `observed` (every attached volume, as Kubernetes records it) the engine's truth
     /// for attachments, persists every volume that changed, and then serves calls. An
     /// attachment the engine cannot hold is refused, logged and posted as a conflict.
@@ -295,17 +293,7 @@ impl Driver {
         }
         for r in &report.refused {
             tracing::error!(volume = %r.volume, node = %r.node, kept = ?r.kept, "attachment not adopted: {}", r.why);
-            let message = format!(
-                "Kubernetes shows volume {:?} attached to node {:?}, which cannot be kept ({}); it stays on {:?}. \
-                 Detach it from {:?} (delete that VolumeAttachment) to resolve this.",
-                r.volume, r.node, r.why, r.kept, r.node
-            );
-            self.post(Some(Event {
-                reason: Reason::AttachmentConflict,
-                volume: r.volume.clone(),
-                message,
-                claim: None,
-            }));
+            self.post(Some(crate::events::for_refused(r)));
         }
         self.metrics.reconcile_action("rebuilt");
         let _ = self.phase.compare_exchange(phase::REBUILDING, phase::SERVING, Ordering::AcqRel, Ordering::Acquire);

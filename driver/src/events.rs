@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::adopt::Refused;
 use crate::volume::Claim;
 use tether_core::{CoreError, PublishOutcome, Published, ReconcileReport, UnpublishOutcome};
 
@@ -147,6 +148,19 @@ fn stale_cleared(volume: &str, node: &str, epoch: u64, why: &str) -> Event {
 /// The event of an attachment cleared at publish time because its node no longer exists.
 pub fn holder_gone(volume: &str, node: &str, epoch: u64) -> Event {
     stale_cleared(volume, node, epoch, "which no longer exists, to let a new attachment in")
+}
+
+/// The conflict event of an attachment Kubernetes shows that the rebuild could not adopt.
+pub fn for_refused(r: &Refused) -> Event {
+    event(
+        Reason::AttachmentConflict,
+        &r.volume,
+        format!(
+            "Kubernetes shows volume {:?} attached to node {:?}, which cannot be kept ({}); it stays on {:?}. \
+             Detach it from {:?} (delete that VolumeAttachment) to resolve this.",
+            r.volume, r.node, r.why, r.kept, r.node
+        ),
+    )
 }
 
 /// The events a reconcile pass posts.

@@ -1,13 +1,7 @@
 //! The engine rebuilt at start-up from the per-volume records (each holds the engine's
 //! `Engine::volume_entry` beside the volume's metadata).
 
-use std::time::SystemTime;
-
-use tether_core::{duration_to_nanos, CoreError, Engine, Snapshot, VolumeEntry, SNAPSHOT_VERSION};
-
-fn unix_nanos(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, duration_to_nanos)
-}
+use tether_core::{unix_nanos, CoreError, Engine, Snapshot, VolumeEntry, SNAPSHOT_VERSION};
 
 /// Replaces the engine's state with the stored entries (a snapshot taken "now").
 pub fn restore(engine: &Engine, entries: Vec<VolumeEntry>) -> Result<(), CoreError> {
