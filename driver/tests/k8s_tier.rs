@@ -17,6 +17,7 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use apiserver::env;
+use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
     Event, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, ServiceAccount,
@@ -325,6 +326,29 @@ fn detach_total(page: &str, status: &str) -> i64 {
 
 fn attach_error(va: &VolumeAttachment) -> Option<String> {
     va.status.as_ref()?.attach_error.as_ref()?.message.clone()
+}
+
+#[tokio::test]
+#[ignore = "needs the control plane of tests/k8s/run.sh --stack (make test-k8s)"]
+async fn s0_the_driver_and_sidecars_run_as_the_controller_service_account() {
+    // The one kubeconfig tether-csi and the sidecars are given: a token the API server issued
+    // for the ServiceAccount (TokenRequest), so deploy/'s RBAC is what authorizes every call.
+    let kubeconfig = Path::new(&env("TETHER_TIER_DIR")).join("controller.kubeconfig");
+    let config = tether_driver::k8s::config(Some(&kubeconfig)).await.unwrap().unwrap();
+    let client = Client::try_from(config).unwrap();
+    let review: SelfSubjectReview = from_json(json!({}));
+    let answer = Api::<SelfSubjectReview>::all(client).create(&PostParams::default(), &review).await.unwrap();
+    let user = answer.status.and_then(|s| s.user_info).unwrap();
+    assert_eq!(user.username.as_deref(), Some("system:serviceaccount:tether:tether-csi-controller"));
+    let groups = user.groups.unwrap_or_default();
+    assert!(groups.contains(&"system:serviceaccounts:tether".to_owned()), "groups {groups:?}");
+    // Only the service-account authenticator puts the token's id in the extra fields.
+    let extra = user.extra.unwrap_or_default();
+    assert!(extra.contains_key("authentication.kubernetes.io/credential-id"), "extra {extra:?}");
+    // Both replicas are up and exactly one of them serves.
+    let tier = Tier::new().await;
+    let serving = tier.replicas.iter().filter(|(_, address)| get(address, "/readyz").is_some()).count();
+    assert_eq!(serving, 1, "replicas answering /readyz with 200");
 }
 
 #[tokio::test]
