@@ -128,10 +128,19 @@ start_replica() {
 		bin=$attacher_bin
 		[[ $sidecar == csi-attacher ]] || bin=$provisioner_bin
 		deployment_args "$dir" "$sidecar" "/csi/csi.sock=$rdir/csi.sock" "\$(POD_NAMESPACE)=$NAMESPACE"
-		restarting "$dir" "$name-$sidecar" POD_NAMESPACE=$NAMESPACE -- "$bin" "${args[@]}" --kubeconfig="$kubeconfig"
+		restarting "$dir" "$name-$sidecar" POD_NAMESPACE=$NAMESPACE -- "${as_pod[@]}" "$name" \
+			"$bin" "${args[@]}" --kubeconfig="$kubeconfig"
 	done
 	echo "$name=$metrics" >>"$dir/stack/replicas"
 }
+
+# The sidecars' leader-election identity is the hostname, which in a cluster is the pod's name;
+# here both replicas share one, and two sidecars of one identity could both lead. So each runs
+# in a UTS namespace of its own named after its replica (unshare, as root), where that works.
+# Used as "${as_pod[@]}" NAME COMMAND...
+# shellcheck disable=SC2016 # expanded by the inner shell
+as_pod=(unshare --uts -- bash -c 'hostname "$0" && exec "$@"')
+unshare --uts -- true 2>/dev/null || as_pod=(bash -c 'exec "$@"')
 
 cmd_start() {
 	local dir=$1 started=$SECONDS
