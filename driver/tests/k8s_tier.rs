@@ -245,6 +245,12 @@ impl Tier {
         .await
     }
 
+    /// The replica holding the driver's Lease.
+    async fn leader(&self) -> String {
+        let leases = self.namespaced::<Lease>(NAMESPACE);
+        until("a holder of the driver's Lease", || async { leases.get(LEASE).await.ok()?.spec?.holder_identity }).await
+    }
+
     /// The `/metrics` page of the replica holding the driver's Lease.
     async fn metrics(&self) -> String {
         let leases = self.namespaced::<Lease>(NAMESPACE);
@@ -345,10 +351,16 @@ async fn s0_the_driver_and_sidecars_run_as_the_controller_service_account() {
     // Only the service-account authenticator puts the token's id in the extra fields.
     let extra = user.extra.unwrap_or_default();
     assert!(extra.contains_key("authentication.kubernetes.io/credential-id"), "extra {extra:?}");
-    // Both replicas are up and exactly one of them serves.
+    // Both replicas are up and exactly one of them serves; the sidecars' elections line up with
+    // the driver's: their Leases are held by the replica whose driver leads.
     let tier = Tier::new().await;
     let serving = tier.replicas.iter().filter(|(_, address)| get(address, "/readyz").is_some()).count();
     assert_eq!(serving, 1, "replicas answering /readyz with 200");
+    let leader = tier.leader().await;
+    for lease in ["external-attacher-leader-tether-csi-dev", "tether-csi-dev"] {
+        let holder = tier.namespaced::<Lease>(NAMESPACE).get(lease).await.unwrap().spec.and_then(|s| s.holder_identity);
+        assert_eq!(holder.as_deref(), Some(leader.as_str()), "Lease {lease}");
+    }
 }
 
 #[tokio::test]
@@ -589,4 +601,75 @@ async fn s7_a_deleted_node_is_cleared_only_after_the_grace_period_and_a_pod_else
     tier.attached(name, "s7-b").await;
     tier.event("s7", "VolumeAttached", "s7-b").await;
     tier.annotated(name, Some("s7-b")).await;
+}
+
+/// The pid stack.sh recorded for a process of the tier.
+fn pid(name: &str) -> nix::unistd::Pid {
+    let text = std::fs::read_to_string(Path::new(&env("TETHER_TIER_DIR")).join(format!("{name}.pid"))).unwrap();
+    nix::unistd::Pid::from_raw(text.trim().parse().unwrap())
+}
+
+#[tokio::test]
+#[ignore = "needs the control plane of tests/k8s/run.sh --stack (make test-k8s)"]
+async fn s8_the_leader_stops_during_an_attach_storm_and_every_pod_gets_its_volume_from_the_next() {
+    const PODS: usize = 8;
+    let tier = Tier::new().await;
+    let nodes = ["s8-a", "s8-b", "s8-c", "s8-d"];
+    for node in nodes {
+        tier.node(node).await;
+    }
+    let spots: Vec<(String, &str)> = (0..PODS).map(|i| (format!("s8-{i}"), nodes[i % nodes.len()])).collect();
+    let mut pvs = Vec::new();
+    for (namespace, node) in &spots {
+        tier.namespace(namespace).await;
+        tier.claim(namespace, false, node).await;
+    }
+    for (namespace, _) in &spots {
+        pvs.push(tier.bound(namespace).await);
+    }
+
+    // The storm, and the leader asked to stop in the middle of it (a drain, a rollout).
+    let leader = tier.leader().await;
+    for (namespace, node) in &spots {
+        tier.pod(namespace, "app", node, false).await;
+    }
+    let stopped = Instant::now();
+    nix::sys::signal::kill(pid(&leader), nix::sys::signal::Signal::SIGTERM).unwrap();
+
+    let next = until("the other replica leading", || async {
+        let holder = tier.leader().await;
+        (holder != leader).then_some(holder)
+    })
+    .await;
+    let (_, address) = tier.replicas.iter().find(|(name, _)| *name == next).unwrap();
+    until("the new leader's /readyz 200", || async { get(address, "/readyz") }).await;
+    let serving = stopped.elapsed();
+    for (pv, (_, node)) in pvs.iter().zip(&spots) {
+        tier.attached(pv_name(pv), node).await;
+    }
+    let all = stopped.elapsed();
+
+    // Each volume attached once, on its Pod's node, with its epoch; nothing refused as a conflict.
+    for (pv, (namespace, node)) in pvs.iter().zip(&spots) {
+        let attachments = tier.all::<VolumeAttachment>().list(&ListParams::default()).await.unwrap().items;
+        let of_pv: Vec<_> = attachments
+            .iter()
+            .filter(|va| va.spec.source.persistent_volume_name.as_deref() == Some(pv_name(pv)))
+            .collect();
+        assert_eq!(of_pv.len(), 1, "{}: VolumeAttachments {of_pv:?}", pv_name(pv));
+        assert_eq!(of_pv[0].spec.node_name, *node);
+        let metadata = of_pv[0].status.as_ref().unwrap().attachment_metadata.clone().unwrap_or_default();
+        assert!(metadata.contains_key("tether.io/epoch"), "{}: attachmentMetadata {metadata:?}", pv_name(pv));
+        assert!(tier.events(namespace, "AttachmentConflict").await.is_empty(), "a conflict in {namespace}");
+        tier.annotated(pv_name(pv), Some(node)).await;
+    }
+    let page = tier.metrics().await;
+    assert!(sample(&page, "rds_csi_attachment_reconcile_total{action=\"rebuilt\"}") >= 1, "{page}");
+    // Figures, not assertions (tests/k8s/README.md).
+    println!(
+        "scenario 8: {PODS} Pods, leader SIGTERMed right after creating them: the next leader serving after {:.1} s, \
+         all {PODS} attached after {:.1} s",
+        serving.as_secs_f64(),
+        all.as_secs_f64()
+    );
 }
