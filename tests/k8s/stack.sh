@@ -177,15 +177,18 @@ cmd_start() {
 	log "kube-controller-manager, ${#REPLICAS[@]} tether-csi replicas and their sidecars up in $((SECONDS - started)) s"
 }
 
-# Sidecars first (they would log lost connections), then the drivers, then the controller manager.
+# Sidecars first (they would log lost connections), then the drivers, then the controller manager;
+# the processes of each step in parallel.
 cmd_stop() {
 	local dir=$1 name
 	[[ -d $dir/stack ]] || return 0
 	for name in "${REPLICAS[@]}"; do
-		stop_one "$dir/stack/$name-csi-attacher.pid"
-		stop_one "$dir/stack/$name-csi-provisioner.pid"
+		stop_one "$dir/stack/$name-csi-attacher.pid" &
+		stop_one "$dir/stack/$name-csi-provisioner.pid" &
 	done
-	for name in "${REPLICAS[@]}"; do stop_one "$dir/stack/$name.pid"; done
+	wait
+	for name in "${REPLICAS[@]}"; do stop_one "$dir/stack/$name.pid" & done
+	wait
 	stop_one "$dir/stack/kube-controller-manager.pid"
 }
 
