@@ -1,7 +1,7 @@
 # Where build.sh puts each binary of the tier, sourced by build.sh and run.sh (one place for it).
 # Each folder is keyed by the versions in versions.env, so a new pin builds anew and an old
 # build is never mistaken for it.
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # the variables are for the scripts that source this
 # shellcheck source-path=SCRIPTDIR source=versions.env
 source "$(dirname "${BASH_SOURCE[0]}")/versions.env"
 k8s_cache=${TETHER_K8S_CACHE:-$HOME/.cache/tether-k8s}

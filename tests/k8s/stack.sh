@@ -116,9 +116,10 @@ start_kcm() {
 
 # start_replica DIR INDEX: tether-csi and its two sidecars on the replica's own socket.
 start_replica() {
-	local dir=$1 name=${REPLICAS[$2]} rdir metrics kubeconfig=$dir/stack/controller.kubeconfig
-	rdir=$dir/stack/$name metrics=127.0.0.1:$(free_port)
+	local dir=$1 name=${REPLICAS[$2]} rdir metrics kubeconfig
+	rdir=$dir/stack/$name metrics=127.0.0.1:$(free_port) kubeconfig=$dir/stack/controller.kubeconfig
 	mkdir -p "$rdir"
+	# shellcheck disable=SC2016 # the Deployment's literal $(NODE_NAME), replaced
 	deployment_args "$dir" tether-csi "unix:///csi/csi.sock=unix://$rdir/csi.sock" \
 		"/var/lib/tether=$dir/stack/state" "0.0.0.0:9809=$metrics" '$(NODE_NAME)=tier-controller'
 	spawn "$dir" "$name" POD_NAME="$name" POD_NAMESPACE=$NAMESPACE -- "$tether_csi" "${args[@]}" \
