@@ -34,6 +34,7 @@ READY_TIMEOUT=${TETHER_K8S_READY_TIMEOUT:-240}
 # delete Pods themselves, when a scenario says so).
 CONTROLLERS=persistentvolume-attach-detach-controller,persistentvolume-binder-controller,persistentvolume-protection-controller,persistentvolumeclaim-protection-controller
 REPLICAS=(tether-csi-controller-0 tether-csi-controller-1)
+export RESTART_DELAY=${TETHER_TIER_RESTART_DELAY:-10}
 
 log() { echo "k8s stack: $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -48,9 +49,13 @@ spawn() {
 	echo $! >"$dir/stack/$name.pid"
 }
 
-# restarting DIR NAME ENV... -- COMMAND...: like spawn, but COMMAND starts again a second after it
-# exits, as the kubelet restarts a container: a standby's sidecars give up waiting for a socket
-# that only the leader opens, and are back for when their replica leads.
+# restarting DIR NAME ENV... -- COMMAND...: like spawn, but COMMAND starts again RESTART_DELAY
+# seconds after it exits, as the kubelet restarts a container (10 s is its first back-off; it
+# doubles up to 5 minutes there, not here): a standby's sidecars give up waiting for a socket
+# that only the leader opens, and are back for when their replica leads; a driver stopped or
+# killed by a test comes back as a standby. DIR/stack/NAME.pid is the supervising shell's (stop
+# it to stop both), DIR/stack/NAME.child.pid the current COMMAND's (signal it to kill the
+# "container").
 restarting() {
 	local dir=$1 name=$2 envs=()
 	shift 2
@@ -58,8 +63,13 @@ restarting() {
 	shift
 	# shellcheck disable=SC2016 # expanded by the supervising shell
 	spawn "$dir" "$name" "${envs[@]}" -- bash -c 'trap "kill -TERM \$child 2>/dev/null; wait; exit 0" TERM
-		while :; do "$@" & child=$!; wait "$child"; echo "k8s stack: exited with $?, restarting"; sleep 1; done' \
-		restarting "$@"
+		while :; do
+			"$@" & child=$!
+			echo "$child" >"$0"
+			wait "$child"
+			echo "k8s stack: exited with $?, restarting in ${RESTART_DELAY}s"
+			sleep "$RESTART_DELAY"
+		done' "$dir/stack/$name.child.pid" "$@"
 }
 
 # The args of a container of the controller Deployment, one per array element, made local.
@@ -88,6 +98,7 @@ wait_for() {
 	shift 2
 	until "$@"; do
 		for pid in "$dir"/stack/*.pid; do
+			[[ $pid != *.child.pid ]] || continue
 			alive "$pid" || { tail -n 30 "${pid%.pid}.log" >&2; die "$(basename "${pid%.pid}") exited"; }
 		done
 		((SECONDS < deadline)) || { tail -n 20 "$dir"/stack/*.log >&2; die "no $what after ${READY_TIMEOUT}s"; }
@@ -122,7 +133,7 @@ start_replica() {
 	# shellcheck disable=SC2016 # the Deployment's literal $(NODE_NAME), replaced
 	deployment_args "$dir" tether-csi "unix:///csi/csi.sock=unix://$rdir/csi.sock" \
 		"/var/lib/tether=$dir/stack/state" "0.0.0.0:9809=$metrics" '$(NODE_NAME)=tier-controller'
-	spawn "$dir" "$name" POD_NAME="$name" POD_NAMESPACE=$NAMESPACE -- "$tether_csi" "${args[@]}" \
+	restarting "$dir" "$name" POD_NAME="$name" POD_NAMESPACE=$NAMESPACE -- "$tether_csi" "${args[@]}" \
 		--kubeconfig="$kubeconfig" --grace-period-seconds="$GRACE"
 	local sidecar bin
 	for sidecar in csi-attacher csi-provisioner; do
