@@ -62,13 +62,15 @@ restarting() {
 	while [[ $1 != -- ]]; do envs+=("$1"); shift; done
 	shift
 	# shellcheck disable=SC2016 # expanded by the supervising shell
-	spawn "$dir" "$name" "${envs[@]}" -- bash -c 'trap "kill -TERM \$child 2>/dev/null; wait; exit 0" TERM
+	spawn "$dir" "$name" "${envs[@]}" -- bash -c 'trap "kill -TERM \$child \$pause 2>/dev/null; wait \$child; exit 0" TERM
 		while :; do
 			"$@" & child=$!
 			echo "$child" >"$0"
 			wait "$child"
 			echo "k8s stack: exited with $?, restarting in ${RESTART_DELAY}s"
-			sleep "$RESTART_DELAY"
+			# In the background, so that the TERM trap runs at once.
+			sleep "$RESTART_DELAY" & pause=$!
+			wait "$pause"
 		done' "$dir/stack/$name.child.pid" "$@"
 }
 
