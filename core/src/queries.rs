@@ -96,8 +96,9 @@ impl Engine {
         Some(Attachment {
             volume: volume.to_owned(),
             access: rec.access(),
-            nodes: self.names(rec.nodes),
+            nodes: self.names(rec.nodes()),
             epoch: rec.epoch,
+            admitted: (rec.admissions()[0], rec.migration().map(|m| m.admitted)),
             since: self.clock.wall_time(rec.since),
             migration,
         })
