@@ -36,6 +36,7 @@ fn settings() -> Settings {
         grace_period: Duration::from_secs(30),
         default_migration_timeout: Duration::from_mins(5),
         metrics_namespace: "rds_csi".into(),
+        lease_term: 0,
     }
 }
 

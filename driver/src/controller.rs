@@ -27,8 +27,11 @@ use crate::volume::{parse_migration_timeout, VolumeKind, VolumeMeta};
 pub const DEFAULT_VOLUME_BYTES: u64 = 1 << 30;
 /// Prefix of every volume id this driver issues; paging tokens are such ids.
 pub const VOLUME_ID_PREFIX: &str = "tv-";
-/// `publish_context` key of the volume's epoch (fencing token).
+/// `publish_context` key of the node's admission epoch: what the node presents at
+/// NodeStage and NodePublish, accepted while the latest fence admits it at or below this.
 pub const EPOCH_KEY: &str = "tether.io/epoch";
+/// `publish_context` key of the epoch of the fence applied for this publish.
+pub const FENCE_EPOCH_KEY: &str = "tether.io/fence-epoch";
 /// `publish_context` key of the node the context was issued for.
 pub const NODE_KEY: &str = "tether.io/node";
 /// `publish_context` key of the access granted (`RWO`, `RWX`, with ` read-only`).
@@ -145,12 +148,14 @@ impl Driver {
         }
         self.store.delete(&req.volume_id)?;
         self.catalog.remove(&req.volume_id);
+        // Not attached (checked above, under the volume's guard), so the record can go.
+        self.engine.forget(&req.volume_id)?;
         tracing::info!(volume = %req.volume_id, "volume deleted");
         Ok(())
     }
 
-    /// `ControllerPublishVolume`: the engine decides; the new state is durable before the reply,
-    /// whose context carries the volume's epoch.
+    /// `ControllerPublishVolume`: the engine decides; the new state and its fence are durable
+    /// before the reply, whose context carries the node's admission epoch and the fence epoch.
     pub fn controller_publish(
         &self,
         req: &ControllerPublishVolumeRequest,
@@ -172,7 +177,9 @@ impl Driver {
         let access = if req.readonly { cap.access.readonly() } else { cap.access };
         let (result, cleared) = self.publish_past_gone_holders(volume, node, access, meta.migration_timeout());
         let changed = cleared || result.as_ref().is_ok_and(|out| out.kind != Published::AlreadyAttached);
-        let saved = self.persist_if(changed, &meta);
+        // The fence goes to the store on every call, changed or not: the same fence again is a
+        // no-op there, and a retry after a failed apply must not be acknowledged without it.
+        let saved = self.persist_if(changed, &meta).and_then(|()| self.apply_fence(volume));
         // Posted once the outcome is durable (or could not be made so), with how long it took.
         self.post(events::for_publish(volume, node, &result, started.elapsed()));
         if changed {
@@ -181,7 +188,8 @@ impl Driver {
         saved?;
         let out = result?;
         let context = HashMap::from([
-            (EPOCH_KEY.to_owned(), out.epoch.to_string()),
+            (EPOCH_KEY.to_owned(), out.admitted.to_string()),
+            (FENCE_EPOCH_KEY.to_owned(), out.fence.epoch.to_string()),
             (NODE_KEY.to_owned(), node.to_owned()),
             (ACCESS_KEY.to_owned(), access.to_string()),
         ]);
@@ -210,6 +218,7 @@ impl Driver {
         let changed = out != UnpublishOutcome::NotAttached;
         if let Some(meta) = meta {
             self.persist_if(changed, &meta)?;
+            self.apply_fence(volume)?;
         }
         if changed {
             self.changed(volume);

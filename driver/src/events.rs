@@ -125,15 +125,15 @@ pub fn for_publish(
 pub fn for_unpublish(volume: &str, result: &Result<UnpublishOutcome, CoreError>) -> Option<Event> {
     match result.as_ref().ok()? {
         UnpublishOutcome::NotAttached => None,
-        UnpublishOutcome::Detached { nodes, epoch } => {
+        UnpublishOutcome::Detached { nodes, epoch, .. } => {
             Some(event(Reason::VolumeDetached, volume, format!("detached from {nodes} at epoch {epoch}")))
         }
-        UnpublishOutcome::MigrationCompleted { source, target, duration, epoch } => Some(event(
+        UnpublishOutcome::MigrationCompleted { source, target, duration, epoch, .. } => Some(event(
             Reason::MigrationCompleted,
             volume,
             format!("migration from {source:?} to {target:?} completed after {duration:?} at epoch {epoch}"),
         )),
-        UnpublishOutcome::MigrationAborted { source, target, epoch } => Some(event(
+        UnpublishOutcome::MigrationAborted { source, target, epoch, .. } => Some(event(
             Reason::MigrationFailed,
             volume,
             format!("migration from {source:?} to {target:?} aborted: the target left; {source:?} keeps the volume (epoch {epoch})"),

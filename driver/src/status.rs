@@ -54,9 +54,13 @@ impl From<InvalidInput> for DriverError {
 pub fn core_code(e: &CoreError) -> Code {
     match e {
         CoreError::InvalidInput(_) => Code::InvalidArgument,
-        CoreError::Conflict { .. } | CoreError::MigrationLimit { .. } | CoreError::MigrationTimedOut { .. } => {
-            Code::FailedPrecondition
-        }
+        CoreError::Conflict { .. }
+        | CoreError::MigrationLimit { .. }
+        | CoreError::MigrationTimedOut { .. }
+        | CoreError::EpochExhausted { .. }
+        | CoreError::StillAttached { .. }
+        | CoreError::StaleFence { .. }
+        | CoreError::NotAdmitted { .. } => Code::FailedPrecondition,
         CoreError::Incompatible { .. } => Code::AlreadyExists,
         // No RPC restores a snapshot; reaching this is a driver bug, not the caller's.
         CoreError::BadSnapshot(_) => Code::Internal,
@@ -73,6 +77,8 @@ impl From<DriverError> for Status {
             DriverError::OutOfRange(_) => Code::OutOfRange,
             DriverError::Busy(_) | DriverError::BadToken(_) => Code::Aborted,
             DriverError::StillPublished { .. } | DriverError::Precondition(_) => Code::FailedPrecondition,
+            // The store refused a fence by the fence rule: the caller holds a stale view.
+            DriverError::Store(StoreError::Fence(core)) => core_code(core),
             DriverError::Store(_) => Code::Internal,
             DriverError::ShuttingDown | DriverError::Rebuilding => Code::Unavailable,
         };
