@@ -146,10 +146,11 @@ def test_fences_are_frozen_values(engine: tether.Engine) -> None:
     with pytest.raises(AttributeError):
         fence.epoch = 9  # type: ignore[misc]
     same = engine.fence("vm")
+    assert same is not None and same is not fence
     assert same == fence and hash(same) == hash(fence)
     assert {fence, same} == {fence}
-    assert fence.nodes[0] == engine.fence("vm").nodes[0]  # type: ignore[union-attr]
     assert isinstance(fence.nodes[0], Admission)
+    assert fence.nodes[0] == same.nodes[0] and hash(fence.nodes[0]) == hash(same.nodes[0])
     assert repr(fence) == (
         "Fence(epoch=2, access=Access(mode=AccessMode.RWX, readonly=False), "
         "nodes=(Admission(node='node-a', epoch=1), Admission(node='node-b', epoch=2)))"

@@ -67,6 +67,8 @@ def test_clear_stale(engine: tether.Engine) -> None:
     assert (out.cleared, out.node, out.remaining, out.epoch) == (True, "node-a", "node-b", 3)
     again = engine.clear_stale("vm", "node-a")
     assert (again.cleared, again.node, again.remaining, again.epoch) == (False, None, None, None)
+    stats = engine.stats()
+    assert (stats["stale_cleared"], stats["migrations_cleared"], stats["active_migrations"]) == (1, 1, 0)
 
 
 def test_reconcile(engine: tether.Engine, clock: tether.ManualClock) -> None:
