@@ -28,7 +28,7 @@ pub const DEFAULT_VOLUME_BYTES: u64 = 1 << 30;
 /// Prefix of every volume id this driver issues; paging tokens are such ids.
 pub const VOLUME_ID_PREFIX: &str = "tv-";
 /// `publish_context` key of the node's admission epoch: what the node presents at
-/// NodeStage and NodePublish, accepted while the latest fence admits it at or below this.
+/// `NodeStage` and `NodePublish`, accepted while the latest fence admits it at or below this.
 pub const EPOCH_KEY: &str = "tether.io/epoch";
 /// `publish_context` key of the epoch of the fence applied for this publish.
 pub const FENCE_EPOCH_KEY: &str = "tether.io/fence-epoch";

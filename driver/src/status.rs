@@ -70,15 +70,14 @@ pub fn core_code(e: &CoreError) -> Code {
 impl From<DriverError> for Status {
     fn from(e: DriverError) -> Self {
         let code = match &e {
-            DriverError::Core(core) => core_code(core),
+            // The store refuses a fence by the fence rule when the caller holds a stale view.
+            DriverError::Core(core) | DriverError::Store(StoreError::Fence(core)) => core_code(core),
             DriverError::Invalid(_) => Code::InvalidArgument,
             DriverError::VolumeNotFound(_) | DriverError::NodeNotFound(_) => Code::NotFound,
             DriverError::NameTaken { .. } => Code::AlreadyExists,
             DriverError::OutOfRange(_) => Code::OutOfRange,
             DriverError::Busy(_) | DriverError::BadToken(_) => Code::Aborted,
             DriverError::StillPublished { .. } | DriverError::Precondition(_) => Code::FailedPrecondition,
-            // The store refused a fence by the fence rule: the caller holds a stale view.
-            DriverError::Store(StoreError::Fence(core)) => core_code(core),
             DriverError::Store(_) => Code::Internal,
             DriverError::ShuttingDown | DriverError::Rebuilding => Code::Unavailable,
         };

@@ -206,10 +206,26 @@ async fn sigkill_during_concurrent_publishes_loses_nothing_acknowledged() {
             assert_eq!(epoch_of(&again), *epoch, "volume {v}: epoch after restart");
         }
     }
-    // Nothing half-made: every record has its data and every piece of data its record.
+    // The new start took a higher term and re-fenced every volume at it before serving, so
+    // every epoch issued after the kill is above every epoch issued before it.
     let state = dir.path().join("state");
+    let term: u64 = std::fs::read_to_string(state.join("term")).unwrap().parse().unwrap();
+    assert_eq!(term, 2, "the second start's term");
+    let before = known.values().filter_map(|k| k.acked.as_ref().map(|(_, e)| *e)).max().unwrap();
+    assert!(before < term << 32, "epochs before the kill are of term 1: {before}");
+    for v in known.keys() {
+        let applied: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(state.join(format!("fences/{v}.json"))).unwrap()).unwrap();
+        assert!(applied["epoch"].as_u64().unwrap() >= term << 32, "volume {v}: {applied}");
+    }
+    let v = create(&mut c, "pvc-after").await.unwrap();
+    let after = c.controller_publish_volume(publish_req(&v, NODES[1])).await.unwrap().into_inner();
+    assert!(epoch_of(&after) > before, "a new attach at {} after {before}", epoch_of(&after));
+    // Nothing half-made: every record has its data and every piece of data its record.
     assert_eq!(file_stems(&state.join("volumes"), Some("json")), file_stems(&state.join("data"), None));
-    assert_eq!(file_stems(&state.join("volumes"), Some("json")), listed.keys().cloned().collect());
+    let mut listed: BTreeSet<String> = listed.keys().cloned().collect();
+    listed.insert(v);
+    assert_eq!(file_stems(&state.join("volumes"), Some("json")), listed);
     child.kill().unwrap();
     child.wait().unwrap();
 }
