@@ -52,6 +52,13 @@ impl NodeTable {
         })
     }
 
+    /// How many names are interned.
+    ///
+    /// Locking behaviour: the name list's read lock.
+    pub(crate) fn len(&self) -> usize {
+        self.names.read().unwrap_or_else(std::sync::PoisonError::into_inner).len()
+    }
+
     /// The name of `id`. Panics on [`NodeId::NONE`] or an id this table never issued.
     ///
     /// Locking behaviour: the name list's read lock.

@@ -78,6 +78,14 @@ impl Engine {
         all
     }
 
+    /// How many node names the engine holds: only names that an attachment, a detach record or
+    /// a missing mark ever held are interned, so refused and invalid calls never grow it.
+    ///
+    /// Locking behaviour: the node table's read lock.
+    pub fn interned_nodes(&self) -> usize {
+        self.nodes.len()
+    }
+
     /// How many volumes are attached now.
     ///
     /// Locking behaviour: shared guards on one map shard at a time.
