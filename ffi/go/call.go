@@ -135,6 +135,17 @@ func failed(f *C.tg_failure, volume, node string) error {
 			Volume: volume, Node: node, Nodes: nodes,
 			Elapsed: duration(info.elapsed_ns), Timeout: duration(info.timeout_ns), Message: msg,
 		}
+	case C.TETHER_EPOCH_EXHAUSTED:
+		return &EpochExhaustedError{Volume: volume, Epoch: uint64(info.epoch), Message: msg}
+	case C.TETHER_STILL_ATTACHED:
+		return &StillAttachedError{Volume: volume, Nodes: nodes, Message: msg}
+	case C.TETHER_STALE_FENCE:
+		return &StaleFenceError{Volume: volume, Epoch: uint64(info.epoch), Applied: uint64(info.applied_epoch), Message: msg}
+	case C.TETHER_NOT_ADMITTED:
+		return &NotAdmittedError{
+			Volume: volume, Node: node, Presented: uint64(info.presented_epoch), FenceEpoch: uint64(info.epoch),
+			Admitted: uint64(info.admitted_epoch), Listed: info.admitted_epoch != 0, Message: msg,
+		}
 	case C.TETHER_BAD_SNAPSHOT:
 		return &SnapshotError{Message: msg}
 	case C.TETHER_NOT_MANUAL_CLOCK:
