@@ -32,7 +32,7 @@ use tether_driver::k8s::annotate::{EPOCH_ANNOTATION, NODES_ANNOTATION};
 use tether_driver::k8s::layer::Layer;
 use tether_driver::k8s::lease::{Elector, LeaseConfig};
 use tether_driver::k8s::{self, Reporter};
-use tether_driver::nodes::NodeDirectory;
+use tether_driver::nodes::{Held, NodeDirectory};
 use tether_driver::server::connect_unix;
 use tether_driver::volume::{PVC_NAMESPACE_PARAM, PVC_NAME_PARAM};
 use tonic::Code;
@@ -572,6 +572,48 @@ async fn two_replicas_elect_one_leader_and_the_standby_takes_over_when_it_stops(
     let mut c = controller(&second).await;
     let refused = publish(&mut c, &volume, "tl5-b", false).await.unwrap_err();
     assert_eq!(refused.code(), Code::FailedPrecondition, "the new leader keeps the attachment: {refused:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the real API server: make test-k8s"]
+async fn evidence_an_orphan_holder_is_cleared_at_once_and_an_attached_one_is_never_handed_off() {
+    let env = setup().await;
+    let driver = "evidence.tether.test";
+    env.node("tl10-a").await;
+    env.node("tl10-b").await;
+    let (mut h, layer) = live(&env, driver).await;
+    exists(&layer, "tl10-b", true).await;
+    // A late publish for node A after the attacher's unpublish: A's VolumeAttachment is gone.
+    let orphaned = h.create("tl10-orphan", false, &[]).await;
+    env.pv("tl10-pv-orphan", driver, &orphaned, "ReadWriteOnce", None, json!({})).await;
+    env.attachment("tl10-va-orphan", driver, "tl10-pv-orphan", "tl10-a", true).await;
+    h.rwo(&orphaned, "tl10-a").await.unwrap();
+    until("the attachment in the cache", || async {
+        (layer.cluster.held(&orphaned, "tl10-a") == Held::Attached).then_some(())
+    })
+    .await;
+    let api = Api::<VolumeAttachment>::all(env.admin.clone());
+    api.delete("tl10-va-orphan", &DeleteParams::default()).await.unwrap();
+    until("the deletion seen", || async { (layer.cluster.held(&orphaned, "tl10-a") == Held::Gone).then_some(()) })
+        .await;
+    h.rwo(&orphaned, "tl10-b").await.expect("the orphan is cleared at once, without waiting for a grace period");
+    assert_eq!(h.nodes_of(&orphaned), ["tl10-b"]);
+    assert!(h.driver.metrics.render().contains("rds_csi_attachment_reconcile_total{action=\"orphan\"} 1"));
+
+    // A holder inside the grace window whose VolumeAttachment is attached keeps the volume.
+    let held = h.create("tl10-held", false, &[]).await;
+    env.pv("tl10-pv-held", driver, &held, "ReadWriteOnce", None, json!({})).await;
+    env.attachment("tl10-va-held", driver, "tl10-pv-held", "tl10-a", true).await;
+    h.rwo(&held, "tl10-a").await.unwrap();
+    h.unpublish(&held, "tl10-a").await.unwrap();
+    h.rwo(&held, "tl10-a").await.unwrap();
+    until("the attachment in the cache", || async {
+        (layer.cluster.held(&held, "tl10-a") == Held::Attached).then_some(())
+    })
+    .await;
+    let refused = h.rwo(&held, "tl10-b").await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert_eq!(h.nodes_of(&held), ["tl10-a"]);
 }
 
 /// The epochs of every fence applied in the shared state directory.
