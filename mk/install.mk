@@ -1,0 +1,60 @@
+# Tether as its users install it: `make install` (C library, header, pkg-config file), `make wheel`
+# (Python wheel and sdist), `make image` (the tether-csi image tarball); `make test-install` uses
+# each one from outside the source tree. Figures and layout in tests/install/README.md.
+.PHONY: install install-stage install-tools wheel image test-install test-install-c test-install-go \
+	test-install-wheel test-install-image
+
+TEST_STEPS += test-install
+
+GO ?= go
+PREFIX ?= /usr/local
+DESTDIR ?=
+CARGO_OUT := $(abspath $(or $(CARGO_TARGET_DIR),target))
+# The version and the repository are written once, in Cargo.toml's [workspace.package]; the Go
+# module path in ffi/go/go.mod must be the repository's path plus /ffi/go (checked below).
+TETHER_VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml)
+TETHER_REPOSITORY := $(shell sed -n 's/^repository = "\(.*\)"$$/\1/p' Cargo.toml)
+TETHER_GO_MODULE := $(patsubst https://%,%,$(TETHER_REPOSITORY))/ffi/go
+# While the version is 0.x a minor release may change the ABI: the SONAME (ffi/build.rs) is
+# libtether.so.<major>.<minor>.
+TETHER_ABI := $(word 1,$(subst ., ,$(TETHER_VERSION))).$(word 2,$(subst ., ,$(TETHER_VERSION)))
+
+INSTALL_DIR = $(DESTDIR)$(PREFIX)
+# The prefix the in-tree Go tests and test-install build against, installed by `make install`.
+INSTALL_STAGE := $(CARGO_OUT)/tether-prefix
+FFI_BUILD_LOG := $(CARGO_OUT)/tether-ffi-build.log
+
+# pkg-config and readelf are all the install steps need beyond the toolchains.
+install-tools:
+	@command -v pkg-config >/dev/null && command -v readelf >/dev/null || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pkgconf binutils; }
+
+# Libs.private is what rustc prints for the archive it just linked, not a list kept by hand.
+install:
+	@case "$(PREFIX)" in /*) ;; *) echo "PREFIX must be an absolute path, not '$(PREFIX)'" >&2; exit 1;; esac
+	mkdir -p $(CARGO_OUT)
+	$(CARGO) rustc -p tether-ffi --release --locked --lib -- --print native-static-libs 2>&1 | tee $(FFI_BUILD_LOG)
+	libs=$$(sed -n 's/^note: native-static-libs: //p' $(FFI_BUILD_LOG) | tail -n 1); \
+	test -n "$$libs" || { echo "rustc printed no native-static-libs line (see $(FFI_BUILD_LOG))" >&2; exit 1; }; \
+	install -d $(INSTALL_DIR)/lib/pkgconfig $(INSTALL_DIR)/include; \
+	install -m 0755 $(CARGO_OUT)/release/libtether.so $(INSTALL_DIR)/lib/libtether.so.$(TETHER_VERSION); \
+	ln -sfn libtether.so.$(TETHER_VERSION) $(INSTALL_DIR)/lib/libtether.so.$(TETHER_ABI); \
+	ln -sfn libtether.so.$(TETHER_ABI) $(INSTALL_DIR)/lib/libtether.so; \
+	install -m 0644 $(CARGO_OUT)/release/libtether.a $(INSTALL_DIR)/lib/libtether.a; \
+	install -m 0644 include/tether.h $(INSTALL_DIR)/include/tether.h; \
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e "s|@LIBS_PRIVATE@|$$libs|" -e 's|@VERSION@|$(TETHER_VERSION)|' \
+		-e 's|@REPOSITORY@|$(TETHER_REPOSITORY)|' ffi/tether.pc.in > $(INSTALL_DIR)/lib/pkgconfig/tether.pc
+	@echo "installed libtether $(TETHER_VERSION) under $(INSTALL_DIR)"
+
+install-stage:
+	$(MAKE) --no-print-directory install PREFIX=$(INSTALL_STAGE) DESTDIR=
+
+# C: the test program built from the installed prefix with pkg-config alone, shared and static;
+# a DESTDIR install lays out the same files for another prefix.
+test-install-c: install-stage install-tools
+	tests/install/c.sh $(INSTALL_STAGE) $(TETHER_VERSION) $(TETHER_ABI)
+	rm -rf $(CARGO_OUT)/tether-destdir
+	$(MAKE) --no-print-directory install PREFIX=/opt/tether DESTDIR=$(CARGO_OUT)/tether-destdir
+	tests/install/destdir.sh $(CARGO_OUT)/tether-destdir /opt/tether $(TETHER_VERSION) $(TETHER_ABI)
+
+test-install: test-install-c
