@@ -57,4 +57,12 @@ test-install-c: install-stage install-tools
 	$(MAKE) --no-print-directory install PREFIX=/opt/tether DESTDIR=$(CARGO_OUT)/tether-destdir
 	tests/install/destdir.sh $(CARGO_OUT)/tether-destdir /opt/tether $(TETHER_VERSION) $(TETHER_ABI)
 
-test-install: test-install-c
+# Go: the module path matches the repository, and a module outside the checkout builds with
+# PKG_CONFIG_PATH alone (the package's own -race tests against the same prefix are test-go's).
+test-install-go: install-stage install-tools
+	@test "$$(cd ffi/go && $(GO) list -m)" = "$(TETHER_GO_MODULE)" || { \
+		echo "ffi/go/go.mod's module path is not $(TETHER_GO_MODULE) (Cargo.toml's repository + /ffi/go)" >&2; exit 1; }
+	grep -qF 'go get $(TETHER_GO_MODULE)' README.md || { echo "README.md does not say 'go get $(TETHER_GO_MODULE)'" >&2; exit 1; }
+	tests/install/go.sh $(INSTALL_STAGE) $(CURDIR)/ffi/go $(TETHER_GO_MODULE) $(TETHER_ABI)
+
+test-install: test-install-c test-install-go
