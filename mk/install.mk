@@ -65,4 +65,28 @@ test-install-go: install-stage install-tools
 	grep -qF 'go get $(TETHER_GO_MODULE)' README.md || { echo "README.md does not say 'go get $(TETHER_GO_MODULE)'" >&2; exit 1; }
 	tests/install/go.sh $(INSTALL_STAGE) $(CURDIR)/ffi/go $(TETHER_GO_MODULE) $(TETHER_ABI)
 
-test-install: test-install-c test-install-go
+# The Python tools of python/requirements-dist.txt, in their own environment (not the editable
+# package's .venv), installed again whenever the pins change.
+DIST_VENV := $(CURDIR)/.cache/dist-venv
+DIST_TOOLS := $(DIST_VENV)/.tether-dist-tools
+DIST_DIR := $(CARGO_OUT)/dist
+
+$(DIST_TOOLS): python/requirements-dist.txt python/requirements-dev.txt
+	rm -rf $(DIST_VENV)
+	python3 -m venv $(DIST_VENV)
+	$(DIST_VENV)/bin/pip install --quiet --disable-pip-version-check -r python/requirements-dist.txt
+	cat $^ > $@
+
+# An abi3 wheel for CPython 3.10+, linked by zig against glibc 2.17 (manylinux_2_17), stripped,
+# and the sdist. The wheel has its own cargo target folder: linking through zig changes every
+# crate's flags, so sharing target/release with `maturin develop` would rebuild both each time.
+wheel: $(DIST_TOOLS)
+	rm -rf $(DIST_DIR)
+	cd python && PATH=$(DIST_VENV)/bin:$$PATH CARGO_TARGET_DIR=$(CARGO_OUT)/wheel maturin build --release --locked \
+		--strip --zig --compatibility manylinux_2_17 --out $(DIST_DIR)
+	cd python && PATH=$(DIST_VENV)/bin:$$PATH maturin sdist --out $(DIST_DIR)
+
+test-install-wheel: wheel
+	tests/install/wheel.sh $(DIST_DIR) $(DIST_VENV)
+
+test-install: test-install-c test-install-go test-install-wheel
