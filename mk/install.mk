@@ -89,4 +89,18 @@ wheel: $(DIST_TOOLS)
 test-install-wheel: wheel
 	tests/install/wheel.sh $(DIST_DIR) $(DIST_VENV)
 
-test-install: test-install-c test-install-go test-install-wheel
+# The image deploy/ runs: tether-csi (release) with the libraries it loads, on an empty base.
+IMAGE_NAME := tether-csi:$(TETHER_VERSION)
+IMAGE_TAR := $(CARGO_OUT)/image/tether-csi-$(TETHER_VERSION).tar
+
+image:
+	$(CARGO) build --release -p tether-driver --bin tether-csi --locked
+	driver/image/build.sh $(CARGO_OUT)/release/tether-csi $(IMAGE_NAME) $(IMAGE_TAR)
+
+# chroot needs root, as the driver's other tests do.
+test-install-image: image $(GRPCURL)
+	@images=$$(grep -ho 'image: tether-csi[^ ]*' deploy/*.yaml | sort -u); [ "$$images" = "image: $(IMAGE_NAME)" ] || { \
+		echo "deploy/ runs '$$images' but make image builds $(IMAGE_NAME)" >&2; exit 1; }
+	tests/install/image.sh $(IMAGE_TAR) $(IMAGE_NAME) $(GRPCURL)
+
+test-install: test-install-c test-install-go test-install-wheel test-install-image
