@@ -1,7 +1,7 @@
 # Tether as its users install it: `make install` (C library, header, pkg-config file), `make wheel`
 # (Python wheel and sdist), `make image` (the tether-csi image tarball); `make test-install` uses
 # each one from outside the source tree. Figures and layout in tests/install/README.md.
-.PHONY: install install-stage install-tools wheel image test-install test-install-c test-install-go \
+.PHONY: install install-stage install-tools image-runtime-tools wheel image test-install test-install-c test-install-go \
 	test-install-wheel test-install-image
 
 TEST_STEPS += test-install
@@ -97,10 +97,16 @@ image:
 	$(CARGO) build --release -p tether-driver --bin tether-csi --locked
 	driver/image/build.sh $(CARGO_OUT)/release/tether-csi $(IMAGE_NAME) $(IMAGE_TAR)
 
-# chroot needs root, as the driver's other tests do.
-test-install-image: image $(GRPCURL)
+# containerd and runc (Debian's), for importing and running the image as a node would.
+image-runtime-tools:
+	@command -v containerd >/dev/null && command -v ctr >/dev/null && command -v runc >/dev/null || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq containerd runc; }
+
+# chroot and containerd need root, as the driver's other tests do.
+test-install-image: image $(GRPCURL) image-runtime-tools
 	@images=$$(grep -ho 'image: tether-csi[^ ]*' deploy/*.yaml | sort -u); [ "$$images" = "image: $(IMAGE_NAME)" ] || { \
 		echo "deploy/ runs '$$images' but make image builds $(IMAGE_NAME)" >&2; exit 1; }
 	tests/install/image.sh $(IMAGE_TAR) $(IMAGE_NAME) $(GRPCURL)
+	tests/install/ctr.sh $(IMAGE_TAR) $(IMAGE_NAME)
 
 test-install: test-install-c test-install-go test-install-wheel test-install-image
