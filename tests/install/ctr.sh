@@ -5,6 +5,8 @@
 # Usage: tests/install/ctr.sh IMAGE.tar NAME:TAG
 set -euo pipefail
 image=$(realpath "$1") tag=$2
+# shellcheck source=tests/install/await.sh
+. "$(dirname "$0")/await.sh"
 work=$(mktemp -d)
 pid=
 cleanup() {
@@ -26,15 +28,8 @@ TOML
 mkfifo "$work/log.fifo"
 containerd --config "$work/config.toml" 2>"$work/log.fifo" &
 pid=$!
-# Wait for its own word that it serves, reading the log as it is written (no polling).
-exec 3<"$work/log.fifo"
-booted=
-while IFS= read -r line <&3; do
-	printf '%s\n' "$line" >>"$work/containerd.log"
-	if [[ $line == *"containerd successfully booted"* ]]; then booted=1; break; fi
-done
-[[ -n $booted ]] || fail "containerd stopped before serving: $(tail -n 20 "$work/containerd.log")"
-cat <&3 >>"$work/containerd.log" &
+await_line "$work/log.fifo" "$work/containerd.log" "containerd successfully booted" \
+	|| fail "containerd stopped before serving: $(tail -n 20 "$work/containerd.log")"
 
 ctr=(ctr --address "$work/containerd.sock" --namespace tether-install)
 # The native snapshotter copies layers instead of mounting overlays, so it works in any sandbox.

@@ -7,6 +7,8 @@
 set -euo pipefail
 image=$(realpath "$1") tag=$2 grpcurl=$(realpath "$3")
 repo=$(realpath "$(dirname "$0")/../..")
+# shellcheck source=tests/install/await.sh
+. "$repo/tests/install/await.sh"
 work=$(mktemp -d)
 pid=
 cleanup() {
@@ -41,15 +43,7 @@ mkfifo "$work/log.fifo"
 chroot "$work/root" "$entrypoint" --endpoint unix:///csi/csi.sock --node-id image-node --state-dir /state \
 	--metrics-address "" 2>"$work/log.fifo" &
 pid=$!
-# Read the log as it is written until the driver says it serves (no polling, no sleep).
-exec 3<"$work/log.fifo"
-serving=
-while IFS= read -r line <&3; do
-	printf '%s\n' "$line" >>"$work/driver.log"
-	if [[ $line == *"serving CSI"* ]]; then serving=1; break; fi
-done
-[[ -n $serving ]] || fail "the driver stopped before serving: $(cat "$work/driver.log")"
-cat <&3 >>"$work/driver.log" &
+await_line "$work/log.fifo" "$work/driver.log" "serving CSI" || fail "the driver stopped before serving: $(cat "$work/driver.log")"
 
 probe=$("$grpcurl" -plaintext -import-path "$repo/driver/proto" -proto csi.proto "unix://$work/root/csi/csi.sock" \
 	csi.v1.Identity/Probe)
