@@ -80,14 +80,20 @@ $(DIST_TOOLS): python/requirements-dist.txt python/requirements-dev.txt
 # An abi3 wheel for CPython 3.10+, linked by zig against glibc 2.17 (manylinux_2_17), stripped,
 # and the sdist. The wheel has its own cargo target folder: linking through zig changes every
 # crate's flags, so sharing target/release with `maturin develop` would rebuild both each time.
+WHEEL_FLAGS := --strip --zig --compatibility manylinux_2_17
+WHEEL_ENV = PATH=$(DIST_VENV)/bin:$$PATH CARGO_TARGET_DIR=$(CARGO_OUT)/wheel
+
 wheel: $(DIST_TOOLS)
 	rm -rf $(DIST_DIR)
-	cd python && PATH=$(DIST_VENV)/bin:$$PATH CARGO_TARGET_DIR=$(CARGO_OUT)/wheel maturin build --release --locked \
-		--strip --zig --compatibility manylinux_2_17 --out $(DIST_DIR)
-	cd python && PATH=$(DIST_VENV)/bin:$$PATH maturin sdist --out $(DIST_DIR)
+	cd python && $(WHEEL_ENV) maturin build --release --locked $(WHEEL_FLAGS) --out $(DIST_DIR)
+	cd python && $(WHEEL_ENV) maturin sdist --out $(DIST_DIR)
 
+# The sdist is built again into a wheel with the same flags (maturin's PEP 517 backend reads them
+# from MATURIN_PEP517_ARGS) and the same cargo folder, so only its own two crates compile. Not
+# --locked: the sdist's workspace has only core and python, so cargo drops the other members'
+# packages from Cargo.lock (the versions of those it keeps do not change).
 test-install-wheel: wheel
-	tests/install/wheel.sh $(DIST_DIR) $(DIST_VENV)
+	$(WHEEL_ENV) MATURIN_PEP517_ARGS="$(WHEEL_FLAGS)" tests/install/wheel.sh $(DIST_DIR) $(DIST_VENV)
 
 # The image deploy/ runs: tether-csi (release) with the libraries it loads, on an empty base.
 IMAGE_NAME := tether-csi:$(TETHER_VERSION)
