@@ -11,6 +11,8 @@ mod frame;
 mod proptests;
 mod rewrite;
 mod stream;
+#[doc(hidden)]
+pub mod testing;
 #[cfg(test)]
 mod tests;
 

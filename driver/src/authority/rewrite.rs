@@ -1,11 +1,13 @@
 //! The client-to-server byte stream of one HTTP/2 connection, rewritten so that every header
 //! block's `:authority` is one the server accepts. Sans-I/O: bytes in, bytes out.
 //!
-//! HPACK is stateful, so every header block is decoded, in order, with one decoder per
-//! connection. Blocks are forwarded byte for byte while none needed a change. From the first
-//! one that does, every block is re-encoded as literals that never touch the dynamic table:
-//! the server's decoder then needs no state in common with ours, and the client's dynamic
-//! table entries that the server never saw are never referred to.
+//! The connection's first header block decides. If its `:authority` is usable, the block and
+//! everything after it are forwarded byte for byte, no longer read (the client is grpc-go
+//! or one given a valid authority; the cost is one decoded block per connection). If not,
+//! HPACK being stateful, every block is decoded in order with one decoder for the connection
+//! and re-encoded as literals that never touch the dynamic table: the server's decoder then
+//! needs no state in common with ours, and the client's table entries, which the server
+//! never saw, are never referred to.
 
 use std::borrow::Cow;
 
@@ -29,7 +31,8 @@ enum Phase {
     /// Matching the client preface; `usize` bytes of it seen.
     Preface(usize),
     Frames,
-    /// Not HTTP/2 with prior knowledge: forwarded untouched for the server to refuse.
+    /// Forwarded untouched: a connection whose first header block needed no change, or one
+    /// that is not HTTP/2 with prior knowledge (for the server to refuse).
     Raw,
 }
 
@@ -39,7 +42,7 @@ struct Block {
     end_stream: bool,
     priority: Option<Priority>,
     fragment: Vec<u8>,
-    /// The frames as received, forwarded when nothing changes.
+    /// The frames as received, forwarded when nothing changes (kept for a first block only).
     original: Vec<u8>,
 }
 
@@ -63,7 +66,7 @@ impl Default for Rewriter {
 }
 
 impl Rewriter {
-    /// Whether some block has been re-encoded: then every later one is.
+    /// Whether the first header block needed a change: then every block is re-encoded.
     pub fn rewriting(&self) -> bool {
         self.rewriting
     }
@@ -133,6 +136,7 @@ impl Rewriter {
 
     fn header_frame(&mut self, head: &Head, raw: &[u8], out: &mut Vec<u8>) -> Result<(), RewriteError> {
         let payload = &raw[HEAD_LEN..];
+        let keep = !self.rewriting;
         match (head.kind, &mut self.block) {
             (HEADERS, None) => {
                 let (priority, fragment) = frame::split_headers(head, payload)?;
@@ -141,7 +145,7 @@ impl Rewriter {
                     end_stream: head.has(END_STREAM),
                     priority,
                     fragment: fragment.to_vec(),
-                    original: raw.to_vec(),
+                    original: if keep { raw.to_vec() } else { Vec::new() },
                 });
             }
             (HEADERS, Some(open)) => return Err(RewriteError::Interleaved { stream: open.stream, kind: HEADERS }),
@@ -151,7 +155,9 @@ impl Rewriter {
             }
             (_, Some(open)) => {
                 open.fragment.extend_from_slice(payload);
-                open.original.extend_from_slice(raw);
+                if keep {
+                    open.original.extend_from_slice(raw);
+                }
             }
         }
         if head.has(END_HEADERS) {
@@ -193,6 +199,7 @@ impl Rewriter {
             frame::write_block(block.stream, block.end_stream, block.priority, &encoded, out);
         } else {
             out.extend_from_slice(&block.original);
+            self.phase = Phase::Raw;
         }
         Ok(())
     }

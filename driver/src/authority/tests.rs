@@ -5,6 +5,7 @@ use loona_hpack::{Decoder, Encoder};
 use super::frame::{
     Head, CONTINUATION, END_HEADERS, END_STREAM, HEADERS, HEAD_LEN, MAX_PAYLOAD, PADDED, PREFACE, PRIORITY,
 };
+use super::testing::{self, frame, opening, Fields};
 use super::{RewriteError, Rewriter, MAX_BLOCK};
 
 const DATA: u8 = 0x0;
@@ -12,35 +13,8 @@ const SETTINGS: u8 = 0x4;
 /// What grpcio 1.85 sends for `unix:///tmp/csi.sock`.
 const GRPCIO_AUTHORITY: &[u8] = b"tmp%2Fcsi.sock";
 
-type Fields = Vec<(Vec<u8>, Vec<u8>)>;
-
-/// One frame as bytes (the property tests build theirs with it too).
-pub(super) fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    Head { len: payload.len(), kind, flags, stream }.write(&mut out);
-    out.extend_from_slice(payload);
-    out
-}
-
-/// A connection's first bytes: the preface and an empty SETTINGS frame.
-fn opening() -> Vec<u8> {
-    let mut out = PREFACE.to_vec();
-    out.extend(frame(SETTINGS, 0, 0, &[]));
-    out
-}
-
 fn request_fields(authority: &[u8]) -> Fields {
-    [
-        (&b":method"[..], &b"POST"[..]),
-        (b":scheme", b"http"),
-        (b":path", b"/csi.v1.Identity/Probe"),
-        (b":authority", authority),
-        (b"content-type", b"application/grpc"),
-        (b"te", b"trailers"),
-    ]
-    .iter()
-    .map(|(n, v)| (n.to_vec(), v.to_vec()))
-    .collect()
+    testing::request_fields("/csi.v1.Identity/Probe", authority)
 }
 
 fn encode(encoder: &mut Encoder<'_>, fields: &Fields) -> Vec<u8> {
@@ -155,25 +129,43 @@ fn dynamic_table_references_are_followed_across_streams() {
 }
 
 #[test]
-fn after_the_first_rewrite_every_block_is_re_encoded() {
-    // Block 1 is forwarded as is and fills the server's table; block 3 needs a rewrite and
-    // adds `x-span` to the client's table only; block 5 refers to entries of both, so it must
-    // be re-encoded rather than forwarded.
+fn once_the_first_block_is_rewritten_every_block_is_re_encoded() {
+    // Block 1 needs a rewrite and adds `x-trace` to the client's table only; blocks 3 and 5
+    // refer to it (and 5 to block 3's `x-span`), so they must be re-encoded, not forwarded.
     let mut encoder = Encoder::new();
     let with = |authority: &[u8], extra: &[(&[u8], &[u8])]| {
         let mut fields = request_fields(authority);
         fields.extend(extra.iter().map(|(n, v)| (n.to_vec(), v.to_vec())));
         fields
     };
-    let first = with(b"localhost", &[(b"x-trace", b"abc")]);
-    let second = with(b"/run/csi.sock", &[(b"x-span", b"s1")]);
-    let third = with(b"localhost", &[(b"x-trace", b"abc"), (b"x-span", b"s1")]);
+    let first = with(b"/run/csi.sock", &[(b"x-trace", b"abc")]);
+    let second = with(b"localhost", &[(b"x-trace", b"abc"), (b"x-span", b"s1")]);
+    let third = with(b"/run/csi.sock", &[(b"x-span", b"s1"), (b"x-trace", b"abc")]);
     let mut input = opening();
-    input.extend(frame(HEADERS, END_HEADERS, 1, &encode(&mut encoder, &first)));
-    input.extend(frame(HEADERS, END_HEADERS, 3, &encode(&mut encoder, &second)));
-    input.extend(frame(HEADERS, END_HEADERS, 5, &encode(&mut encoder, &third)));
+    for (stream, fields) in [(1, &first), (3, &second), (5, &third)] {
+        input.extend(frame(HEADERS, END_HEADERS, stream, &encode(&mut encoder, fields)));
+    }
     let seen = read_as_server(&rewrite(&input).unwrap());
-    assert_eq!(seen.blocks, vec![(1, first), (3, with(b"localhost", &[(b"x-span", b"s1")])), (5, third)]);
+    let localhost = |mut fields: Fields| {
+        fields[3].1 = b"localhost".to_vec();
+        fields
+    };
+    assert_eq!(seen.blocks, vec![(1, localhost(first)), (3, second), (5, localhost(third))]);
+}
+
+#[test]
+fn a_connection_whose_first_block_is_valid_is_not_read_further() {
+    // Its client keeps one authority (as every gRPC channel does); a later path authority is
+    // forwarded as h2 gets it without the adapter, and so is anything after it.
+    let mut encoder = Encoder::new();
+    let mut input = opening();
+    input.extend(frame(HEADERS, END_HEADERS, 1, &encode(&mut encoder, &request_fields(b"localhost"))));
+    input.extend(frame(HEADERS, END_HEADERS, 3, &encode(&mut encoder, &request_fields(b"/run/csi.sock"))));
+    input.extend(frame(CONTINUATION, END_HEADERS, 3, b"not a block"));
+    let (mut rewriter, mut out) = (Rewriter::default(), Vec::new());
+    rewriter.feed(&input, &mut out).unwrap();
+    assert_eq!(out, input);
+    assert!(!rewriter.rewriting() && !rewriter.holding());
 }
 
 #[test]
