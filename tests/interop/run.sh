@@ -2,8 +2,11 @@
 # Runs test_grpcio.py (pytest, warnings as errors) against tether-csi on a temporary Unix
 # socket, after generating the CSI stubs with grpcio-tools; then stops the driver with
 # SIGTERM and checks that it exits 0. The driver is stopped on every exit path.
-# Usage: run.sh <tether-csi binary> <python of a venv with requirements.txt>
+# Usage: run.sh [--bench] <tether-csi binary> <python of a venv with requirements.txt>
+# With --bench it runs bench_grpcio.py (timings, no assertions) instead of the tests.
 set -euo pipefail
+script=(-m pytest -W error -p no:cacheprovider -v test_grpcio.py)
+if [[ ${1:-} == --bench ]]; then script=(bench_grpcio.py); shift; fi
 bin=$(realpath "$1")
 # Not realpath: a venv's python is a symlink whose location is what makes it the venv's.
 python=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
@@ -30,8 +33,7 @@ for _ in $(seq 100); do [[ -S $sock ]] && break; kill -0 "$pid" || { cat "$work/
 [[ -S $sock ]] || { echo "driver did not create $sock"; cat "$work/driver.log"; exit 1; }
 
 status=0
-TETHER_CSI_SOCKET=$sock TETHER_CSI_STUBS="$work/stubs" \
-    "$python" -m pytest -W error -p no:cacheprovider -v "$here/test_grpcio.py" || status=$?
+(cd "$here" && TETHER_CSI_SOCKET=$sock TETHER_CSI_STUBS="$work/stubs" "$python" "${script[@]}") || status=$?
 
 kill -TERM "$pid"
 wait "$pid" || { echo "tether-csi exited $? after SIGTERM (expected 0)"; cat "$work/driver.log"; exit 1; }
