@@ -65,11 +65,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for AuthorityFix<S> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         loop {
-            if let Some(e) = this.failed {
-                return Poll::Ready(Err(connection_error(e)));
-            }
+            // What came before a bad frame is handed over first, then the error.
             if buf.remaining() == 0 || this.drain(buf) {
                 return Poll::Ready(Ok(()));
+            }
+            if let Some(e) = this.failed {
+                return Poll::Ready(Err(connection_error(e)));
             }
             let mut chunk = ReadBuf::new(&mut this.scratch);
             ready!(Pin::new(&mut this.inner).poll_read(cx, &mut chunk))?;
@@ -166,11 +167,32 @@ mod tests {
         drop(client);
         let mut buf = vec![0; 64];
         let mut preface = vec![0; PREFACE.len()];
-        fixed.read_exact(&mut preface).await.unwrap();
+        fixed.read_exact(&mut preface).await.unwrap(); // what came before is still handed over
         for _ in 0..2 {
             let e = fixed.read(&mut buf).await.unwrap_err();
             assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
         }
+    }
+
+    #[tokio::test]
+    async fn frames_before_a_malformed_one_are_read_before_the_error() {
+        let (mut client, server) = UnixStream::pair().unwrap();
+        let mut fixed = AuthorityFix::new(server);
+        let good = [&PREFACE[..], &headers_frame(&[0x82, 0x86, 0x01, 2, b'/', b's'])].concat();
+        let stray = [0, 0, 0, 0x9, 0x4, 0, 0, 0, 1]; // a CONTINUATION with no block open
+        client.write_all(&[&good[..], &stray].concat()).await.unwrap();
+        let mut want = Vec::new();
+        super::Rewriter::default().feed(&good, &mut want).unwrap();
+        let (mut got, mut buf) = (Vec::new(), vec![0; 64]);
+        let e = loop {
+            match fixed.read(&mut buf).await {
+                Ok(0) => panic!("end of stream instead of the error"),
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(got, want);
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
     }
 
     #[tokio::test]
