@@ -64,8 +64,9 @@
  * comes with a message (`tether_last_error`) and details (`tether_last_error_info`) on the
  * calling thread.
  *
- * Codes are grouped by hundreds: 1xx the arguments were unusable, 2xx the engine refused
- * the attachment, 3xx the snapshot document was rejected, 9xx the library itself failed.
+ * Codes are grouped by hundreds: 1xx the arguments were unusable, 2xx the engine (or a
+ * fence rule) refused the change, 3xx the snapshot document was rejected, 9xx the library
+ * itself failed.
  * A code keeps its meaning forever: codes are added, never renumbered, and a retired code is
  * never reused.
  */
@@ -112,6 +113,28 @@ enum tether_status
    * The volume's migration has run past its timeout; unpublish one side to end it.
    */
   TETHER_MIGRATION_TIMED_OUT = 203,
+  /**
+   * The volume's epoch cannot grow any further (epochs never wrap), so the volume can change
+   * no more; nothing changed. Details: `epoch`.
+   */
+  TETHER_EPOCH_EXHAUSTED = 204,
+  /**
+   * `tether_engine_forget` was asked to drop a volume that is still attached; unpublish it
+   * from every node first. Details: the nodes holding it.
+   */
+  TETHER_STILL_ATTACHED = 205,
+  /**
+   * A storage target was handed a fence no newer than the one it applied last (a delayed,
+   * replayed or stale-leader update). Details: `epoch` (the refused fence's) and
+   * `applied_epoch`.
+   */
+  TETHER_STALE_FENCE = 206,
+  /**
+   * A node's I/O session is not allowed by the volume's latest fence: the node is not in it,
+   * or presented an epoch below its admission epoch. Details: the node, `epoch` (the
+   * fence's), `presented_epoch`, `admitted_epoch` (0 when the fence does not admit it).
+   */
+  TETHER_NOT_ADMITTED = 207,
   /**
    * A snapshot document is malformed, of an unknown version, or inconsistent; the engine
    * kept its state.
@@ -166,6 +189,32 @@ enum tether_published
 typedef enum tether_published tether_published;
 #else
 typedef uint32_t tether_published;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * Access mode of an attachment. Passed into calls as a `uint32_t`; any other value is
+ * refused with `TETHER_INVALID_ARGUMENT`.
+ */
+enum tether_access_mode
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Single-node writer (ReadWriteOnce): at most one node.
+   */
+  TETHER_RWO = 0,
+  /**
+   * Multi-node (ReadWriteMany): a second node only during a live migration.
+   */
+  TETHER_RWX = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum tether_access_mode tether_access_mode;
+#else
+typedef uint32_t tether_access_mode;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -228,32 +277,6 @@ typedef uint32_t tether_stale;
 #endif // __cplusplus
 
 /**
- * Access mode of an attachment. Passed into calls as a `uint32_t`; any other value is
- * refused with `TETHER_INVALID_ARGUMENT`.
- */
-enum tether_access_mode
-#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
-  : uint32_t
-#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
- {
-  /**
-   * Single-node writer (ReadWriteOnce): at most one node.
-   */
-  TETHER_RWO = 0,
-  /**
-   * Multi-node (ReadWriteMany): a second node only during a live migration.
-   */
-  TETHER_RWX = 1,
-};
-#ifndef __cplusplus
-#if __STDC_VERSION__ >= 202311L
-typedef enum tether_access_mode tether_access_mode;
-#else
-typedef uint32_t tether_access_mode;
-#endif // __STDC_VERSION__ >= 202311L
-#endif // __cplusplus
-
-/**
  * An engine. Opaque: made by `tether_engine_new` or `tether_engine_new_manual_clock`, freed by
  * `tether_engine_free`. Any number of threads may use one handle at the same time.
  */
@@ -267,6 +290,34 @@ typedef struct tether_node_name {
   size_t len;
   uint8_t bytes[TETHER_NODE_NAME_CAP];
 } tether_node_name;
+
+/**
+ * One node a fence admits, and its admission epoch (the epoch of the change that admitted it).
+ */
+typedef struct tether_admission {
+  struct tether_node_name node;
+  uint64_t epoch;
+} tether_admission;
+
+/**
+ * A volume's fence: what a storage target must allow now. `nodes[0..node_count]` are the
+ * admitted nodes, primary first (0 after a detach, 2 during a migration). A target applies a
+ * fence only if its `epoch` is higher than the last one it applied
+ * (`tether_fence_check_supersedes`), and admits a node's I/O session only if the node is in
+ * the latest fence with an admission epoch at most the one it presents
+ * (`tether_fence_check_session`).
+ *
+ * Plain data, no pointers: copy it, store it, pass it back in. A fence passed in must have the
+ * shape the library hands out: at most two distinct valid node names, each admitted from
+ * epoch 1 up to `epoch`, and `mode` a `tether_access_mode`.
+ */
+typedef struct tether_fence {
+  uint64_t epoch;
+  tether_access_mode mode;
+  bool readonly;
+  struct tether_admission nodes[2];
+  size_t node_count;
+} tether_fence;
 
 /**
  * A successful publish.
@@ -286,6 +337,17 @@ typedef struct tether_publish_result {
    * MIGRATION_STARTED: the effective (clamped) migration timeout. Otherwise 0.
    */
   uint64_t migration_timeout_ns;
+  /**
+   * This node's admission epoch: the epoch of the change that admitted it, the same on an
+   * idempotent re-publish (ALREADY_ATTACHED). The node's I/O session must present at least
+   * this.
+   */
+  uint64_t admitted_epoch;
+  /**
+   * The volume's fence after the publish: hand it to the storage target before
+   * acknowledging the publish.
+   */
+  struct tether_fence fence;
 } tether_publish_result;
 
 /**
@@ -307,6 +369,12 @@ typedef struct tether_unpublish_result {
    * MIGRATION_COMPLETED: how long the migration ran. Otherwise 0.
    */
   uint64_t duration_ns;
+  /**
+   * The volume's fence after the change (DETACHED: nobody; MIGRATION_COMPLETED: only the
+   * target; MIGRATION_ABORTED: only the source). NOT_ATTACHED: zeroed (epoch 0, no node),
+   * since nothing changed and no fence is owed.
+   */
+  struct tether_fence fence;
 } tether_unpublish_result;
 
 /**
@@ -322,6 +390,10 @@ typedef struct tether_stale_result {
    * CLEARED: the node still attached (a migration's other side), or empty (len 0).
    */
   struct tether_node_name remaining;
+  /**
+   * CLEARED: the volume's fence after the clear. NOT_ATTACHED: zeroed (epoch 0, no node).
+   */
+  struct tether_fence fence;
 } tether_stale_result;
 
 /**
@@ -343,8 +415,9 @@ typedef struct tether_error_info {
    */
   tether_status status;
   /**
-   * CONFLICT: the nodes holding the volume. MIGRATION_LIMIT, MIGRATION_TIMED_OUT: the
-   * migration's nodes (source first). INCOMPATIBLE: the requesting node. Otherwise none.
+   * CONFLICT, STILL_ATTACHED: the nodes holding the volume. MIGRATION_LIMIT,
+   * MIGRATION_TIMED_OUT: the migration's nodes (source first). INCOMPATIBLE: the requesting
+   * node. NOT_ADMITTED: the node refused. Otherwise none.
    */
   struct tether_node_name nodes[2];
   size_t node_count;
@@ -358,6 +431,21 @@ typedef struct tether_error_info {
    */
   uint64_t elapsed_ns;
   uint64_t timeout_ns;
+  /**
+   * EPOCH_EXHAUSTED: the volume's epoch. STALE_FENCE: the refused fence's epoch.
+   * NOT_ADMITTED: the fence's epoch. Otherwise 0.
+   */
+  uint64_t epoch;
+  /**
+   * STALE_FENCE: the epoch already applied. Otherwise 0.
+   */
+  uint64_t applied_epoch;
+  /**
+   * NOT_ADMITTED: the epoch the node presented, and its admission epoch in the fence (0 when
+   * the fence does not admit it). Otherwise 0.
+   */
+  uint64_t presented_epoch;
+  uint64_t admitted_epoch;
 } tether_error_info;
 
 /**
@@ -403,12 +491,17 @@ typedef struct tether_attachment {
    */
   uint64_t migration_elapsed_ns;
   uint64_t migration_timeout_ns;
+  /**
+   * The admission epochs of `nodes[0..node_count]`; 0 in an unused slot.
+   */
+  uint64_t admitted[2];
 } tether_attachment;
 
 /**
  * A reading of the engine's counters; see the engine's documentation for each one.
  * Each field is exact; fields read while other threads run may come from slightly different
  * moments. `active_migrations` is a gauge, every other field a count since the engine began.
+ * Fields are only ever appended.
  */
 typedef struct tether_stats {
   uint64_t attached;
@@ -428,6 +521,26 @@ typedef struct tether_stats {
   uint64_t reconciles;
   uint64_t invalid_input;
   uint64_t active_migrations;
+  /**
+   * Migrations ended by a full detach (an unpublish naming no node).
+   */
+  uint64_t migrations_detached;
+  /**
+   * Migrations ended by a compare-and-clear of one side.
+   */
+  uint64_t migrations_cleared;
+  /**
+   * Volume epochs raised by a re-fence.
+   */
+  uint64_t refenced;
+  /**
+   * Volume records dropped by `tether_engine_forget`.
+   */
+  uint64_t forgotten;
+  /**
+   * Changes refused because the volume's epoch could not grow.
+   */
+  uint64_t epoch_exhausted;
 } tether_stats;
 
 /**
@@ -452,7 +565,8 @@ extern "C" {
  * `out`: receives the outcome on success; may be NULL.
  *
  * Refusals: `TETHER_CONFLICT`, `TETHER_INCOMPATIBLE`, `TETHER_MIGRATION_LIMIT`,
- * `TETHER_MIGRATION_TIMED_OUT` (details in `tether_last_error_info`), and argument errors.
+ * `TETHER_MIGRATION_TIMED_OUT`, `TETHER_EPOCH_EXHAUSTED` (details in
+ * `tether_last_error_info`), and argument errors.
  * A refused call changes nothing. Thread-safe; inputs are only read during the call.
  */
 tether_status tether_engine_publish(const struct tether_engine *engine,
@@ -592,6 +706,95 @@ tether_status tether_engine_set_default_migration_timeout(const struct tether_en
                                                           uint64_t *effective_ns);
 
 /**
+ * Reads `volume`'s fence now. `*found` says whether the engine tracks the volume at all; `*out`
+ * is written only when it does. A tracked volume attached nowhere has a fence with no node
+ * (`node_count` 0) and its epoch, which a target must still apply; an untracked one (never
+ * attached, or forgotten) has none. Both outputs must be non-NULL. Thread-safe.
+ */
+tether_status tether_engine_fence(const struct tether_engine *engine,
+                                  const uint8_t *volume,
+                                  size_t volume_len,
+                                  bool *found,
+                                  struct tether_fence *out);
+
+/**
+ * Raises the controller term to `term` (a term never goes down: a lower one changes nothing)
+ * and writes the term in force to `*in_force` unless it is NULL. Every change made after this
+ * returns issues an epoch of at least `term << 32`. A term above `UINT32_MAX` is refused with
+ * `TETHER_INVALID_ARGUMENT` and nothing changes. A new leader calls this with its term, then
+ * `tether_engine_refence`, before it serves. Lock-free; thread-safe.
+ */
+tether_status tether_engine_set_term(const struct tether_engine *engine,
+                                     uint64_t term,
+                                     uint64_t *in_force);
+
+/**
+ * Writes the current controller term to `*out` (0 until one is set). Lock-free; thread-safe.
+ */
+tether_status tether_engine_term(const struct tether_engine *engine,
+                                 uint64_t *out);
+
+/**
+ * Re-fences every volume the engine tracks at the current term: each epoch rises to at least
+ * `term << 32`; nodes and their admission epochs stay. Detached volumes are re-fenced too (an
+ * old leader could still attach them). Hand every returned fence to the storage target before
+ * serving, so any late update of the old leader is refused there.
+ *
+ * The fences go to `*out_json` as a JSON array sorted by volume (owned; free with
+ * `tether_string_free`; length without the NUL to `*out_len` unless NULL). Each element:
+ * `{"volume":"v","fence":{"epoch":4294967297,"mode":"RWO"|"RWX","readonly":false,
+ *   "nodes":[{"node":"a","admitted_at":1}]}}`.
+ * A volume whose epoch is already at its maximum cannot be re-fenced and is left out.
+ * Thread-safe (each map shard is locked in turn, not all at once).
+ */
+tether_status tether_engine_refence(const struct tether_engine *engine,
+                                    char **out_json,
+                                    size_t *out_len);
+
+/**
+ * Drops the record (epoch, detach record) of `volume`, which must be attached nowhere; the
+ * driver calls it when the volume is deleted. `*forgotten` (may be NULL) says whether there
+ * was a record. A volume of the same name made later still starts above the forgotten epoch.
+ * An attached volume is refused with `TETHER_STILL_ATTACHED` (details: its nodes) and kept.
+ * Thread-safe.
+ */
+tether_status tether_engine_forget(const struct tether_engine *engine,
+                                   const uint8_t *volume,
+                                   size_t volume_len,
+                                   bool *forgotten);
+
+/**
+ * Whether a storage target that last applied `applied_epoch` (or nothing, when `has_applied`
+ * is false) may apply `fence`: `TETHER_OK` if the fence's epoch is higher, otherwise
+ * `TETHER_STALE_FENCE` (details: `epoch`, `applied_epoch`), so a delayed, replayed or
+ * stale-leader update never reopens access. `volume` is `volume_len` bytes of UTF-8 and only
+ * names the volume in the message. A malformed fence is `TETHER_INVALID_ARGUMENT`.
+ *
+ * Needs no engine; reads its inputs only during the call. Thread-safe.
+ */
+tether_status tether_fence_check_supersedes(const struct tether_fence *fence,
+                                            const uint8_t *volume,
+                                            size_t volume_len,
+                                            bool has_applied,
+                                            uint64_t applied_epoch);
+
+/**
+ * Whether `node`, presenting `presented_epoch` (the admission epoch it was given at
+ * publish), may use `volume` under `fence`, the latest fence the target applied: `TETHER_OK`
+ * if the fence admits the node at an epoch no higher than the one presented, otherwise
+ * `TETHER_NOT_ADMITTED` (details: the node, `epoch`, `presented_epoch`, `admitted_epoch`).
+ * Identifiers as for `tether_engine_publish`. A malformed fence is `TETHER_INVALID_ARGUMENT`.
+ *
+ * Needs no engine; reads its inputs only during the call. Thread-safe.
+ */
+tether_status tether_fence_check_session(const struct tether_fence *fence,
+                                         const uint8_t *volume,
+                                         size_t volume_len,
+                                         const uint8_t *node,
+                                         size_t node_len,
+                                         uint64_t presented_epoch);
+
+/**
  * The library's version, e.g. "0.1.0": a static string, never freed. Compare with
  * `TETHER_VERSION_STRING` to detect a header/library mismatch. Thread-safe.
  */
@@ -605,7 +808,7 @@ const char *tether_status_name(uint32_t status);
 
 /**
  * Frees a string this library returned (`tether_engine_list`, `tether_engine_snapshot`,
- * `tether_engine_reconcile*`, `tether_last_error`). NULL is ignored. Each string must be
+ * `tether_engine_reconcile*`, `tether_engine_refence`, `tether_last_error`). NULL is ignored. Each string must be
  * freed exactly once, with this function only (not `free`).
  */
 void tether_string_free(char *s);
@@ -706,7 +909,8 @@ tether_status tether_engine_get_cstr(const struct tether_engine *engine,
                                      struct tether_attachment *out);
 
 /**
- * Writes `volume`'s epoch (fencing token) to `*out`: 0 if it was never attached. Thread-safe.
+ * Writes `volume`'s epoch (fencing token) to `*out`: 0 if it was never attached (or was
+ * forgotten). Thread-safe.
  */
 tether_status tether_engine_epoch(const struct tether_engine *engine,
                                   const uint8_t *volume,
@@ -717,8 +921,10 @@ tether_status tether_engine_epoch(const struct tether_engine *engine,
  * Every attachment as a JSON array sorted by volume, in `*out_json`, an owned NUL-terminated
  * string the caller frees with `tether_string_free`; its length (without the NUL) goes to
  * `*out_len` unless NULL. Each element:
- * `{"volume":"v","mode":"RWO"|"RWX","readonly":false,"nodes":["a","b"],"epoch":1,
- *   "since_unix_ns":1,"migration":null|{"elapsed_ns":1,"timeout_ns":1}}`.
+ * `{"volume":"v","mode":"RWO"|"RWX","readonly":false,"nodes":["a","b"],"epoch":2,
+ *   "since_unix_ns":1,"migration":null|{"elapsed_ns":1,"timeout_ns":1},"admitted":[1,2]}`
+ * (`admitted`: the admission epoch of each node, in the same order). Fields are only ever
+ * appended.
  * Thread-safe; not one point-in-time cut across volumes while others write.
  */
 tether_status tether_engine_list(const struct tether_engine *engine,
@@ -744,10 +950,12 @@ tether_status tether_engine_stats(const struct tether_engine *engine,
  *
  * The report goes to `*out_json` (owned; free with `tether_string_free`; length without the
  * NUL to `*out_len` unless NULL):
- * `{"cleared":[{"volume":"v","node":"n","epoch":1}],
+ * `{"cleared":[{"volume":"v","node":"n","epoch":2,"fence":{..}}],
  *   "pending":[{"node":"n","missing_since_unix_ns":1,"clears_in_ns":1,"volumes":1}],
  *   "returned":["n"],
- *   "timed_out_migrations":[{"volume":"v","source":"a","target":"b","elapsed_ns":1,"timeout_ns":1}]}`.
+ *   "timed_out_migrations":[{"volume":"v","source":"a","target":"b","elapsed_ns":1,"timeout_ns":1}]}`;
+ * each cleared entry's `fence` is the volume's fence after the clear, shaped as in
+ * `tether_engine_refence`, for the storage target.
  * Thread-safe (reconciles, snapshots and restores run one at a time).
  */
 tether_status tether_engine_reconcile(const struct tether_engine *engine,
@@ -771,9 +979,10 @@ tether_status tether_engine_reconcile_packed(const struct tether_engine *engine,
                                              size_t *out_len);
 
 /**
- * The whole state (attachments, detach records, missing-node marks) as the versioned JSON
- * document of DESIGN.md, in `*out_json` (owned; free with `tether_string_free`; length
- * without the NUL to `*out_len` unless NULL). Thread-safe.
+ * The whole state (attachments with their admission epochs, detach records, missing-node
+ * marks, the term) as the versioned JSON document of DESIGN.md (format version 2), in
+ * `*out_json` (owned; free with `tether_string_free`; length without the NUL to `*out_len`
+ * unless NULL). Thread-safe.
  */
 tether_status tether_engine_snapshot(const struct tether_engine *engine,
                                      char **out_json,
@@ -782,8 +991,11 @@ tether_status tether_engine_snapshot(const struct tether_engine *engine,
 /**
  * Replaces the whole state with a snapshot document's: `json_len` bytes of UTF-8 JSON. The
  * document is checked completely first; a malformed, unknown-version or inconsistent one is
- * refused with `TETHER_BAD_SNAPSHOT` and nothing changes. Counters are kept. Meant for
- * start-up: a publish racing with it may be replaced by the restored state.
+ * refused with `TETHER_BAD_SNAPSHOT` and nothing changes. Version 1 documents still restore
+ * (admission epochs taken as the volume's epoch). The restore is atomic (every concurrent call
+ * sees the state wholly before or wholly after it) and never lowers an epoch: a document's
+ * epoch below the live one is raised above it. Counters are kept. Meant for start-up: a
+ * publish racing with it may be replaced by the restored state.
  */
 tether_status tether_engine_restore(const struct tether_engine *engine,
                                     const uint8_t *json,

@@ -11,12 +11,14 @@ use dashmap::DashMap;
 use crate::clock::{duration_to_nanos, nanos_to_duration, Clock, CoarseClock, Nanos};
 use crate::config::{check_grace_period, clamp_migration_timeout, Config};
 use crate::error::{CoreError, InvalidInput};
+use crate::fence::Fence;
 use crate::ids::{check_node_id, check_volume_id};
 use crate::nodes::{NodeId, NodeTable};
 use crate::outcome::{Access, Nodes, PublishOutcome, Published, StaleOutcome, UnpublishOutcome};
-use crate::record::VolumeRecord;
-use crate::rules::{Decision, PublishRequest, Refusal, Unpublished};
+use crate::record::{Exhausted, VolumeRecord};
+use crate::rules::{Decision, Moment, PublishRequest, Refusal, Unpublished};
 use crate::stats::{Counters, Stats};
+use crate::sync::{AtomicU64, Ordering};
 
 pub(crate) type VolumeMap = DashMap<Box<str>, VolumeRecord, ahash::RandomState>;
 
@@ -33,6 +35,12 @@ pub struct Engine {
     pub(crate) counters: Counters,
     /// Missing-node marks; also serialises reconcile, snapshot and restore with each other.
     pub(crate) missing: std::sync::Mutex<std::collections::HashMap<NodeId, Nanos>>,
+    /// The controller term: every change issues an epoch of at least `term << 32`.
+    pub(crate) term: AtomicU64,
+    /// The highest epoch of any volume record dropped (forgotten, or replaced away by a
+    /// restore): a record made later starts there, so a recreated volume's epoch never goes
+    /// back. Written and read under the shard lock of the volume concerned.
+    pub(crate) epoch_floor: AtomicU64,
 }
 
 impl Default for Engine {
@@ -61,6 +69,8 @@ impl Engine {
             clock,
             counters: Counters::default(),
             missing: std::sync::Mutex::default(),
+            term: AtomicU64::new(0),
+            epoch_floor: AtomicU64::new(0),
         }
     }
 
@@ -96,10 +106,11 @@ impl Engine {
 
     /// Attaches `volume` to `node` with `access`, following the publish table of DESIGN.md.
     /// `migration_timeout` (clamped into 30 s ..= 1 h) applies if this starts a migration;
-    /// `None` takes the configured default.
+    /// `None` takes the configured default. The node's name is interned only if it is admitted.
     ///
-    /// Locking behaviour: holds the volume's entry write guard for the decision and its write;
-    /// takes the node table's locks before that, never while holding the guard.
+    /// Locking behaviour: holds the volume's entry write guard for the clock read, the
+    /// decision and its write; interns a new node name under it (the node table's locks are
+    /// never held while waiting for an entry guard).
     pub fn publish(
         &self,
         volume: &str,
@@ -107,38 +118,71 @@ impl Engine {
         access: Access,
         migration_timeout: Option<Duration>,
     ) -> Result<PublishOutcome, CoreError> {
+        self.publish_with(volume, node, access, migration_timeout, &|_| false)
+    }
+
+    /// [`Engine::publish`] with evidence from outside the engine ("evidence beats timers",
+    /// DESIGN.md's Driver section): `still_attached(node)` says whether something the engine
+    /// does not see (with Kubernetes, an attached `VolumeAttachment`) shows `node` still holding
+    /// the volume; the grace-period handoff never takes the volume from such a node. It is
+    /// called, at most once, only for the holder of an RWO volume inside the grace window.
+    ///
+    /// Locking behaviour: as [`Engine::publish`]; `still_attached` runs under the volume's
+    /// entry guard, so it must not call the engine or block.
+    pub fn publish_with(
+        &self,
+        volume: &str,
+        node: &str,
+        access: Access,
+        migration_timeout: Option<Duration>,
+        still_attached: &dyn Fn(&str) -> bool,
+    ) -> Result<PublishOutcome, CoreError> {
         check_volume_id(volume).and_then(|()| check_node_id(node)).map_err(|e| self.invalid(e))?;
         let config = self.config.load();
         let timeout = clamp_migration_timeout(migration_timeout.unwrap_or(config.default_migration_timeout));
         let req = PublishRequest {
-            node: self.nodes.intern(node),
+            node: self.nodes.lookup(node),
+            name: node,
+            names: &self.nodes,
             access,
             migration_timeout_s: u16::try_from(timeout.as_secs()).expect("a clamped timeout is at most 3600 s"),
             grace: duration_to_nanos(config.grace_period),
-            now: self.clock.now(),
+            still_attached,
         };
-        let (decided, epoch) = match self.volumes.get_mut(volume) {
+        let decided = match self.volumes.get_mut(volume) {
             Some(mut rec) => self.publish_locked(&mut rec, &req),
             None => match self.volumes.entry(volume.into()) {
                 Entry::Occupied(mut o) => self.publish_locked(o.get_mut(), &req),
                 Entry::Vacant(v) => {
-                    let mut rec = VolumeRecord::new();
+                    // The floor is written under this shard's lock too (see `forget`).
+                    let mut rec = VolumeRecord::new(self.epoch_floor.load(Ordering::Acquire));
                     let out = self.publish_locked(&mut rec, &req);
-                    v.insert(rec);
+                    if out.is_ok() {
+                        v.insert(rec);
+                    }
                     out
                 }
             },
         };
         match decided {
-            Ok(decision) => Ok(PublishOutcome { kind: self.published(decision, timeout), epoch }),
+            Ok((decision, fence)) => {
+                let admitted = fence.admission(node).expect("a granted publish admits the node");
+                Ok(PublishOutcome { kind: self.published(decision, timeout), epoch: fence.epoch, admitted, fence })
+            }
             Err(refusal) => Err(self.refused(volume, node, access, refusal)),
         }
     }
 
+    /// The clock and term as read under the caller's entry guard, so a volume's own times and
+    /// epochs follow the entry's order.
+    fn moment(&self) -> Moment {
+        Moment { now: self.clock.now(), term: self.term.load(Ordering::Acquire) }
+    }
+
     /// Applies the table and counts the outcome, inside the entry guard so counts and gauges
     /// follow the entry's own order.
-    fn publish_locked(&self, rec: &mut VolumeRecord, req: &PublishRequest) -> (Result<Decision, Refusal>, u64) {
-        let decided = rec.publish(req);
+    fn publish_locked(&self, rec: &mut VolumeRecord, req: &PublishRequest<'_>) -> Result<(Decision, Fence), Refusal> {
+        let decided = rec.publish(req, self.moment());
         let c = &self.counters;
         match decided {
             Ok(Decision::Attached) => c.attached.incr(),
@@ -152,8 +196,9 @@ impl Engine {
             Err(Refusal::Incompatible { .. }) => c.incompatible.incr(),
             Err(Refusal::MigrationLimit { .. }) => c.migration_limit.incr(),
             Err(Refusal::MigrationTimedOut { .. }) => c.migration_timed_out.incr(),
+            Err(Refusal::EpochExhausted { .. }) => c.epoch_exhausted.incr(),
         }
-        (decided, rec.epoch)
+        decided.map(|d| (d, self.fence_of(rec)))
     }
 
     fn published(&self, decision: Decision, timeout: Duration) -> Published {
@@ -182,7 +227,14 @@ impl Engine {
                 elapsed: nanos_to_duration(elapsed),
                 timeout: nanos_to_duration(timeout),
             },
+            Refusal::EpochExhausted { epoch } => CoreError::EpochExhausted { volume, epoch },
         }
+    }
+
+    /// Counts and returns the refusal of a change whose epoch could not grow.
+    fn exhausted(&self, volume: &str, Exhausted(epoch): Exhausted) -> CoreError {
+        self.counters.epoch_exhausted.incr();
+        CoreError::EpochExhausted { volume: volume.to_owned(), epoch }
     }
 
     /// The names of a non-empty node pair.
@@ -199,7 +251,8 @@ impl Engine {
     /// Detaches `volume` from `node` (from every node when `None`), following the unpublish
     /// table of DESIGN.md. Idempotent: a volume not attached there gives `NotAttached`.
     ///
-    /// Locking behaviour: holds the volume's entry write guard for the decision and its write.
+    /// Locking behaviour: holds the volume's entry write guard for the clock read, the
+    /// decision and its write.
     pub fn unpublish(&self, volume: &str, node: Option<&str>) -> Result<UnpublishOutcome, CoreError> {
         check_volume_id(volume).map_err(|e| self.invalid(e))?;
         let node_id = match node {
@@ -212,23 +265,27 @@ impl Engine {
             None => None,
         };
         let Some(mut rec) = self.volumes.get_mut(volume) else { return Ok(self.not_attached()) };
-        let done = rec.unpublish(node_id, self.clock.now());
-        let epoch = rec.epoch;
+        let done = rec.unpublish(node_id, self.moment()).map_err(|e| self.exhausted(volume, e))?;
         self.count_unpublish(done);
+        let (epoch, fence) = (rec.epoch, self.fence_of(&rec));
         drop(rec);
         Ok(match done {
             Unpublished::NotAttached => UnpublishOutcome::NotAttached,
-            Unpublished::Detached { nodes } => UnpublishOutcome::Detached { nodes: self.names(nodes), epoch },
+            Unpublished::Detached { nodes, .. } => {
+                UnpublishOutcome::Detached { nodes: self.names(nodes), epoch, fence }
+            }
             Unpublished::MigrationCompleted { source, target, duration } => UnpublishOutcome::MigrationCompleted {
                 source: self.nodes.name(source),
                 target: self.nodes.name(target),
                 duration: nanos_to_duration(duration),
                 epoch,
+                fence,
             },
             Unpublished::MigrationAborted { source, target } => UnpublishOutcome::MigrationAborted {
                 source: self.nodes.name(source),
                 target: self.nodes.name(target),
                 epoch,
+                fence,
             },
         })
     }
@@ -238,13 +295,16 @@ impl Engine {
         UnpublishOutcome::NotAttached
     }
 
+    /// Counts an unpublish. Every migration ends exactly once: completed, aborted, or ended by
+    /// a full detach (here) or a stale clear (`clear_stale_id`).
     fn count_unpublish(&self, done: Unpublished) {
         let c = &self.counters;
         match done {
             Unpublished::NotAttached => c.not_attached.incr(),
-            Unpublished::Detached { nodes } => {
+            Unpublished::Detached { migrating, .. } => {
                 c.detached.incr();
-                if !nodes[1].is_none() {
+                if migrating {
+                    c.migrations_detached.incr();
                     c.active_migrations.decr();
                 }
             }
@@ -266,25 +326,61 @@ impl Engine {
     pub fn clear_stale(&self, volume: &str, node: &str) -> Result<StaleOutcome, CoreError> {
         check_volume_id(volume).and_then(|()| check_node_id(node)).map_err(|e| self.invalid(e))?;
         let Some(id) = self.nodes.lookup(node) else { return Ok(StaleOutcome::NotAttached) };
-        Ok(self.clear_stale_id(volume, id))
+        self.clear_stale_id(volume, id, None)
     }
 
-    pub(crate) fn clear_stale_id(&self, volume: &str, node: NodeId) -> StaleOutcome {
-        let Some(mut rec) = self.volumes.get_mut(volume) else { return StaleOutcome::NotAttached };
+    /// [`Engine::clear_stale`] by id; with `seen`, only while the volume's epoch is still the
+    /// one the caller's scan saw (reconcile clears by epoch).
+    pub(crate) fn clear_stale_id(
+        &self,
+        volume: &str,
+        node: NodeId,
+        seen: Option<u64>,
+    ) -> Result<StaleOutcome, CoreError> {
+        let Some(mut rec) = self.volumes.get_mut(volume) else { return Ok(StaleOutcome::NotAttached) };
         let was_migrating = rec.is_migrating();
-        if !rec.clear_node(node, self.clock.now()) {
-            return StaleOutcome::NotAttached;
+        if !rec.clear_node(node, seen, self.moment()).map_err(|e| self.exhausted(volume, e))? {
+            return Ok(StaleOutcome::NotAttached);
         }
         self.counters.stale_cleared.incr();
         if was_migrating {
+            self.counters.migrations_cleared.incr();
             self.counters.active_migrations.decr();
         }
-        let (remaining, epoch) = (rec.nodes[0], rec.epoch);
+        let (remaining, epoch, fence) = (rec.primary(), rec.epoch, self.fence_of(&rec));
         drop(rec);
-        StaleOutcome::Cleared {
+        Ok(StaleOutcome::Cleared {
             node: self.nodes.name(node),
             remaining: (!remaining.is_none()).then(|| self.nodes.name(remaining)),
             epoch,
+            fence,
+        })
+    }
+
+    /// Drops the record of `volume` (epoch, detach record) once it is attached nowhere; the
+    /// driver calls it when the volume is deleted. Returns whether there was a record. A
+    /// volume of the same name made later starts above the forgotten epoch. Refuses an
+    /// attached volume, naming its nodes.
+    ///
+    /// Locking behaviour: holds the volume's shard write lock.
+    pub fn forget(&self, volume: &str) -> Result<bool, CoreError> {
+        check_volume_id(volume).map_err(|e| self.invalid(e))?;
+        let mut attached = None;
+        let removed = self.volumes.remove_if(volume, |_, rec| {
+            if rec.is_attached() {
+                attached = Some(rec.nodes());
+                return false;
+            }
+            // Under the shard lock, as the floor's reader in `publish` is.
+            self.epoch_floor.fetch_max(rec.epoch, Ordering::AcqRel);
+            true
+        });
+        if let Some(nodes) = attached {
+            return Err(CoreError::StillAttached { volume: volume.to_owned(), nodes: self.names(nodes) });
         }
+        if removed.is_some() {
+            self.counters.forgotten.incr();
+        }
+        Ok(removed.is_some())
     }
 }

@@ -40,6 +40,36 @@ pub enum CoreError {
     )]
     MigrationTimedOut { volume: String, node: String, nodes: Nodes, elapsed: Duration, timeout: Duration },
 
+    /// The change would raise the volume's epoch past `u64::MAX`; epochs never wrap, so the
+    /// volume can change no more. Nothing changed.
+    #[error(
+        "volume {volume:?} cannot change: its epoch {epoch} cannot grow any further (epochs never wrap); \
+         create a new volume and move the data to it"
+    )]
+    EpochExhausted { volume: String, epoch: u64 },
+
+    /// `forget` was asked to drop a volume that is still attached.
+    #[error("volume {volume:?} is still attached to {nodes}; unpublish it from every node before forgetting it")]
+    StillAttached { volume: String, nodes: Nodes },
+
+    /// A storage target was handed a fence no newer than the one it applied last.
+    #[error(
+        "fence at epoch {epoch} for volume {volume:?} is refused: epoch {applied} is already applied, \
+         and only a higher epoch may replace it (a delayed, replayed or stale-leader update)"
+    )]
+    StaleFence { volume: String, epoch: u64, applied: u64 },
+
+    /// A node's I/O session is not allowed by the volume's latest fence.
+    #[error(
+        "node {node:?} may not use volume {volume:?} with epoch {presented}: {}; \
+         publish the volume to this node again to get a current publish context",
+        match admitted {
+            Some(a) => format!("the fence at epoch {fence_epoch} admitted it at epoch {a}, above the epoch presented"),
+            None => format!("the fence at epoch {fence_epoch} does not admit it"),
+        }
+    )]
+    NotAdmitted { volume: String, node: String, presented: u64, admitted: Option<u64>, fence_epoch: u64 },
+
     /// A snapshot document could not be restored; the engine kept its state.
     #[error(transparent)]
     BadSnapshot(#[from] SnapshotError),
@@ -52,6 +82,7 @@ pub enum InputField {
     Node,
     GracePeriod,
     MigrationTimeout,
+    Term,
 }
 
 impl fmt::Display for InputField {
@@ -61,6 +92,7 @@ impl fmt::Display for InputField {
             Self::Node => "node id",
             Self::GracePeriod => "grace period",
             Self::MigrationTimeout => "migration timeout",
+            Self::Term => "term",
         })
     }
 }
@@ -73,6 +105,7 @@ pub enum Problem {
     ContainsNul { at: usize },
     NotUtf8 { at: usize },
     OutOfRange { min: Duration, max: Duration },
+    TooLarge { value: u64, max: u64 },
 }
 
 /// An invalid argument: which one, and what was wrong with it.
@@ -91,6 +124,7 @@ impl fmt::Display for Problem {
             Self::ContainsNul { at } => write!(f, "it contains a NUL byte at offset {at}"),
             Self::NotUtf8 { at } => write!(f, "it is not valid UTF-8 (bad byte at offset {at})"),
             Self::OutOfRange { min, max } => write!(f, "it must be between {min:?} and {max:?}"),
+            Self::TooLarge { value, max } => write!(f, "it is {value}; the limit is {max}"),
         }
     }
 }
@@ -103,7 +137,7 @@ pub enum SnapshotError {
     Malformed { line: usize, column: usize, message: String },
 
     /// The document's `version` is not one this engine reads.
-    #[error("snapshot version {found} is not supported; this engine reads version {supported}")]
+    #[error("snapshot version {found} is not supported; this engine reads versions 1 to {supported}")]
     UnknownVersion { found: u64, supported: u64 },
 
     /// The document describes a state the contract cannot reach.
@@ -128,6 +162,14 @@ pub enum Inconsistency {
     DuplicateMissingNode,
     #[error("an attached volume has epoch 0; every attach increments the epoch")]
     AttachedAtEpochZero,
+    #[error("the epoch is {0}, which cannot grow (epochs never wrap)")]
+    EpochCannotGrow(u64),
+    #[error("the admission epochs {admitted:?} do not fit nodes {nodes:?} at epoch {epoch}: one per node, each from 1 up to the epoch")]
+    BadAdmissions { nodes: Vec<String>, admitted: Vec<u64>, epoch: u64 },
+    #[error("{what} is {ahead:?} ahead of the restoring clock; at most {limit:?} is accepted")]
+    FutureTime { what: &'static str, ahead: Duration, limit: Duration },
+    #[error("the term {0} is above the largest term, {max}", max = crate::fence::MAX_TERM)]
+    TermTooLarge(u64),
     #[error(transparent)]
     Invalid(#[from] InvalidInput),
 }
@@ -136,4 +178,13 @@ impl From<serde_json::Error> for SnapshotError {
     fn from(e: serde_json::Error) -> Self {
         Self::Malformed { line: e.line(), column: e.column(), message: e.to_string() }
     }
+}
+
+/// A fence a backend read back breaks the fence's shape: more than two nodes, a node twice,
+/// or an admission epoch of 0 or above the fence's epoch.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a fence at epoch {epoch} with {nodes} nodes is not a fence: at most two distinct nodes, each admitted from epoch 1 up to the fence's epoch")]
+pub struct InvalidFence {
+    pub epoch: u64,
+    pub nodes: usize,
 }

@@ -25,6 +25,7 @@ mod clock;
 mod config;
 mod engine;
 mod error;
+mod fence;
 mod ids;
 #[cfg(feature = "model")]
 pub mod model;
@@ -54,7 +55,8 @@ pub use config::{
     DEFAULT_RECONCILE_INTERVAL, MAX_GRACE_PERIOD, MAX_MIGRATION_TIMEOUT, MIN_MIGRATION_TIMEOUT,
 };
 pub use engine::Engine;
-pub use error::{CoreError, Inconsistency, InputField, InvalidInput, Problem, SnapshotError};
+pub use error::{CoreError, Inconsistency, InputField, InvalidFence, InvalidInput, Problem, SnapshotError};
+pub use fence::{Admission, Fence, VolumeFence, MAX_TERM};
 pub use ids::{check_node_id, check_volume_id, MAX_ID_LEN};
 pub use outcome::{
     Access, AccessMode, Attachment, ClearedAttachment, DetachRecord, MigrationStatus, NodeName, Nodes, PendingNode,

@@ -1,10 +1,12 @@
-//! Loom models of the state read and written outside one entry guard: the detach stamp and the counters.
+//! Loom models of the state read and written outside one entry guard: the detach stamp, the
+//! counters, the term and the epoch floor.
 
 use loom::sync::Arc;
 use loom::thread;
 
-use crate::record::DetachStamp;
+use crate::record::{next_epoch, DetachStamp};
 use crate::stats::Counter;
+use crate::sync::{AtomicU64, Ordering};
 
 /// Two shared-guard clears race: exactly one of them reports that it dropped the stamp.
 #[test]
@@ -81,5 +83,65 @@ fn concurrent_increments_are_all_counted() {
         c.incr();
         t.join().unwrap();
         assert_eq!(c.get(), 3);
+    });
+}
+
+/// A term raised outside any entry guard (`Engine::set_term`) and read inside one by each
+/// change: a change ordered after the raise (here through a flag, as a leader serves only
+/// after it set its term) issues an epoch of at least `term << 32`; one ordered before may
+/// not, and neither wraps or lowers the epoch.
+#[test]
+fn a_change_after_the_term_is_raised_issues_an_epoch_of_that_term() {
+    loom::model(|| {
+        let term = Arc::new(AtomicU64::new(0));
+        let serving = Arc::new(loom::sync::atomic::AtomicBool::new(false));
+        let (t, s) = (Arc::clone(&term), Arc::clone(&serving));
+        let leader = thread::spawn(move || {
+            t.fetch_max(2, Ordering::AcqRel);
+            s.store(true, Ordering::Release);
+        });
+        let guard = loom::sync::Mutex::new(5u64); // one volume's entry and its epoch
+        if serving.load(Ordering::Acquire) {
+            let mut epoch = guard.lock().unwrap();
+            *epoch = next_epoch(*epoch, term.load(Ordering::Acquire)).unwrap();
+            assert!(*epoch >= 2 << 32, "a change after the raise saw an older term: epoch {}", *epoch);
+        } else {
+            let mut epoch = guard.lock().unwrap();
+            *epoch = next_epoch(*epoch, term.load(Ordering::Acquire)).unwrap();
+            assert!(*epoch == 6 || *epoch == 2 << 32, "epoch {}", *epoch);
+        }
+        leader.join().unwrap();
+    });
+}
+
+/// The epoch floor is raised by `forget` and read by the creation of a record, both under the
+/// shard lock of the volume: a record made after a forget starts at or above the forgotten
+/// epoch, whichever thread gets the lock first.
+#[test]
+fn a_volume_recreated_after_forget_starts_above_the_forgotten_epoch() {
+    loom::model(|| {
+        let floor = Arc::new(AtomicU64::new(0));
+        // The shard: the volume's epoch if it has a record.
+        let shard = Arc::new(loom::sync::Mutex::new(Some(9u64)));
+        let (f, sh) = (Arc::clone(&floor), Arc::clone(&shard));
+        let forgetter = thread::spawn(move || {
+            let mut slot = sh.lock().unwrap();
+            if let Some(epoch) = slot.take() {
+                f.fetch_max(epoch, Ordering::AcqRel);
+            }
+        });
+        let created = {
+            let mut slot = shard.lock().unwrap();
+            match *slot {
+                Some(epoch) => next_epoch(epoch, 0).unwrap(),
+                None => {
+                    let epoch = next_epoch(floor.load(Ordering::Acquire), 0).unwrap();
+                    *slot = Some(epoch);
+                    epoch
+                }
+            }
+        };
+        forgetter.join().unwrap();
+        assert!(created > 9, "recreated at {created}, not above the forgotten 9");
     });
 }

@@ -9,16 +9,19 @@ use std::time::Duration;
 
 use crate::clock::{duration_to_nanos, nanos_to_duration, Clock, Nanos};
 use crate::config::{clamp_migration_timeout, Config};
-use crate::error::CoreError;
+use crate::error::{CoreError, InputField, InvalidInput, Problem};
+use crate::fence::{Admission, Fence, VolumeFence, MAX_TERM};
 use crate::ids::{check_node_id, check_volume_id};
 use crate::outcome::{
     Access, AccessMode, ClearedAttachment, Nodes, PendingNode, PublishOutcome, Published, ReconcileReport,
-    TimedOutMigration, UnpublishOutcome,
+    StaleOutcome, TimedOutMigration, UnpublishOutcome,
 };
+use crate::snapshot::{unix_nanos, Snapshot};
 
 #[derive(Debug, Clone, Default)]
 struct Volume {
-    nodes: Vec<String>,
+    /// `(node, admission epoch)`, primary first.
+    nodes: Vec<(String, u64)>,
     access: Access,
     epoch: u64,
     changed_at: Nanos,
@@ -27,6 +30,24 @@ struct Volume {
     last_detach: Option<(Nanos, String)>,
 }
 
+impl Volume {
+    fn holds(&self, node: &str) -> bool {
+        self.nodes.iter().any(|(n, _)| n == node)
+    }
+
+    fn names(&self) -> Nodes {
+        Nodes { primary: self.nodes[0].0.as_str().into(), target: self.nodes.get(1).map(|n| n.0.as_str().into()) }
+    }
+
+    fn fence(&self) -> Fence {
+        let nodes = self.nodes.iter().map(|(n, e)| Admission { node: n.as_str().into(), epoch: *e }).collect();
+        Fence::new(self.epoch, self.access, nodes).expect("the model keeps fences well formed")
+    }
+}
+
+/// An attachment as the model lists it: volume, nodes with their admission epochs, access, epoch.
+pub type ModelAttachment = (String, Vec<(String, u64)>, Access, u64);
+
 /// The reference model. Every method mirrors the `Engine` method of the same name.
 #[derive(Debug)]
 pub struct Model {
@@ -34,21 +55,27 @@ pub struct Model {
     config: Config,
     volumes: HashMap<String, Volume>,
     missing: HashMap<String, Nanos>,
-}
-
-fn nodes(list: &[String]) -> Nodes {
-    Nodes { primary: list[0].as_str().into(), target: list.get(1).map(|n| n.as_str().into()) }
+    term: u64,
+    floor: u64,
 }
 
 impl Model {
     /// A model with `config` on `clock`.
     pub fn new(config: Config, clock: Arc<dyn Clock>) -> Self {
-        Self { clock, config, volumes: HashMap::new(), missing: HashMap::new() }
+        Self { clock, config, volumes: HashMap::new(), missing: HashMap::new(), term: 0, floor: 0 }
     }
 
     /// Changes the grace period.
     pub fn set_grace_period(&mut self, grace: Duration) {
         self.config.grace_period = grace;
+    }
+
+    /// `max(epoch + 1, term << 32)`, or the refusal of a change that cannot raise it.
+    fn next(&self, volume: &str, epoch: u64) -> Result<u64, CoreError> {
+        match epoch.checked_add(1).filter(|&e| e < u64::MAX) {
+            Some(e) => Ok(e.max(self.term << 32)),
+            None => Err(CoreError::EpochExhausted { volume: volume.to_owned(), epoch }),
+        }
     }
 
     /// The publish table, row by row.
@@ -64,52 +91,57 @@ impl Model {
         let now = self.clock.now();
         let grace = duration_to_nanos(self.config.grace_period);
         let timeout = clamp_migration_timeout(timeout.unwrap_or(self.config.default_migration_timeout));
-        let v = self.volumes.entry(volume.to_owned()).or_default();
-        let (volume, node) = (volume.to_owned(), node.to_owned());
+        let mut v = self.volumes.get(volume).cloned().unwrap_or(Volume { epoch: self.floor, ..Volume::default() });
+        let (name, who) = (volume.to_owned(), node.to_owned());
         let kind = if v.nodes.is_empty() {
             Published::Attached
-        } else if v.nodes.contains(&node) {
+        } else if v.holds(node) {
             if v.access != access {
-                return Err(CoreError::Incompatible { volume, node, existing: v.access, requested: access });
+                return Err(CoreError::Incompatible { volume: name, node: who, existing: v.access, requested: access });
             }
-            return Ok(PublishOutcome { kind: Published::AlreadyAttached, epoch: v.epoch });
+            let admitted = v.nodes.iter().find(|(n, _)| n == node).map(|n| n.1).expect("held");
+            return Ok(PublishOutcome { kind: Published::AlreadyAttached, epoch: v.epoch, admitted, fence: v.fence() });
         } else if v.access.mode == AccessMode::Rwo && access.mode == AccessMode::Rwo {
-            let late = matches!(&v.last_detach, Some((t, n)) if *n == v.nodes[0] && now - t < grace);
+            let late = matches!(&v.last_detach, Some((t, n)) if *n == v.nodes[0].0 && now - t < grace);
             if !late {
-                return Err(CoreError::Conflict { volume, node, attached_to: nodes(&v.nodes) });
+                return Err(CoreError::Conflict { volume: name, node: who, attached_to: v.names() });
             }
-            v.last_detach = None;
-            Published::HandedOff { from: v.nodes[0].as_str().into() }
-        } else if v.access.mode == AccessMode::Rwx && access.mode == AccessMode::Rwx {
+            Published::HandedOff { from: v.nodes[0].0.as_str().into() }
+        } else if v.access.mode == AccessMode::Rwx && access == v.access {
             if v.nodes.len() == 2 {
                 let elapsed = nanos_to_duration(now - v.changed_at);
                 if elapsed > v.timeout {
-                    let timeout = v.timeout;
-                    return Err(CoreError::MigrationTimedOut {
-                        volume,
-                        node,
-                        nodes: nodes(&v.nodes),
-                        elapsed,
-                        timeout,
-                    });
+                    let (nodes, timeout) = (v.names(), v.timeout);
+                    return Err(CoreError::MigrationTimedOut { volume: name, node: who, nodes, elapsed, timeout });
                 }
-                return Err(CoreError::MigrationLimit { volume, node, nodes: nodes(&v.nodes) });
+                return Err(CoreError::MigrationLimit { volume: name, node: who, nodes: v.names() });
             }
-            Published::MigrationStarted { source: v.nodes[0].as_str().into(), timeout }
+            Published::MigrationStarted { source: v.nodes[0].0.as_str().into(), timeout }
         } else {
-            return Err(CoreError::Conflict { volume, node, attached_to: nodes(&v.nodes) });
+            return Err(CoreError::Conflict { volume: name, node: who, attached_to: v.names() });
         };
-        if let Published::MigrationStarted { .. } = kind {
-            v.nodes.push(node);
-            v.timeout = timeout;
-            v.reported = false;
-        } else {
-            v.nodes = vec![node];
-            v.access = access;
+        let epoch = self.next(volume, v.epoch)?;
+        match kind {
+            Published::MigrationStarted { .. } => {
+                v.nodes.push((who, epoch));
+                v.timeout = timeout;
+                v.reported = false;
+            }
+            Published::HandedOff { .. } => {
+                v.last_detach = None;
+                v.nodes = vec![(who, epoch)];
+                v.access = access;
+            }
+            _ => {
+                v.nodes = vec![(who, epoch)];
+                v.access = access;
+            }
         }
-        v.epoch += 1;
+        v.epoch = epoch;
         v.changed_at = now;
-        Ok(PublishOutcome { kind, epoch: v.epoch })
+        let fence = v.fence();
+        self.volumes.insert(name, v);
+        Ok(PublishOutcome { kind, epoch, admitted: epoch, fence })
     }
 
     /// The unpublish table, row by row.
@@ -119,29 +151,33 @@ impl Model {
             check_node_id(n)?;
         }
         let now = self.clock.now();
-        let Some(v) = self.volumes.get_mut(volume) else { return Ok(UnpublishOutcome::NotAttached) };
-        if v.nodes.is_empty() || node.is_some_and(|n| !v.nodes.iter().any(|m| m == n)) {
+        let Some(v) = self.volumes.get(volume) else { return Ok(UnpublishOutcome::NotAttached) };
+        if v.nodes.is_empty() || node.is_some_and(|n| !v.holds(n)) {
             return Ok(UnpublishOutcome::NotAttached);
         }
+        let epoch = self.next(volume, v.epoch)?;
+        let v = self.volumes.get_mut(volume).expect("looked up above");
         let before = v.nodes.clone();
-        v.epoch += 1;
         let duration = nanos_to_duration(now - v.changed_at);
+        v.epoch = epoch;
         v.changed_at = now;
-        let epoch = v.epoch;
         match node {
             Some(n) if before.len() == 2 => {
-                v.nodes.retain(|m| m != n);
-                let (source, target) = (before[0].as_str().into(), before[1].as_str().into());
-                Ok(if before[0] == n {
-                    UnpublishOutcome::MigrationCompleted { source, target, duration, epoch }
+                v.nodes.retain(|m| m.0 != n);
+                let (source, target) = (before[0].0.as_str().into(), before[1].0.as_str().into());
+                let fence = v.fence();
+                Ok(if before[0].0 == n {
+                    UnpublishOutcome::MigrationCompleted { source, target, duration, epoch, fence }
                 } else {
-                    UnpublishOutcome::MigrationAborted { source, target, epoch }
+                    UnpublishOutcome::MigrationAborted { source, target, epoch, fence }
                 })
             }
             _ => {
+                let nodes = v.names();
                 v.nodes.clear();
-                v.last_detach = Some((now, before[0].clone()));
-                Ok(UnpublishOutcome::Detached { nodes: nodes(&before), epoch })
+                v.access = Access::default();
+                v.last_detach = Some((now, before[0].0.clone()));
+                Ok(UnpublishOutcome::Detached { nodes, epoch, fence: v.fence() })
             }
         }
     }
@@ -157,17 +193,23 @@ impl Model {
             .is_some_and(|(t, _)| now - t < duration_to_nanos(grace)))
     }
 
-    /// Compare-and-clear; true when `node` was removed.
-    pub fn clear_stale(&mut self, volume: &str, node: &str) -> bool {
+    /// Compare-and-clear.
+    pub fn clear_stale(&mut self, volume: &str, node: &str) -> Result<StaleOutcome, CoreError> {
         let now = self.clock.now();
-        let Some(v) = self.volumes.get_mut(volume) else { return false };
-        if !v.nodes.iter().any(|m| m == node) {
-            return false;
+        let Some(v) = self.volumes.get(volume) else { return Ok(StaleOutcome::NotAttached) };
+        if !v.holds(node) {
+            return Ok(StaleOutcome::NotAttached);
         }
-        v.nodes.retain(|m| m != node);
-        v.epoch += 1;
+        let epoch = self.next(volume, v.epoch)?;
+        let v = self.volumes.get_mut(volume).expect("looked up above");
+        v.nodes.retain(|m| m.0 != node);
+        if v.nodes.is_empty() {
+            v.access = Access::default();
+        }
+        v.epoch = epoch;
         v.changed_at = now;
-        true
+        let remaining = v.nodes.first().map(|n| n.0.as_str().into());
+        Ok(StaleOutcome::Cleared { node: node.into(), remaining, epoch, fence: v.fence() })
     }
 
     /// One reconcile pass.
@@ -177,7 +219,7 @@ impl Model {
         let mut report = ReconcileReport::default();
         let mut orphans: HashMap<String, Vec<String>> = HashMap::new();
         for (name, v) in &mut self.volumes {
-            for n in v.nodes.iter().filter(|n| !live.contains(&n.as_str())) {
+            for (n, _) in v.nodes.iter().filter(|n| !live.contains(&n.0.as_str())) {
                 orphans.entry(n.clone()).or_default().push(name.clone());
             }
             let elapsed = nanos_to_duration(now - v.changed_at);
@@ -185,8 +227,8 @@ impl Model {
                 v.reported = true;
                 report.timed_out_migrations.push(TimedOutMigration {
                     volume: name.clone(),
-                    source: v.nodes[0].as_str().into(),
-                    target: v.nodes[1].as_str().into(),
+                    source: v.nodes[0].0.as_str().into(),
+                    target: v.nodes[1].0.as_str().into(),
                     elapsed,
                     timeout: v.timeout,
                 });
@@ -206,9 +248,13 @@ impl Model {
             if now - since >= grace {
                 self.missing.remove(&node);
                 for vol in vols {
-                    if self.clear_stale(&vol, &node) {
-                        let epoch = self.volumes[&vol].epoch;
-                        report.cleared.push(ClearedAttachment { volume: vol, node: node.as_str().into(), epoch });
+                    if let Ok(StaleOutcome::Cleared { epoch, fence, .. }) = self.clear_stale(&vol, &node) {
+                        report.cleared.push(ClearedAttachment {
+                            volume: vol,
+                            node: node.as_str().into(),
+                            epoch,
+                            fence,
+                        });
                     }
                 }
             } else {
@@ -227,8 +273,101 @@ impl Model {
         report
     }
 
-    /// Every attachment as (volume, nodes, access, epoch), sorted by volume.
-    pub fn attachments(&self) -> Vec<(String, Vec<String>, Access, u64)> {
+    /// A volume's fence, if the model tracks it.
+    pub fn fence(&self, volume: &str) -> Option<Fence> {
+        self.volumes.get(volume).map(Volume::fence)
+    }
+
+    /// Raises the term; refuses one above [`MAX_TERM`].
+    pub fn set_term(&mut self, term: u64) -> Result<u64, CoreError> {
+        if term > MAX_TERM {
+            let problem = Problem::TooLarge { value: term, max: MAX_TERM };
+            return Err(CoreError::InvalidInput(InvalidInput { field: InputField::Term, problem }));
+        }
+        self.term = self.term.max(term);
+        Ok(self.term)
+    }
+
+    /// The term in force.
+    pub fn term(&self) -> u64 {
+        self.term
+    }
+
+    /// Raises every volume's epoch to the term, keeping nodes and admissions.
+    pub fn refence(&mut self) -> Vec<VolumeFence> {
+        let mut names: Vec<String> = self.volumes.keys().cloned().collect();
+        names.sort();
+        let mut out = Vec::new();
+        for name in names {
+            if let Ok(epoch) = self.next(&name, self.volumes[&name].epoch) {
+                let v = self.volumes.get_mut(&name).expect("listed");
+                v.epoch = epoch;
+                out.push(VolumeFence { volume: name, fence: v.fence() });
+            }
+        }
+        out
+    }
+
+    /// Drops a volume's record unless it is attached.
+    pub fn forget(&mut self, volume: &str) -> Result<bool, CoreError> {
+        check_volume_id(volume)?;
+        match self.volumes.get(volume) {
+            Some(v) if !v.nodes.is_empty() => {
+                Err(CoreError::StillAttached { volume: volume.to_owned(), nodes: v.names() })
+            }
+            Some(v) => {
+                self.floor = self.floor.max(v.epoch);
+                self.volumes.remove(volume);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Replaces the state with a (well-formed) document's, never lowering an epoch: a volume
+    /// not above its live epoch with another state goes one above it; one not live, above
+    /// the floor; dropped volumes raise the floor.
+    pub fn restore(&mut self, doc: &Snapshot) -> Result<(), CoreError> {
+        let now = self.clock.now();
+        let wall = unix_nanos(self.clock.wall_time(now));
+        let reference = wall.max(doc.taken_at_unix_nanos);
+        let instant = |unix: u64| now.saturating_sub(reference.saturating_sub(unix));
+        let mut next = HashMap::new();
+        for e in &doc.volumes {
+            let mut v = Volume { epoch: e.epoch, ..Volume::default() };
+            v.last_detach = e.last_detach.as_ref().map(|d| (instant(d.at_unix_nanos), d.node.clone()));
+            if let Some(a) = &e.attachment {
+                let admitted = if a.admitted.is_empty() { vec![e.epoch; a.nodes.len()] } else { a.admitted.clone() };
+                v.nodes = a.nodes.iter().cloned().zip(admitted).collect();
+                v.access = Access { mode: a.mode, readonly: a.readonly };
+                v.changed_at = instant(a.since_unix_nanos);
+                v.timeout = a
+                    .migration_timeout_ms
+                    .map_or(Duration::ZERO, |ms| clamp_migration_timeout(Duration::from_millis(u64::from(ms))));
+                v.reported = a.timeout_reported && a.nodes.len() == 2;
+            }
+            let (base, same) = match self.volumes.get(&e.volume) {
+                Some(l) => (l.epoch, l.nodes == v.nodes && (l.nodes.is_empty() || l.access == v.access)),
+                None => (self.floor, false),
+            };
+            if v.epoch < base || (v.epoch == base && !same && base > 0) {
+                let term = std::mem::take(&mut self.term);
+                let raised = self.next(&e.volume, base);
+                self.term = term;
+                v.epoch = raised?;
+            }
+            next.insert(e.volume.clone(), v);
+        }
+        let dropped = self.volumes.iter().filter(|(k, _)| !next.contains_key(*k)).map(|(_, v)| v.epoch).max();
+        self.floor = self.floor.max(dropped.unwrap_or(0)).max(doc.epoch_floor);
+        self.term = self.term.max(doc.term);
+        self.volumes = next;
+        self.missing = doc.missing_nodes.iter().map(|m| (m.node.clone(), instant(m.since_unix_nanos))).collect();
+        Ok(())
+    }
+
+    /// Every attachment as (volume, nodes with admissions, access, epoch), sorted by volume.
+    pub fn attachments(&self) -> Vec<ModelAttachment> {
         let mut all: Vec<_> = self
             .volumes
             .iter()
@@ -239,7 +378,7 @@ impl Model {
         all
     }
 
-    /// A volume's epoch (0 if never attached).
+    /// A volume's epoch (0 if never attached, or the floor if not tracked).
     pub fn epoch(&self, volume: &str) -> u64 {
         self.volumes.get(volume).map_or(0, |v| v.epoch)
     }

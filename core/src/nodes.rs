@@ -8,7 +8,7 @@ use crate::outcome::NodeName;
 
 /// A node's interned id. Ids are never reused; [`NodeId::NONE`] marks an empty slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) struct NodeId(u32);
+pub(crate) struct NodeId(pub(crate) u32);
 
 impl NodeId {
     pub(crate) const NONE: Self = Self(u32::MAX);
@@ -34,7 +34,8 @@ impl NodeTable {
         self.ids.get(name).map(|r| *r)
     }
 
-    /// The id of `name`, interning it when new.
+    /// The id of `name`, interning it when new. Called only when state is about to hold the
+    /// name, so a refused or invalid call leaves no name behind.
     ///
     /// Locking behaviour: a shard lock of the name map, and the name list's write lock only
     /// when the name is new.
@@ -44,10 +45,18 @@ impl NodeTable {
         }
         *self.ids.entry(Arc::from(name)).or_insert_with(|| {
             let mut names = self.names.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let id = NodeId(u32::try_from(names.len()).expect("fewer than 2^32 - 1 node names"));
+            let id = u32::try_from(names.len()).ok().filter(|&id| id <= crate::record::MAX_NODE_ID);
+            let id = NodeId(id.expect("fewer than 2^30 - 1 node names"));
             names.push(Arc::from(name));
             id
         })
+    }
+
+    /// How many names are interned.
+    ///
+    /// Locking behaviour: the name list's read lock.
+    pub(crate) fn len(&self) -> usize {
+        self.names.read().unwrap_or_else(std::sync::PoisonError::into_inner).len()
     }
 
     /// The name of `id`. Panics on [`NodeId::NONE`] or an id this table never issued.

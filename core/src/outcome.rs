@@ -4,6 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use crate::fence::Fence;
+
 /// A node's name as the engine hands it out; cheap to clone.
 pub type NodeName = Arc<str>;
 
@@ -102,11 +104,14 @@ impl fmt::Display for Nodes {
     }
 }
 
-/// A successful publish: what happened, and the volume's epoch (fencing token) after it.
+/// A successful publish: what happened, the volume's epoch after it, the node's admission
+/// epoch (the same on an idempotent re-publish) and the fence a storage target must apply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishOutcome {
     pub kind: Published,
     pub epoch: u64,
+    pub admitted: u64,
+    pub fence: Fence,
 }
 
 /// What a successful publish did.
@@ -129,11 +134,11 @@ pub enum UnpublishOutcome {
     /// The volume was not attached to that node (or at all): nothing changed.
     NotAttached,
     /// The volume is no longer attached anywhere; a detach record was written.
-    Detached { nodes: Nodes, epoch: u64 },
+    Detached { nodes: Nodes, epoch: u64, fence: Fence },
     /// The migration source left; the target is now the only node.
-    MigrationCompleted { source: NodeName, target: NodeName, duration: Duration, epoch: u64 },
+    MigrationCompleted { source: NodeName, target: NodeName, duration: Duration, epoch: u64, fence: Fence },
     /// The migration target left; the source keeps the volume.
-    MigrationAborted { source: NodeName, target: NodeName, epoch: u64 },
+    MigrationAborted { source: NodeName, target: NodeName, epoch: u64, fence: Fence },
 }
 
 /// What a compare-and-clear of a stale attachment did.
@@ -142,7 +147,7 @@ pub enum StaleOutcome {
     /// The volume was not (or no longer) attached to that node: nothing changed.
     NotAttached,
     /// The node was removed from the volume; `remaining` is the node still attached, if any.
-    Cleared { node: NodeName, remaining: Option<NodeName>, epoch: u64 },
+    Cleared { node: NodeName, remaining: Option<NodeName>, epoch: u64, fence: Fence },
 }
 
 /// A volume's attachment as read at one moment.
@@ -152,6 +157,8 @@ pub struct Attachment {
     pub access: Access,
     pub nodes: Nodes,
     pub epoch: u64,
+    /// The admission epochs of `nodes`: the primary's, and the target's during a migration.
+    pub admitted: (u64, Option<u64>),
     /// When the node set last changed (attach, handoff, migration start or end).
     pub since: SystemTime,
     /// Present while the volume is on two nodes.
@@ -199,6 +206,7 @@ pub struct ClearedAttachment {
     pub volume: String,
     pub node: NodeName,
     pub epoch: u64,
+    pub fence: Fence,
 }
 
 /// A node seen missing whose attachments are not cleared yet.

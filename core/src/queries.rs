@@ -78,6 +78,14 @@ impl Engine {
         all
     }
 
+    /// How many node names the engine holds: only names that an attachment, a detach record or
+    /// a missing mark ever held are interned, so refused and invalid calls never grow it.
+    ///
+    /// Locking behaviour: the node table's read lock.
+    pub fn interned_nodes(&self) -> usize {
+        self.nodes.len()
+    }
+
     /// How many volumes are attached now.
     ///
     /// Locking behaviour: shared guards on one map shard at a time.
@@ -96,8 +104,9 @@ impl Engine {
         Some(Attachment {
             volume: volume.to_owned(),
             access: rec.access(),
-            nodes: self.names(rec.nodes),
+            nodes: self.names(rec.nodes()),
             epoch: rec.epoch,
+            admitted: (rec.admissions()[0], rec.migration().map(|m| m.admitted)),
             since: self.clock.wall_time(rec.since),
             migration,
         })

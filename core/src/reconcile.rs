@@ -13,8 +13,8 @@ use crate::outcome::{ClearedAttachment, PendingNode, ReconcileReport, StaleOutco
 /// What one scan of the volume map found.
 #[derive(Default)]
 struct Scan {
-    /// Volumes held by each node that is not live.
-    orphans: HashMap<NodeId, Vec<Box<str>>>,
+    /// Volumes held by each node that is not live, with the epoch the scan saw.
+    orphans: HashMap<NodeId, Vec<(Box<str>, u64)>>,
     timed_out: Vec<TimedOutMigration>,
 }
 
@@ -48,11 +48,14 @@ impl Engine {
         // Nodes in name order, so a pass that clears both sides of a migration is deterministic.
         let mut orphans: Vec<_> = scan.orphans.into_iter().map(|(id, vols)| (self.nodes.name(id), id, vols)).collect();
         orphans.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        // Epochs this pass itself issued: clearing both sides of a migration changes the epoch
+        // between the two clears, and the second must still match.
+        let mut ours = HashMap::new();
         for (_, node, volumes) in orphans {
             let since = *missing.entry(node).or_insert(now);
             let missing_for = now.saturating_sub(since);
             if missing_for >= grace {
-                report.cleared.extend(self.clear_node_everywhere(node, &volumes));
+                report.cleared.extend(self.clear_node_everywhere(node, &volumes, &mut ours));
                 missing.remove(&node);
             } else {
                 report.pending.push(PendingNode {
@@ -73,8 +76,8 @@ impl Engine {
     fn scan(&self, live: &HashSet<NodeId>, now: Nanos) -> Scan {
         let mut scan = Scan::default();
         for rec in &self.volumes {
-            for node in rec.nodes.into_iter().filter(|n| !n.is_none() && !live.contains(n)) {
-                scan.orphans.entry(node).or_default().push(rec.key().clone());
+            for node in rec.nodes().into_iter().filter(|n| !n.is_none() && !live.contains(n)) {
+                scan.orphans.entry(node).or_default().push((rec.key().clone(), rec.epoch));
             }
             let elapsed = now.saturating_sub(rec.since);
             // The swap under a shared guard makes "reported once" hold even if two passes
@@ -83,8 +86,8 @@ impl Engine {
                 self.counters.migrations_timed_out.incr();
                 scan.timed_out.push(TimedOutMigration {
                     volume: rec.key().to_string(),
-                    source: self.nodes.name(rec.nodes[0]),
-                    target: self.nodes.name(rec.nodes[1]),
+                    source: self.nodes.name(rec.nodes()[0]),
+                    target: self.nodes.name(rec.nodes()[1]),
                     elapsed: nanos_to_duration(elapsed),
                     timeout: nanos_to_duration(rec.migration_timeout()),
                 });
@@ -93,14 +96,26 @@ impl Engine {
         scan
     }
 
-    fn clear_node_everywhere(&self, node: NodeId, volumes: &[Box<str>]) -> Vec<ClearedAttachment> {
+    /// Clears `node` from each volume whose epoch is still the one the scan saw: a volume
+    /// detached and re-attached to the same node since is left alone. A volume whose epoch can
+    /// no longer grow keeps its node (counted in `epoch_exhausted`).
+    fn clear_node_everywhere(
+        &self,
+        node: NodeId,
+        volumes: &[(Box<str>, u64)],
+        ours: &mut HashMap<Box<str>, u64>,
+    ) -> Vec<ClearedAttachment> {
         volumes
             .iter()
-            .filter_map(|v| match self.clear_stale_id(v, node) {
-                StaleOutcome::Cleared { node, epoch, .. } => {
-                    Some(ClearedAttachment { volume: v.to_string(), node, epoch })
+            .filter_map(|(v, seen)| {
+                let seen = ours.get(v).copied().unwrap_or(*seen);
+                match self.clear_stale_id(v, node, Some(seen)) {
+                    Ok(StaleOutcome::Cleared { node, epoch, fence, .. }) => {
+                        ours.insert(v.clone(), epoch);
+                        Some(ClearedAttachment { volume: v.to_string(), node, epoch, fence })
+                    }
+                    Ok(StaleOutcome::NotAttached) | Err(_) => None,
                 }
-                StaleOutcome::NotAttached => None,
             })
             .collect()
     }

@@ -1,22 +1,42 @@
 //! The publish and unpublish tables of DESIGN.md, applied to one volume's entry.
 //!
 //! Pure functions of the entry and the request: the caller holds the entry's write guard,
-//! so each decision and its write are one atomic step.
+//! so each decision and its write are one atomic step. Every change raises the epoch with
+//! [`next_epoch`]; a change whose epoch cannot grow is refused before anything is written.
 
 use crate::clock::Nanos;
-use crate::nodes::NodeId;
+use crate::nodes::{NodeId, NodeTable};
 use crate::outcome::{Access, AccessMode};
-use crate::record::VolumeRecord;
+use crate::record::{next_epoch, Exhausted, VolumeRecord};
 
-/// A publish request, with ids interned and settings read.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct PublishRequest {
-    pub(crate) node: NodeId,
+/// A publish request, with settings read; the node is interned only if it is admitted.
+#[derive(Clone, Copy)]
+pub(crate) struct PublishRequest<'a> {
+    /// The node's id if the name was ever interned (a name never interned holds nothing).
+    pub(crate) node: Option<NodeId>,
+    pub(crate) name: &'a str,
+    pub(crate) names: &'a NodeTable,
     pub(crate) access: Access,
     /// The effective (clamped) migration timeout, in whole seconds.
     pub(crate) migration_timeout_s: u16,
     pub(crate) grace: Nanos,
+    /// Nodes the caller's evidence says still have the volume attached: a grace-period
+    /// handoff never takes it from one of them.
+    pub(crate) still_attached: &'a dyn Fn(&str) -> bool,
+}
+
+/// What the entry guard adds to a request: the instant and term read under it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Moment {
     pub(crate) now: Nanos,
+    pub(crate) term: u64,
+}
+
+impl PublishRequest<'_> {
+    /// The id to write into the entry: interned now if the name is new.
+    fn admit(&self) -> NodeId {
+        self.node.unwrap_or_else(|| self.names.intern(self.name))
+    }
 }
 
 /// A publish that succeeded.
@@ -35,25 +55,33 @@ pub(crate) enum Refusal {
     Incompatible { existing: Access },
     MigrationLimit { holders: [NodeId; 2] },
     MigrationTimedOut { holders: [NodeId; 2], elapsed: Nanos, timeout: Nanos },
+    EpochExhausted { epoch: u64 },
+}
+
+impl From<Exhausted> for Refusal {
+    fn from(Exhausted(epoch): Exhausted) -> Self {
+        Self::EpochExhausted { epoch }
+    }
 }
 
 /// What an unpublish did to the entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Unpublished {
     NotAttached,
-    Detached { nodes: [NodeId; 2] },
+    Detached { nodes: [NodeId; 2], migrating: bool },
     MigrationCompleted { source: NodeId, target: NodeId, duration: Nanos },
     MigrationAborted { source: NodeId, target: NodeId },
 }
 
 impl VolumeRecord {
     /// The publish table.
-    pub(crate) fn publish(&mut self, req: &PublishRequest) -> Result<Decision, Refusal> {
+    pub(crate) fn publish(&mut self, req: &PublishRequest<'_>, at: Moment) -> Result<Decision, Refusal> {
         if !self.is_attached() {
-            self.attach(req);
+            let epoch = next_epoch(self.epoch, at.term)?;
+            self.attach(req, epoch, at.now);
             return Ok(Decision::Attached);
         }
-        if self.holds(req.node) {
+        if req.node.is_some_and(|n| self.holds(n)) {
             return if self.access() == req.access {
                 Ok(Decision::AlreadyAttached)
             } else {
@@ -61,89 +89,106 @@ impl VolumeRecord {
             };
         }
         match (self.access().mode, req.access.mode) {
-            (AccessMode::Rwo, AccessMode::Rwo) => self.hand_off(req),
-            (AccessMode::Rwx, AccessMode::Rwx) => self.start_migration(req),
-            _ => Err(Refusal::Conflict { holders: self.nodes }),
+            (AccessMode::Rwo, AccessMode::Rwo) => self.hand_off(req, at),
+            // The target must ask for the access the volume has: a read-only target of a
+            // writable volume (or the reverse) is not a migration of the same workload.
+            (AccessMode::Rwx, AccessMode::Rwx) if self.access().readonly == req.access.readonly => {
+                self.start_migration(req, at)
+            }
+            _ => Err(Refusal::Conflict { holders: self.nodes() }),
         }
     }
 
-    fn attach(&mut self, req: &PublishRequest) {
+    fn attach(&mut self, req: &PublishRequest<'_>, epoch: u64, now: Nanos) {
         self.set_access(req.access);
-        self.set_nodes([req.node, NodeId::NONE], req.now);
+        self.set_single(req.admit(), epoch, epoch, now);
     }
 
     /// RWO held by A: the request wins only if A's attachment is a late re-attach, i.e. the
     /// volume was fully detached from A less than the grace period ago.
-    fn hand_off(&mut self, req: &PublishRequest) -> Result<Decision, Refusal> {
-        let from = self.nodes[0];
-        let late = self.detached_from == from && self.detached_at.within(req.now, req.grace);
-        if !late {
-            return Err(Refusal::Conflict { holders: self.nodes });
+    fn hand_off(&mut self, req: &PublishRequest<'_>, at: Moment) -> Result<Decision, Refusal> {
+        let from = self.primary();
+        let late = self.detached_from == from && self.detached_at.within(at.now, req.grace);
+        // Evidence beats timers: a holder whose attachment is known to stand is not late.
+        if !late || (req.still_attached)(&req.names.name(from)) {
+            return Err(Refusal::Conflict { holders: self.nodes() });
         }
+        let epoch = next_epoch(self.epoch, at.term)?;
         self.detached_at.clear();
-        self.attach(req);
+        self.attach(req, epoch, at.now);
         Ok(Decision::HandedOff { from })
     }
 
     /// RWX: a second node starts a migration; a third is refused, as timed out when the
     /// migration has outlived its timeout (that check comes first), else as over the limit.
-    fn start_migration(&mut self, req: &PublishRequest) -> Result<Decision, Refusal> {
+    fn start_migration(&mut self, req: &PublishRequest<'_>, at: Moment) -> Result<Decision, Refusal> {
         if self.is_migrating() {
-            let elapsed = req.now.saturating_sub(self.since);
+            let elapsed = at.now.saturating_sub(self.since);
             let timeout = self.migration_timeout();
             if elapsed > timeout {
-                return Err(Refusal::MigrationTimedOut { holders: self.nodes, elapsed, timeout });
+                return Err(Refusal::MigrationTimedOut { holders: self.nodes(), elapsed, timeout });
             }
-            return Err(Refusal::MigrationLimit { holders: self.nodes });
+            return Err(Refusal::MigrationLimit { holders: self.nodes() });
         }
-        let source = self.nodes[0];
-        self.migration_timeout_s = req.migration_timeout_s;
-        self.set_timeout_reported(false);
-        self.set_nodes([source, req.node], req.now);
+        let epoch = next_epoch(self.epoch, at.term)?;
+        let source = self.primary();
+        self.set_migrating(req.admit(), req.migration_timeout_s, epoch, at.now);
         Ok(Decision::MigrationStarted { source })
     }
 
     /// The unpublish table. `None` detaches every node (CSI allows an empty node id).
-    pub(crate) fn unpublish(&mut self, node: Option<NodeId>, now: Nanos) -> Unpublished {
+    pub(crate) fn unpublish(&mut self, node: Option<NodeId>, at: Moment) -> Result<Unpublished, Exhausted> {
         if !self.is_attached() {
-            return Unpublished::NotAttached;
+            return Ok(Unpublished::NotAttached);
         }
-        let Some(node) = node else { return self.detach_all(now) };
+        let Some(node) = node else { return self.detach_all(at) };
         if !self.holds(node) {
-            return Unpublished::NotAttached;
+            return Ok(Unpublished::NotAttached);
         }
-        if !self.is_migrating() {
-            return self.detach_all(now);
-        }
-        let [source, target] = self.nodes;
-        let duration = now.saturating_sub(self.since);
+        let Some(m) = self.migration() else { return self.detach_all(at) };
+        let (source, target, target_admitted) = (self.primary(), m.target, m.admitted);
+        let epoch = next_epoch(self.epoch, at.term)?;
+        let duration = at.now.saturating_sub(self.since);
         if node == source {
-            self.set_nodes([target, NodeId::NONE], now);
-            Unpublished::MigrationCompleted { source, target, duration }
+            self.set_single(target, target_admitted, epoch, at.now);
+            Ok(Unpublished::MigrationCompleted { source, target, duration })
         } else {
-            self.set_nodes([source, NodeId::NONE], now);
-            Unpublished::MigrationAborted { source, target }
+            self.set_single(source, self.admitted, epoch, at.now);
+            Ok(Unpublished::MigrationAborted { source, target })
         }
     }
 
     /// A full detach: the only change that writes the detach record.
-    fn detach_all(&mut self, now: Nanos) -> Unpublished {
-        let nodes = self.nodes;
+    fn detach_all(&mut self, at: Moment) -> Result<Unpublished, Exhausted> {
+        let epoch = next_epoch(self.epoch, at.term)?;
+        let (nodes, migrating) = (self.nodes(), self.is_migrating());
         self.detached_from = nodes[0];
-        self.detached_at.set(now);
-        self.set_nodes([NodeId::NONE; 2], now);
-        Unpublished::Detached { nodes }
+        self.detached_at.set(at.now);
+        self.set_detached(epoch, at.now);
+        Ok(Unpublished::Detached { nodes, migrating })
     }
 
-    /// Compare-and-clear: removes `node` only if it still holds the volume. Writes no detach
-    /// record (the node did not detach; it vanished). Returns whether it removed it.
-    pub(crate) fn clear_node(&mut self, node: NodeId, now: Nanos) -> bool {
-        if !self.holds(node) {
-            return false;
+    /// Compare-and-clear: removes `node` only if it still holds the volume and, when `seen`
+    /// is given, only if the epoch is still the one the caller saw. Writes no detach record
+    /// (the node did not detach; it vanished). Returns whether it removed it.
+    pub(crate) fn clear_node(&mut self, node: NodeId, seen: Option<u64>, at: Moment) -> Result<bool, Exhausted> {
+        if !self.holds(node) || seen.is_some_and(|e| e != self.epoch) {
+            return Ok(false);
         }
-        let [a, b] = self.nodes;
-        let rest = if a == node { b } else { a };
-        self.set_nodes([rest, NodeId::NONE], now);
-        true
+        let epoch = next_epoch(self.epoch, at.term)?;
+        let [a, b] = self.nodes();
+        let [adm_a, adm_b] = self.admissions();
+        match (a == node, b.is_none()) {
+            (_, true) => self.set_detached(epoch, at.now),
+            (true, false) => self.set_single(b, adm_b, epoch, at.now),
+            (false, false) => self.set_single(a, adm_a, epoch, at.now),
+        }
+        Ok(true)
+    }
+
+    /// A re-fence: the epoch rises to the term; nodes and admissions stay.
+    pub(crate) fn refence(&mut self, term: u64) -> Result<(), Exhausted> {
+        self.epoch = next_epoch(self.epoch, term)?;
+        Ok(())
     }
 }

@@ -15,6 +15,10 @@ impl Counter {
         self.0.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
     pub(crate) fn decr(&self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
@@ -91,4 +95,14 @@ counters! {
     invalid_input,
     /// Volumes on two nodes right now (a gauge, not a count).
     active_migrations,
+    /// Migrations ended by a full detach (an unpublish naming no node).
+    migrations_detached,
+    /// Migrations ended by a compare-and-clear of one side (a stale node).
+    migrations_cleared,
+    /// Volume epochs raised by a re-fence.
+    refenced,
+    /// Volume records dropped by `forget`.
+    forgotten,
+    /// Changes refused because the volume's epoch could not grow.
+    epoch_exhausted,
 }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tether_core::{
-    Access, AccessMode, Config, CoreError, Engine, Inconsistency, InputField, ManualClock, Nodes, Problem, Published,
-    SnapshotError, StaleOutcome, UnpublishOutcome, MAX_ID_LEN,
+    Access, AccessMode, Admission, Config, CoreError, Engine, Fence, Inconsistency, InputField, ManualClock, Nodes,
+    Problem, Published, SnapshotError, StaleOutcome, UnpublishOutcome, MAX_ID_LEN,
 };
 
 const SEC: Duration = Duration::from_secs(1);
@@ -34,6 +34,12 @@ fn late_reattach(e: &Engine, clock: &ManualClock) {
     e.unpublish("v", Some("a")).unwrap();
     clock.advance(SEC);
     e.publish("v", "a", RWO, None).unwrap();
+}
+
+/// The fence `(epoch, access, [(node, admitted_at)])`.
+fn fence(epoch: u64, access: Access, nodes: &[(&str, u64)]) -> Fence {
+    let nodes = nodes.iter().map(|&(n, e)| Admission { node: n.into(), epoch: e }).collect();
+    Fence::new(epoch, access, nodes).unwrap()
 }
 
 fn migrating(e: &Engine) {
@@ -211,7 +217,7 @@ fn unpublish_sole_node_detaches_and_writes_the_detach_record() {
     e.publish("v", "a", RWO, None).unwrap();
     clock.advance(SEC);
     let out = e.unpublish("v", Some("a")).unwrap();
-    assert_eq!(out, UnpublishOutcome::Detached { nodes: Nodes::one("a"), epoch: 2 });
+    assert_eq!(out, UnpublishOutcome::Detached { nodes: Nodes::one("a"), epoch: 2, fence: fence(2, RWO, &[]) });
     assert_eq!(nodes_of(&e, "v"), None);
     clock.advance(SEC);
     let rec = e.detach_timestamp("v").unwrap().unwrap();
@@ -231,7 +237,8 @@ fn unpublish_migration_source_completes_it() {
             source: "a".into(),
             target: "b".into(),
             duration: Duration::from_secs(42),
-            epoch: 3
+            epoch: 3,
+            fence: fence(3, RWX, &[("b", 2)]),
         }
     );
     attached(&e, "v", &["b"]);
@@ -244,7 +251,15 @@ fn unpublish_migration_target_aborts_it() {
     let (e, _) = engine();
     migrating(&e);
     let out = e.unpublish("v", Some("b")).unwrap();
-    assert_eq!(out, UnpublishOutcome::MigrationAborted { source: "a".into(), target: "b".into(), epoch: 3 });
+    assert_eq!(
+        out,
+        UnpublishOutcome::MigrationAborted {
+            source: "a".into(),
+            target: "b".into(),
+            epoch: 3,
+            fence: fence(3, RWX, &[("a", 1)])
+        }
+    );
     attached(&e, "v", &["a"]);
     assert_eq!(e.detach_timestamp("v").unwrap(), None);
     assert_eq!((e.stats().migrations_aborted, e.stats().active_migrations), (1, 0));
@@ -255,7 +270,7 @@ fn unpublish_without_node_detaches_every_node() {
     let (e, _) = engine();
     migrating(&e);
     let out = e.unpublish("v", None).unwrap();
-    assert_eq!(out, UnpublishOutcome::Detached { nodes: Nodes::two("a", "b"), epoch: 3 });
+    assert_eq!(out, UnpublishOutcome::Detached { nodes: Nodes::two("a", "b"), epoch: 3, fence: fence(3, RWO, &[]) });
     assert_eq!(nodes_of(&e, "v"), None);
     assert_eq!(&*e.detach_timestamp("v").unwrap().unwrap().node, "a");
     assert_eq!(e.stats().active_migrations, 0);
@@ -313,7 +328,10 @@ fn stale_clear_is_compare_and_clear() {
     e.publish("v", "b", RWO, None).unwrap();
     assert_eq!(e.clear_stale("v", "a").unwrap(), StaleOutcome::NotAttached, "never undoes a newer attachment");
     attached(&e, "v", &["b"]);
-    assert_eq!(e.clear_stale("v", "b").unwrap(), StaleOutcome::Cleared { node: "b".into(), remaining: None, epoch: 4 });
+    assert_eq!(
+        e.clear_stale("v", "b").unwrap(),
+        StaleOutcome::Cleared { node: "b".into(), remaining: None, epoch: 4, fence: fence(4, RWO, &[]) }
+    );
     assert_eq!(nodes_of(&e, "v"), None);
     assert_eq!(&*e.detach_timestamp("v").unwrap().unwrap().node, "a", "a stale clear writes no detach record");
 }
@@ -324,7 +342,12 @@ fn stale_clear_of_one_migration_side_keeps_the_other() {
     migrating(&e);
     assert_eq!(
         e.clear_stale("v", "a").unwrap(),
-        StaleOutcome::Cleared { node: "a".into(), remaining: Some("b".into()), epoch: 3 }
+        StaleOutcome::Cleared {
+            node: "a".into(),
+            remaining: Some("b".into()),
+            epoch: 3,
+            fence: fence(3, RWX, &[("b", 2)])
+        }
     );
     attached(&e, "v", &["b"]);
     assert_eq!(e.stats().active_migrations, 0);
@@ -453,10 +476,10 @@ fn snapshot_restore_refuses_unknown_version_and_malformed_text() {
     let (e, _) = engine();
     e.publish("v", "a", RWO, None).unwrap();
     let before = e.snapshot();
-    let bad_version = e.snapshot_json().replace("\"version\":1", "\"version\":2");
+    let bad_version = e.snapshot_json().replace("\"version\":2", "\"version\":3");
     assert_eq!(
         e.restore_json(&bad_version).unwrap_err(),
-        CoreError::BadSnapshot(SnapshotError::UnknownVersion { found: 2, supported: 1 })
+        CoreError::BadSnapshot(SnapshotError::UnknownVersion { found: 3, supported: 2 })
     );
     let json = e.snapshot_json();
     let truncated = &json[..json.len() / 2];

@@ -7,21 +7,70 @@ use std::time::{Duration, SystemTime};
 
 use proptest::prelude::*;
 use tether_core::model::Model;
-use tether_core::{Access, AccessMode, Config, Engine, ManualClock, StaleOutcome};
+use tether_core::{Access, AccessMode, Config, Engine, ManualClock, Snapshot};
 
 const VOLUMES: [&str; 3] = ["v0", "v1", "v2"];
 const NODES: [&str; 4] = ["n0", "n1", "n2", "n3"];
 
 #[derive(Debug, Clone)]
 enum Op {
-    Publish { v: usize, n: usize, rwx: bool, ro: bool, timeout_s: Option<u64> },
-    Unpublish { v: usize, n: Option<usize> },
-    Grace { v: usize, secs: u64 },
-    ClearStale { v: usize, n: usize },
-    Reconcile { live: u8 },
-    Advance { millis: u64 },
-    SetGrace { secs: u64 },
+    Publish {
+        v: usize,
+        n: usize,
+        rwx: bool,
+        ro: bool,
+        timeout_s: Option<u64>,
+    },
+    Unpublish {
+        v: usize,
+        n: Option<usize>,
+    },
+    Grace {
+        v: usize,
+        secs: u64,
+    },
+    ClearStale {
+        v: usize,
+        n: usize,
+    },
+    Reconcile {
+        live: u8,
+    },
+    Advance {
+        millis: u64,
+    },
+    SetGrace {
+        secs: u64,
+    },
     SnapshotRestore,
+    SetTerm {
+        term: u64,
+    },
+    Refence,
+    Forget {
+        v: usize,
+    },
+    Fence {
+        v: usize,
+    },
+    /// Restores, into the live engine, its own snapshot changed by `edit`.
+    RestoreEdited {
+        v: usize,
+        edit: Edit,
+    },
+}
+
+/// How `Op::RestoreEdited` changes a snapshot before restoring it.
+#[derive(Debug, Clone, Copy)]
+enum Edit {
+    /// The volume's epoch lowered by this much (admissions kept at most the new epoch).
+    Lower(u64),
+    /// The volume left out.
+    Drop,
+    /// The volume's epoch put this far below `u64::MAX`.
+    NearMax(u64),
+    /// The document's term raised to this.
+    Term(u64),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -42,6 +91,16 @@ fn op() -> impl Strategy<Value = Op> {
         ].prop_map(|millis| Op::Advance { millis }),
         1 => (0u64..90).prop_map(|secs| Op::SetGrace { secs }),
         1 => Just(Op::SnapshotRestore),
+        1 => prop_oneof![0u64..4, Just(u64::from(u32::MAX)), Just(1 << 32)].prop_map(|term| Op::SetTerm { term }),
+        1 => Just(Op::Refence),
+        1 => (0..VOLUMES.len()).prop_map(|v| Op::Forget { v }),
+        1 => (0..VOLUMES.len()).prop_map(|v| Op::Fence { v }),
+        2 => (0..VOLUMES.len(), prop_oneof![
+            (1u64..4).prop_map(Edit::Lower),
+            Just(Edit::Drop),
+            (0u64..3).prop_map(Edit::NearMax),
+            (0u64..4).prop_map(Edit::Term),
+        ]).prop_map(|(v, edit)| Op::RestoreEdited { v, edit }),
     ]
 }
 
@@ -76,8 +135,7 @@ impl Pair {
                 prop_assert_eq!(e.is_within_grace_period(VOLUMES[v], g), m.is_within_grace_period(VOLUMES[v], g));
             }
             Op::ClearStale { v, n } => {
-                let cleared = matches!(e.clear_stale(VOLUMES[v], NODES[n]).unwrap(), StaleOutcome::Cleared { .. });
-                prop_assert_eq!(cleared, m.clear_stale(VOLUMES[v], NODES[n]));
+                prop_assert_eq!(e.clear_stale(VOLUMES[v], NODES[n]), m.clear_stale(VOLUMES[v], NODES[n]));
             }
             Op::Reconcile { live } => {
                 let live: Vec<&str> =
@@ -96,6 +154,15 @@ impl Pair {
                 prop_assert_eq!(fresh.snapshot_json(), json);
                 self.engine = fresh;
             }
+            Op::SetTerm { term } => prop_assert_eq!(e.set_term(term), m.set_term(term)),
+            Op::Refence => prop_assert_eq!(e.refence(), m.refence()),
+            Op::Forget { v } => prop_assert_eq!(e.forget(VOLUMES[v]), m.forget(VOLUMES[v])),
+            Op::Fence { v } => prop_assert_eq!(e.fence(VOLUMES[v]).unwrap(), m.fence(VOLUMES[v])),
+            Op::RestoreEdited { v, edit } => {
+                let mut doc = e.snapshot();
+                edited(&mut doc, VOLUMES[v], edit);
+                prop_assert_eq!(e.restore(&doc), m.restore(&doc));
+            }
         }
         self.same_state()
     }
@@ -105,12 +172,18 @@ impl Pair {
             .engine
             .list()
             .into_iter()
-            .map(|a| (a.volume, a.nodes.iter().map(ToString::to_string).collect::<Vec<_>>(), a.access, a.epoch))
-            .collect();
+            .map(|a| {
+                let admitted = [Some(a.admitted.0), a.admitted.1];
+                let nodes = a.nodes.iter().map(ToString::to_string).zip(admitted.into_iter().flatten()).collect();
+                (a.volume, nodes, a.access, a.epoch)
+            })
+            .collect::<Vec<(String, Vec<(String, u64)>, Access, u64)>>();
         prop_assert_eq!(engine, self.model.attachments());
         for v in VOLUMES {
             prop_assert_eq!(self.engine.epoch(v).unwrap(), self.model.epoch(v));
+            prop_assert_eq!(self.engine.fence(v).unwrap(), self.model.fence(v));
         }
+        prop_assert_eq!(self.engine.term(), self.model.term());
         Ok(())
     }
 }
@@ -124,5 +197,24 @@ proptest! {
         for op in &ops {
             pair.step(op)?;
         }
+    }
+}
+
+/// Applies `edit` to `volume`'s entry of `doc` (or to the document), keeping it well formed.
+fn edited(doc: &mut Snapshot, volume: &str, edit: Edit) {
+    let entry = doc.volumes.iter_mut().find(|e| e.volume == volume);
+    let set_epoch = |e: &mut tether_core::VolumeEntry, epoch: u64| {
+        let epoch = epoch.max(u64::from(e.attachment.is_some()));
+        e.epoch = epoch;
+        if let Some(a) = e.attachment.as_mut() {
+            a.admitted.iter_mut().for_each(|x| *x = (*x).min(epoch));
+        }
+    };
+    match (edit, entry) {
+        (Edit::Lower(by), Some(e)) => set_epoch(e, e.epoch.saturating_sub(by)),
+        (Edit::Drop, Some(_)) => doc.volumes.retain(|e| e.volume != volume),
+        (Edit::NearMax(k), Some(e)) => set_epoch(e, u64::MAX - 2 - k),
+        (Edit::Term(t), _) => doc.term = doc.term.max(t),
+        (_, None) => {}
     }
 }

@@ -109,23 +109,25 @@ fn worker(engine: &Engine, clock: &ManualClock, seed: u64) -> Seen {
                 let node = (rng.below(8) != 0).then_some(n);
                 match engine.unpublish(v, node).unwrap() {
                     UnpublishOutcome::NotAttached => bump(s, "not_attached", 1),
-                    UnpublishOutcome::Detached { nodes, epoch } => {
+                    UnpublishOutcome::Detached { nodes, epoch, .. } => {
                         bump(s, "detached", 1);
+                        bump(s, "migrations_detached", u64::from(nodes.len() == 2));
                         record(epoch, Change::Detached { nodes: nodes.iter().cloned().collect() });
                     }
                     UnpublishOutcome::MigrationCompleted { source, target, epoch, .. } => {
                         bump(s, "migrations_completed", 1);
                         record(epoch, Change::Completed { source, target });
                     }
-                    UnpublishOutcome::MigrationAborted { source, target, epoch } => {
+                    UnpublishOutcome::MigrationAborted { source, target, epoch, .. } => {
                         bump(s, "migrations_aborted", 1);
                         record(epoch, Change::Aborted { source, target });
                     }
                 }
             }
             14 => {
-                if let StaleOutcome::Cleared { node, epoch, .. } = engine.clear_stale(v, n).unwrap() {
+                if let StaleOutcome::Cleared { node, epoch, remaining, .. } = engine.clear_stale(v, n).unwrap() {
                     bump(s, "stale_cleared", 1);
+                    bump(s, "migrations_cleared", u64::from(remaining.is_some()));
                     record(epoch, Change::StaleCleared { node });
                 }
             }
@@ -136,6 +138,8 @@ fn worker(engine: &Engine, clock: &ManualClock, seed: u64) -> Seen {
                 bump(s, "migrations_timed_out", report.timed_out_migrations.len() as u64);
                 for c in report.cleared {
                     bump(s, "stale_cleared", 1);
+                    // One node left in the fence: the clear ended a migration.
+                    bump(s, "migrations_cleared", u64::from(c.fence.len() == 1));
                     assert!(tally
                         .changes
                         .entry(c.volume)
@@ -236,6 +240,16 @@ fn concurrent_operations_keep_every_invariant() {
     bump(&mut total, "active_migrations", migrating);
     let stats: BTreeMap<&'static str, u64> = engine.stats().fields().into_iter().filter(|(_, n)| *n != 0).collect();
     assert_eq!(stats, total.into_iter().filter(|(_, n)| *n != 0).collect(), "counters differ from the outcomes seen");
+    let st = engine.stats();
+    assert_eq!(
+        st.migrations_started,
+        st.migrations_completed
+            + st.migrations_aborted
+            + st.migrations_detached
+            + st.migrations_cleared
+            + st.active_migrations,
+        "every migration that started ended exactly once or is still running: {st:?}"
+    );
     for counter in ["handed_off", "migrations_started", "stale_cleared", "migrations_completed", "migrations_aborted"] {
         assert!(stats.contains_key(counter), "the mix never produced {counter}: {stats:?}");
     }

@@ -103,6 +103,7 @@ async fn main() {
         grace_period: Duration::from_secs(30),
         default_migration_timeout: Duration::from_mins(5),
         metrics_namespace: "rds_csi".into(),
+        lease_term: 0,
     };
     let parts = Parts {
         clock: clock.clone(),

@@ -107,10 +107,19 @@ fn attachment(
     // A migration started when its target attached: the later record.
     let since = kept.iter().map(|n| n.since).max().unwrap_or(SystemTime::UNIX_EPOCH);
     let timeout_ms = u32::try_from(clamp_migration_timeout(timeout).as_millis()).unwrap_or(u32::MAX);
+    // A node the engine already had keeps its admission epoch (its publish context stays
+    // valid); a new one is admitted at the volume's new epoch, filled in by `plan` (0 here).
+    let admitted = names
+        .iter()
+        .map(|n| {
+            current.and_then(|a| a.nodes.iter().position(|m| m == n).and_then(|i| a.admitted.get(i))).map_or(0, |e| *e)
+        })
+        .collect();
     Some(AttachmentEntry {
         mode: observed.access.mode,
         readonly: observed.access.readonly,
         nodes: names,
+        admitted,
         since_unix_nanos: unix_nanos(since),
         migration_timeout_ms: (kept.len() == 2).then_some(timeout_ms),
         timeout_reported: false,
@@ -152,9 +161,10 @@ pub fn plan(
         }
         let floor = obs.epoch_floor.max(entry.epoch);
         match attachment(entry.attachment.as_ref(), obs, &kept, timeout_for(volume)) {
-            Some(a) => {
-                entry.attachment = Some(a);
+            Some(mut a) => {
                 entry.epoch = floor + 1;
+                a.admitted.iter_mut().filter(|e| **e == 0).for_each(|e| *e = floor + 1);
+                entry.attachment = Some(a);
                 report.adopted.push(volume.clone());
             }
             None if floor > entry.epoch => {

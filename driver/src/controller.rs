@@ -20,6 +20,7 @@ use crate::csi::{
 };
 use crate::driver::Driver;
 use crate::events;
+use crate::nodes::Held;
 use crate::status::DriverError;
 use crate::volume::{parse_migration_timeout, VolumeKind, VolumeMeta};
 
@@ -27,8 +28,11 @@ use crate::volume::{parse_migration_timeout, VolumeKind, VolumeMeta};
 pub const DEFAULT_VOLUME_BYTES: u64 = 1 << 30;
 /// Prefix of every volume id this driver issues; paging tokens are such ids.
 pub const VOLUME_ID_PREFIX: &str = "tv-";
-/// `publish_context` key of the volume's epoch (fencing token).
+/// `publish_context` key of the node's admission epoch: what the node presents at
+/// `NodeStage` and `NodePublish`, accepted while the latest fence admits it at or below this.
 pub const EPOCH_KEY: &str = "tether.io/epoch";
+/// `publish_context` key of the epoch of the fence applied for this publish.
+pub const FENCE_EPOCH_KEY: &str = "tether.io/fence-epoch";
 /// `publish_context` key of the node the context was issued for.
 pub const NODE_KEY: &str = "tether.io/node";
 /// `publish_context` key of the access granted (`RWO`, `RWX`, with ` read-only`).
@@ -145,12 +149,14 @@ impl Driver {
         }
         self.store.delete(&req.volume_id)?;
         self.catalog.remove(&req.volume_id);
+        // Not attached (checked above, under the volume's guard), so the record can go.
+        self.engine.forget(&req.volume_id)?;
         tracing::info!(volume = %req.volume_id, "volume deleted");
         Ok(())
     }
 
-    /// `ControllerPublishVolume`: the engine decides; the new state is durable before the reply,
-    /// whose context carries the volume's epoch.
+    /// `ControllerPublishVolume`: the engine decides; the new state and its fence are durable
+    /// before the reply, whose context carries the node's admission epoch and the fence epoch.
     pub fn controller_publish(
         &self,
         req: &ControllerPublishVolumeRequest,
@@ -172,7 +178,9 @@ impl Driver {
         let access = if req.readonly { cap.access.readonly() } else { cap.access };
         let (result, cleared) = self.publish_past_gone_holders(volume, node, access, meta.migration_timeout());
         let changed = cleared || result.as_ref().is_ok_and(|out| out.kind != Published::AlreadyAttached);
-        let saved = self.persist_if(changed, &meta);
+        // The fence goes to the store on every call, changed or not: the same fence again is a
+        // no-op there, and a retry after a failed apply must not be acknowledged without it.
+        let saved = self.persist_if(changed, &meta).and_then(|()| self.apply_fence(volume));
         // Posted once the outcome is durable (or could not be made so), with how long it took.
         self.post(events::for_publish(volume, node, &result, started.elapsed()));
         if changed {
@@ -181,7 +189,8 @@ impl Driver {
         saved?;
         let out = result?;
         let context = HashMap::from([
-            (EPOCH_KEY.to_owned(), out.epoch.to_string()),
+            (EPOCH_KEY.to_owned(), out.admitted.to_string()),
+            (FENCE_EPOCH_KEY.to_owned(), out.fence.epoch.to_string()),
             (NODE_KEY.to_owned(), node.to_owned()),
             (ACCESS_KEY.to_owned(), access.to_string()),
         ]);
@@ -210,6 +219,7 @@ impl Driver {
         let changed = out != UnpublishOutcome::NotAttached;
         if let Some(meta) = meta {
             self.persist_if(changed, &meta)?;
+            self.apply_fence(volume)?;
         }
         if changed {
             self.changed(volume);
@@ -217,9 +227,11 @@ impl Driver {
         Ok(())
     }
 
-    /// Publishes; if the engine refuses because nodes that no longer exist hold the volume,
-    /// clears them (compare-and-clear, so a newer attachment is never undone) and decides
-    /// once more. Returns the decision and whether anything was cleared.
+    /// Publishes with the evidence of the node directory (a holder shown still attached is never
+    /// handed off by the grace rule); if the engine refuses because nodes that no longer exist,
+    /// or orphans whose attachment record was deleted, hold the volume, clears them
+    /// (compare-and-clear, so a newer attachment is never undone) and decides once more.
+    /// Returns the decision and whether anything was cleared.
     fn publish_past_gone_holders(
         &self,
         volume: &str,
@@ -227,7 +239,8 @@ impl Driver {
         access: Access,
         timeout: Option<Duration>,
     ) -> (Result<PublishOutcome, CoreError>, bool) {
-        let result = self.engine.publish(volume, node, access, timeout);
+        let attached = |n: &str| self.nodes.held(volume, n) == Held::Attached;
+        let result = self.engine.publish_with(volume, node, access, timeout, &attached);
         let Err(
             CoreError::Conflict { attached_to: holders, .. }
             | CoreError::MigrationLimit { nodes: holders, .. }
@@ -237,19 +250,26 @@ impl Driver {
             return (result, false);
         };
         let mut cleared = false;
-        for gone in holders.iter().filter(|h| !self.nodes.exists(h)) {
-            match self.engine.clear_stale(volume, gone) {
+        for holder in holders.iter() {
+            let (why, event): (_, fn(&str, &str, u64) -> events::Event) = if !self.nodes.exists(holder) {
+                ("holder_gone", events::holder_gone)
+            } else if self.nodes.held(volume, holder) == Held::Gone {
+                ("orphan", events::orphan)
+            } else {
+                continue;
+            };
+            match self.engine.clear_stale(volume, holder) {
                 Ok(StaleOutcome::Cleared { node: holder, epoch, .. }) => {
                     cleared = true;
-                    self.metrics.reconcile_action("holder_gone");
-                    self.post(Some(events::holder_gone(volume, &holder, epoch)));
+                    self.metrics.reconcile_action(why);
+                    self.post(Some(event(volume, &holder, epoch)));
                 }
                 Ok(StaleOutcome::NotAttached) => {}
                 Err(e) => return (Err(e), cleared),
             }
         }
         if cleared {
-            (self.engine.publish(volume, node, access, timeout), true)
+            (self.engine.publish_with(volume, node, access, timeout, &attached), true)
         } else {
             (result, false)
         }

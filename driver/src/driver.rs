@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use dashmap::{DashMap, DashSet};
+use dashmap::DashSet;
 use tether_core::{Clock, Config, CoreError, Engine, SnapshotError};
 
 use crate::adopt::{self, AdoptReport, Observed};
@@ -28,6 +28,9 @@ pub struct Settings {
     pub grace_period: Duration,
     pub default_migration_timeout: Duration,
     pub metrics_namespace: String,
+    /// The lowest controller term this start may take: the Lease's transitions with leader
+    /// election, 0 standalone. The term is also above every term the store handed out.
+    pub lease_term: u64,
 }
 
 /// The parts a driver is built from; tests swap the clock, store, nodes or events.
@@ -81,8 +84,6 @@ pub struct Driver {
     events: Arc<dyn EventSink>,
     changes: Option<Arc<dyn ChangeListener>>,
     pub(crate) inflight: InFlight,
-    /// Node side: the highest epoch each volume was mounted with here (the fence).
-    pub(crate) mounted_epochs: DashMap<String, u64>,
     phase: AtomicU8,
     /// Volumes whose last persist failed: the engine moved on but the disk did not, so the
     /// next call on them persists even if it changes nothing (an idempotent retry must not
@@ -144,9 +145,11 @@ impl Driver {
             }
             other => StartupError::Settings(other),
         })?;
+        let term = parts.store.next_term(settings.lease_term)?;
+        engine.set_term(term)?;
         let metrics = Metrics::new(&settings.metrics_namespace, Arc::clone(&engine))?;
-        tracing::info!(volumes = catalog.len(), attached = engine.attached_count(), "state loaded");
-        Ok(Self {
+        tracing::info!(volumes = catalog.len(), attached = engine.attached_count(), term, "state loaded");
+        let driver = Self {
             settings,
             engine,
             metrics,
@@ -156,11 +159,33 @@ impl Driver {
             events: parts.events,
             changes: parts.changes,
             inflight: InFlight::default(),
-            mounted_epochs: DashMap::new(),
             phase: AtomicU8::new(if parts.awaits_rebuild { phase::REBUILDING } else { phase::SERVING }),
             calls: AtomicUsize::new(0),
             unsaved: DashSet::new(),
-        })
+        };
+        if !parts.awaits_rebuild {
+            driver.refence()?;
+        }
+        Ok(driver)
+    }
+
+    /// Re-fences every volume at this start's term and hands each fence to the store before
+    /// anything is served, so a late update of an earlier leader is refused by the store.
+    fn refence(&self) -> Result<(), StoreError> {
+        let mut fences = self.engine.refence();
+        fences.retain(|vf| self.catalog.get(&vf.volume).is_some());
+        self.store.apply_fences(&fences)?;
+        tracing::info!(term = self.engine.term(), volumes = fences.len(), "re-fenced every volume at this term");
+        Ok(())
+    }
+
+    /// Hands `volume`'s current fence to the store (call under the volume's in-flight guard,
+    /// after a change and before acknowledging it).
+    pub(crate) fn apply_fence(&self, volume: &str) -> Result<(), DriverError> {
+        match self.engine.fence(volume)? {
+            Some(fence) => Ok(self.store.apply_fence(volume, &fence)?),
+            None => Ok(()),
+        }
     }
 
     /// Whether the driver accepts calls: state rebuilt, shutdown not begun.
@@ -256,6 +281,7 @@ impl Driver {
         for cleared in &report.cleared {
             if let Some(meta) = self.catalog.get(&cleared.volume) {
                 self.persist(&meta)?;
+                self.store.apply_fence(&cleared.volume, &cleared.fence).or_else(superseded)?;
             }
             self.changed(&cleared.volume);
         }
@@ -296,6 +322,7 @@ impl Driver {
             self.post(Some(crate::events::for_refused(r)));
         }
         self.metrics.reconcile_action("rebuilt");
+        self.refence()?;
         let _ = self.phase.compare_exchange(phase::REBUILDING, phase::SERVING, Ordering::AcqRel, Ordering::Acquire);
         tracing::info!(
             unchanged = report.unchanged,
@@ -305,5 +332,14 @@ impl Driver {
             "attachment state rebuilt"
         );
         Ok(report)
+    }
+}
+
+/// A fence the store refused because a newer one is already applied (a publish on the same
+/// volume got there first) needs nothing more.
+fn superseded(e: StoreError) -> Result<(), StoreError> {
+    match e {
+        StoreError::Fence(CoreError::StaleFence { .. }) => Ok(()),
+        other => Err(other),
     }
 }

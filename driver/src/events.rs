@@ -125,15 +125,15 @@ pub fn for_publish(
 pub fn for_unpublish(volume: &str, result: &Result<UnpublishOutcome, CoreError>) -> Option<Event> {
     match result.as_ref().ok()? {
         UnpublishOutcome::NotAttached => None,
-        UnpublishOutcome::Detached { nodes, epoch } => {
+        UnpublishOutcome::Detached { nodes, epoch, .. } => {
             Some(event(Reason::VolumeDetached, volume, format!("detached from {nodes} at epoch {epoch}")))
         }
-        UnpublishOutcome::MigrationCompleted { source, target, duration, epoch } => Some(event(
+        UnpublishOutcome::MigrationCompleted { source, target, duration, epoch, .. } => Some(event(
             Reason::MigrationCompleted,
             volume,
             format!("migration from {source:?} to {target:?} completed after {duration:?} at epoch {epoch}"),
         )),
-        UnpublishOutcome::MigrationAborted { source, target, epoch } => Some(event(
+        UnpublishOutcome::MigrationAborted { source, target, epoch, .. } => Some(event(
             Reason::MigrationFailed,
             volume,
             format!("migration from {source:?} to {target:?} aborted: the target left; {source:?} keeps the volume (epoch {epoch})"),
@@ -148,6 +148,11 @@ fn stale_cleared(volume: &str, node: &str, epoch: u64, why: &str) -> Event {
 /// The event of an attachment cleared at publish time because its node no longer exists.
 pub fn holder_gone(volume: &str, node: &str, epoch: u64) -> Event {
     stale_cleared(volume, node, epoch, "which no longer exists, to let a new attachment in")
+}
+
+/// The event of a holder cleared because its attachment record is gone (an orphan).
+pub fn orphan(volume: &str, node: &str, epoch: u64) -> Event {
+    stale_cleared(volume, node, epoch, "whose VolumeAttachment no longer exists (a late publish after its unpublish)")
 }
 
 /// The conflict event of an attachment Kubernetes shows that the rebuild could not adopt.

@@ -91,13 +91,14 @@ enum Stop {
     LostLease,
 }
 
-fn settings(args: &Args) -> Settings {
+fn settings(args: &Args, lease_term: u64) -> Settings {
     Settings {
         driver_name: args.driver_name.clone(),
         node_id: args.node_id.clone(),
         grace_period: Duration::from_secs(args.grace_period_seconds),
         default_migration_timeout: Duration::from_secs(args.migration_timeout_seconds),
         metrics_namespace: args.metrics_namespace.clone(),
+        lease_term,
     }
 }
 
@@ -179,11 +180,14 @@ async fn run(args: Args) -> Result<Stop, Box<dyn std::error::Error>> {
     // Leadership comes first: a standby must not read a store the leader is writing.
     let (release, release_rx) = watch::channel(false);
     let mut elector = None;
+    let mut lease_term = 0;
     if args.leader_election {
         let client =
             kube.clone().ok_or("--leader-election needs Kubernetes: a kubeconfig or in-cluster configuration")?;
         let e = Elector::new(client, lease_config(&args)?, Arc::new(MonotonicClock::new()));
+        let term = e.term();
         elector = Some(lead(e, &stop, release_rx).await);
+        lease_term = term.load(std::sync::atomic::Ordering::Acquire);
         if *stop.borrow() != Stop::Running {
             return finish(elector, &release, Stop::Signalled).await;
         }
@@ -200,7 +204,7 @@ async fn run(args: Args) -> Result<Stop, Box<dyn std::error::Error>> {
         let nodes = StaticNodes::new(std::iter::once(args.node_id.clone()).chain(args.nodes.iter().cloned()));
         Parts { clock, store, nodes: Arc::new(nodes), events: Arc::new(LogSink), changes: None, awaits_rebuild: false }
     };
-    let driver = Arc::new(Driver::open(settings(&args), parts)?);
+    let driver = Arc::new(Driver::open(settings(&args, lease_term), parts)?);
     let _ = slot.set(Arc::clone(&driver));
     let node_lost = layer.as_ref().map_or_else(|| Arc::new(Notify::new()), |l| Arc::clone(&l.node_lost));
     let every = Duration::from_secs(args.reconcile_interval_seconds);

@@ -1,5 +1,6 @@
 //! Node operations: stage, publish and their inverses as real bind mounts, all idempotent,
-//! and the node-side fence: a publish context older than one already mounted is refused.
+//! and the node's I/O-session check: stage and publish are accepted only while the volume's
+//! latest applied fence admits this node at or below the epoch its publish context presents.
 
 use std::fs;
 use std::path::Path;
@@ -49,24 +50,19 @@ fn make_target(target: &Path, kind: VolumeKind) -> Result<(), DriverError> {
 }
 
 impl Driver {
-    /// The epoch a publish context carries; the fence refuses one older than the highest
-    /// this node has mounted the volume with.
+    /// The session check (DESIGN.md, "Epochs, admissions and fences"): the epoch the publish
+    /// context presents against the last fence the store applied; the rule itself is
+    /// `Fence::check_session`'s.
     fn fence(&self, volume: &str, context: &std::collections::HashMap<String, String>) -> Result<(), DriverError> {
         let raw = context.get(EPOCH_KEY).ok_or_else(|| {
             invalid(format!("publish_context lacks {EPOCH_KEY}; publish the volume with ControllerPublishVolume first"))
         })?;
-        let epoch: u64 =
+        let presented: u64 =
             raw.parse().map_err(|_| invalid(format!("publish_context {EPOCH_KEY} is {raw:?}, not a number")))?;
-        let mut highest = self.mounted_epochs.entry(volume.to_owned()).or_insert(0);
-        if epoch < *highest {
-            return Err(DriverError::Precondition(format!(
-                "volume {volume:?} was already mounted here with epoch {}; this request holds the older epoch {epoch} \
-                 and is refused (publish the volume again to get a current context)",
-                *highest
-            )));
-        }
-        *highest = epoch;
-        Ok(())
+        let node = &self.settings.node_id;
+        let fence = self.store.applied_fence(volume)?;
+        let fence = fence.unwrap_or_else(|| tether_core::Fence::empty(0, tether_core::Access::RWO));
+        Ok(fence.check_session(volume, node, presented)?)
     }
 
     /// `NodeStageVolume`: a filesystem volume is bind-mounted at the staging path; a block

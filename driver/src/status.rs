@@ -54,9 +54,13 @@ impl From<InvalidInput> for DriverError {
 pub fn core_code(e: &CoreError) -> Code {
     match e {
         CoreError::InvalidInput(_) => Code::InvalidArgument,
-        CoreError::Conflict { .. } | CoreError::MigrationLimit { .. } | CoreError::MigrationTimedOut { .. } => {
-            Code::FailedPrecondition
-        }
+        CoreError::Conflict { .. }
+        | CoreError::MigrationLimit { .. }
+        | CoreError::MigrationTimedOut { .. }
+        | CoreError::EpochExhausted { .. }
+        | CoreError::StillAttached { .. }
+        | CoreError::StaleFence { .. }
+        | CoreError::NotAdmitted { .. } => Code::FailedPrecondition,
         CoreError::Incompatible { .. } => Code::AlreadyExists,
         // No RPC restores a snapshot; reaching this is a driver bug, not the caller's.
         CoreError::BadSnapshot(_) => Code::Internal,
@@ -66,7 +70,8 @@ pub fn core_code(e: &CoreError) -> Code {
 impl From<DriverError> for Status {
     fn from(e: DriverError) -> Self {
         let code = match &e {
-            DriverError::Core(core) => core_code(core),
+            // The store refuses a fence by the fence rule when the caller holds a stale view.
+            DriverError::Core(core) | DriverError::Store(StoreError::Fence(core)) => core_code(core),
             DriverError::Invalid(_) => Code::InvalidArgument,
             DriverError::VolumeNotFound(_) | DriverError::NodeNotFound(_) => Code::NotFound,
             DriverError::NameTaken { .. } => Code::AlreadyExists,

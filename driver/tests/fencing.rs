@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{assert_code, epoch_of, Harness, GRACE};
+use common::{assert_code, epoch_of, nth, Harness, GRACE};
 use tether_driver::csi::volume_capability::access_mode::Mode;
 use tether_driver::csi::ControllerUnpublishVolumeRequest;
 use tonic::Code;
@@ -14,7 +14,7 @@ async fn rwo_conflict_is_failed_precondition_naming_the_holder() {
     let mut h = Harness::start().await;
     let v = h.create("pvc-conflict", false, &[]).await;
     let first = h.rwo(&v, "node-a").await.unwrap();
-    assert_eq!(epoch_of(&first), 1);
+    assert_eq!(epoch_of(&first), nth(1));
     let refused = assert_code(h.rwo(&v, "node-b").await, Code::FailedPrecondition);
     assert!(refused.message().contains("\"node-a\""), "message names the holder: {}", refused.message());
     assert!(refused.message().contains("\"node-b\""), "message names the requester: {}", refused.message());
@@ -54,7 +54,7 @@ async fn late_reattach_inside_the_grace_period_is_handed_off() {
     h.clock.advance(GRACE / 2);
     let handed = h.rwo(&v, "node-b").await.unwrap();
     assert_eq!(h.nodes_of(&v), ["node-b"]);
-    assert_eq!(epoch_of(&handed), 4, "attach, detach, re-attach, handoff");
+    assert_eq!(epoch_of(&handed), nth(4), "attach, detach, re-attach, handoff");
     assert_eq!(h.driver.engine.stats().handed_off, 1);
 }
 
@@ -76,7 +76,7 @@ async fn rwx_migration_starts_and_completes_when_the_source_leaves() {
     let v = h.create("vm-disk", true, &[]).await;
     h.rwx(&v, "node-a").await.unwrap();
     let started = h.rwx(&v, "node-b").await.unwrap();
-    assert_eq!(epoch_of(&started), 2);
+    assert_eq!(epoch_of(&started), nth(2));
     assert_eq!(h.nodes_of(&v), ["node-a", "node-b"]);
     h.clock.advance(Duration::from_secs(12));
     h.unpublish(&v, "node-a").await.unwrap();

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{assert_code, epoch_of, Harness};
+use common::{assert_code, epoch_of, nth, Harness};
 use tether_core::ManualClock;
 use tether_driver::csi::volume_capability::access_mode::Mode;
 use tether_driver::nodes::NodeDirectory;
@@ -73,11 +73,11 @@ async fn an_rwo_publish_past_a_gone_holder_clears_it_and_attaches_at_a_higher_ep
     let mut h = start(&nodes).await;
     let v = h.create("pvc-rwo", false, &[]).await;
     let first = h.rwo(&v, "node-a").await.unwrap();
-    assert_eq!(epoch_of(&first), 1);
+    assert_eq!(epoch_of(&first), nth(1));
     nodes.remove("node-a");
 
     let second = h.rwo(&v, "node-b").await.expect("the holder is gone: the publish goes through");
-    assert_eq!(epoch_of(&second), 3, "cleared (2), then attached (3)");
+    assert_eq!(epoch_of(&second), nth(3), "cleared (2), then attached (3)");
     assert!(epoch_of(&second) > epoch_of(&first));
     assert_eq!(h.nodes_of(&v), ["node-b"]);
     assert_eq!(h.reasons(), ["VolumeAttached", "StaleAttachmentCleared", "VolumeAttached"]);
@@ -85,7 +85,7 @@ async fn an_rwo_publish_past_a_gone_holder_clears_it_and_attaches_at_a_higher_ep
     assert!(events[1].message.contains("\"node-a\""), "the cleared event names the gone node: {}", events[1].message);
     drop(events);
     assert_eq!(stored_nodes(&h, &v), ["node-b"], "persisted before the reply");
-    assert_eq!(stored_epoch(&h, &v), 3);
+    assert_eq!(stored_epoch(&h, &v), nth(3));
     assert_eq!(holder_gone_count(&h), 1);
     let stats = h.driver.engine.stats();
     assert_eq!((stats.stale_cleared, stats.attached, stats.conflicts), (1, 2, 1));
@@ -105,7 +105,7 @@ async fn an_rwo_publish_against_a_present_holder_is_refused_and_clears_nothing()
     let refused = assert_code(h.rwo(&v, "node-b").await, Code::FailedPrecondition);
     assert!(refused.message().contains("\"node-a\""), "{}", refused.message());
     assert_eq!(h.nodes_of(&v), ["node-a"]);
-    assert_eq!(h.driver.engine.epoch(&v).unwrap(), 1);
+    assert_eq!(h.driver.engine.epoch(&v).unwrap(), nth(1));
     assert_eq!(h.reasons(), ["VolumeAttached", "AttachmentConflict"]);
     assert_eq!(h.driver.engine.stats().stale_cleared, 0);
     assert_eq!(holder_gone_count(&h), 0);
@@ -137,7 +137,7 @@ async fn an_rwx_migration_at_its_limit_with_one_side_gone_admits_the_new_node_as
 
         let out = h.rwx(&v, "node-c").await.expect("the gone side no longer counts against the limit");
         assert_eq!(h.nodes_of(&v), [stays, "node-c"], "gone {gone}: {stays} is the source, node-c the target");
-        assert_eq!(epoch_of(&out), 4, "attach, migration, clear, migration");
+        assert_eq!(epoch_of(&out), nth(4), "attach, migration, clear, migration");
         assert_eq!(h.reasons(), ["VolumeAttached", "MigrationStarted", "StaleAttachmentCleared", "MigrationStarted"]);
         let events = h.events.0.lock().unwrap();
         assert!(events[3].message.contains(&format!("from \"{stays}\"")), "{}", events[3].message);
@@ -148,7 +148,7 @@ async fn an_rwx_migration_at_its_limit_with_one_side_gone_admits_the_new_node_as
         assert_eq!((stats.active_migrations, stats.migrations_started, stats.stale_cleared), (1, 2, 1));
         assert_eq!(holder_gone_count(&h), 1);
         assert_eq!(stored_nodes(&h, &v), [stays, "node-c"]);
-        assert_eq!(stored_epoch(&h, &v), 4);
+        assert_eq!(stored_epoch(&h, &v), nth(4));
     }
 }
 
@@ -174,7 +174,7 @@ async fn an_rwx_volume_whose_holders_are_all_gone_attaches_the_new_node_alone() 
 
     let out = h.rwx(&v, "node-c").await.unwrap();
     assert_eq!(h.nodes_of(&v), ["node-c"]);
-    assert_eq!(epoch_of(&out), 5, "attach, migration, two clears, attach");
+    assert_eq!(epoch_of(&out), nth(5), "attach, migration, two clears, attach");
     assert_eq!(
         h.reasons(),
         ["VolumeAttached", "MigrationStarted", "StaleAttachmentCleared", "StaleAttachmentCleared", "VolumeAttached"]
@@ -218,7 +218,7 @@ async fn a_clear_that_does_not_admit_the_request_is_still_persisted() {
     assert!(refused.message().contains("\"node-b\""), "{}", refused.message());
     assert_eq!(h.nodes_of(&v), ["node-b"]);
     assert_eq!(stored_nodes(&h, &v), ["node-b"], "the clear is durable although the call failed");
-    assert_eq!(stored_epoch(&h, &v), 3);
+    assert_eq!(stored_epoch(&h, &v), nth(3));
     assert_eq!(h.reasons(), ["VolumeAttached", "MigrationStarted", "StaleAttachmentCleared", "AttachmentConflict"]);
     assert_eq!(holder_gone_count(&h), 1);
     assert_eq!(h.driver.engine.stats().active_migrations, 0);

@@ -21,6 +21,8 @@ use tether_driver::server::connect_unix;
 use tonic::transport::Channel;
 
 const NODES: [&str; 4] = ["node-a", "node-b", "node-c", "node-d"];
+/// Concurrent clients of the kill-under-load test.
+const CLIENTS: usize = 64;
 
 /// A driver process that is killed when dropped, so a failing test leaves none behind.
 struct Running(Child);
@@ -162,15 +164,20 @@ async fn sigkill_during_concurrent_publishes_loses_nothing_acknowledged() {
     let mut child = spawn(dir.path());
     let mut c = client(dir.path(), &mut child).await;
     let mut volumes = Vec::new();
-    for i in 0..48 {
+    // 64 clients, each with its own connection and volumes, as many as the driver bench's
+    // largest load.
+    for i in 0..CLIENTS * 2 {
         volumes.push(create(&mut c, &format!("pvc-{i}")).await.unwrap());
     }
     let acks = Arc::new(AtomicUsize::new(0));
-    let workers: Vec<_> =
-        volumes.chunks(6).map(|chunk| tokio::spawn(worker(c.clone(), chunk.to_vec(), acks.clone()))).collect();
+    let mut workers = Vec::new();
+    for chunk in volumes.chunks(2) {
+        let own = client(dir.path(), &mut child).await;
+        workers.push(tokio::spawn(worker(own, chunk.to_vec(), acks.clone())));
+    }
     let creating = tokio::spawn(creator(c.clone(), acks.clone()));
     // Kill once enough traffic was acknowledged, while the workers are still running.
-    while acks.load(Ordering::Relaxed) < 400 {
+    while acks.load(Ordering::Relaxed) < 1000 {
         tokio::task::yield_now().await;
     }
     child.kill().unwrap();
@@ -206,10 +213,26 @@ async fn sigkill_during_concurrent_publishes_loses_nothing_acknowledged() {
             assert_eq!(epoch_of(&again), *epoch, "volume {v}: epoch after restart");
         }
     }
-    // Nothing half-made: every record has its data and every piece of data its record.
+    // The new start took a higher term and re-fenced every volume at it before serving, so
+    // every epoch issued after the kill is above every epoch issued before it.
     let state = dir.path().join("state");
+    let term: u64 = std::fs::read_to_string(state.join("term")).unwrap().parse().unwrap();
+    assert_eq!(term, 2, "the second start's term");
+    let before = known.values().filter_map(|k| k.acked.as_ref().map(|(_, e)| *e)).max().unwrap();
+    assert!(before < term << 32, "epochs before the kill are of term 1: {before}");
+    for v in known.keys() {
+        let applied: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(state.join(format!("fences/{v}.json"))).unwrap()).unwrap();
+        assert!(applied["epoch"].as_u64().unwrap() >= term << 32, "volume {v}: {applied}");
+    }
+    let v = create(&mut c, "pvc-after").await.unwrap();
+    let after = c.controller_publish_volume(publish_req(&v, NODES[1])).await.unwrap().into_inner();
+    assert!(epoch_of(&after) > before, "a new attach at {} after {before}", epoch_of(&after));
+    // Nothing half-made: every record has its data and every piece of data its record.
     assert_eq!(file_stems(&state.join("volumes"), Some("json")), file_stems(&state.join("data"), None));
-    assert_eq!(file_stems(&state.join("volumes"), Some("json")), listed.keys().cloned().collect());
+    let mut listed: BTreeSet<String> = listed.keys().cloned().collect();
+    listed.insert(v);
+    assert_eq!(file_stems(&state.join("volumes"), Some("json")), listed);
     child.kill().unwrap();
     child.wait().unwrap();
 }

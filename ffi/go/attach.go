@@ -11,8 +11,9 @@ import "time"
 
 // Publish attaches volume to node with access, following the publish table of DESIGN.md. A
 // migration it starts gets the engine's default timeout. Refusals are a [*ConflictError],
-// [*IncompatibleError], [*MigrationLimitError] or [*MigrationTimedOutError]; a refused call
-// changes nothing.
+// [*IncompatibleError], [*MigrationLimitError], [*MigrationTimedOutError] or
+// [*EpochExhaustedError]; a refused call changes nothing. The result carries the node's
+// admission epoch and the volume's fence.
 func (e *Engine) Publish(volume, node string, access Access) (PublishResult, error) {
 	return e.publish(volume, node, access, 0)
 }
@@ -95,5 +96,6 @@ func (e *Engine) ClearStale(volume, node string) (StaleResult, error) {
 		Cleared:   out.kind == C.TETHER_STALE_CLEARED,
 		Remaining: nodeName(&out.remaining),
 		Epoch:     uint64(out.epoch),
+		Fence:     fenceFromC(&out.fence),
 	}, nil
 }

@@ -4,8 +4,8 @@
 package tether
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../../include -std=c11 -Wall -Werror
-#cgo LDFLAGS: -L${SRCDIR}/../../target/release -l:libtether.a -lm -ldl -lpthread -lrt
+// The library and its header come through pkg-config: see link_static.go and link_shared.go.
+#cgo CFLAGS: -std=c11 -Wall
 // No shim function keeps a pointer it is given past the call, nor calls back into Go: cgo may
 // then leave its arguments on the stack and skip the callback bookkeeping.
 #cgo noescape tg_new
@@ -134,6 +134,17 @@ func failed(f *C.tg_failure, volume, node string) error {
 		return &MigrationTimedOutError{
 			Volume: volume, Node: node, Nodes: nodes,
 			Elapsed: duration(info.elapsed_ns), Timeout: duration(info.timeout_ns), Message: msg,
+		}
+	case C.TETHER_EPOCH_EXHAUSTED:
+		return &EpochExhaustedError{Volume: volume, Epoch: uint64(info.epoch), Message: msg}
+	case C.TETHER_STILL_ATTACHED:
+		return &StillAttachedError{Volume: volume, Nodes: nodes, Message: msg}
+	case C.TETHER_STALE_FENCE:
+		return &StaleFenceError{Volume: volume, Epoch: uint64(info.epoch), Applied: uint64(info.applied_epoch), Message: msg}
+	case C.TETHER_NOT_ADMITTED:
+		return &NotAdmittedError{
+			Volume: volume, Node: node, Presented: uint64(info.presented_epoch), FenceEpoch: uint64(info.epoch),
+			Admitted: uint64(info.admitted_epoch), Listed: info.admitted_epoch != 0, Message: msg,
 		}
 	case C.TETHER_BAD_SNAPSHOT:
 		return &SnapshotError{Message: msg}

@@ -24,6 +24,8 @@ func publishResult(r *C.tether_publish_result) PublishResult {
 		Epoch:            uint64(r.epoch),
 		Other:            nodeName(&r.other_node),
 		MigrationTimeout: duration(r.migration_timeout_ns),
+		Admitted:         uint64(r.admitted_epoch),
+		Fence:            fenceFromC(&r.fence),
 	}
 }
 
@@ -44,6 +46,7 @@ func unpublishResult(r *C.tether_unpublish_result) UnpublishResult {
 		Epoch:    uint64(r.epoch),
 		Nodes:    nodeNames(&r.nodes, r.node_count),
 		Duration: duration(r.duration_ns),
+		Fence:    fenceFromC(&r.fence),
 	}
 }
 
@@ -54,6 +57,9 @@ func attachment(volume string, a *C.tether_attachment) Attachment {
 		Nodes:  nodeNames(&a.nodes, a.node_count),
 		Epoch:  uint64(a.epoch),
 		Since:  unixTime(a.since_unix_ns),
+	}
+	for i := range min(int(a.node_count), len(a.admitted)) {
+		out.Admitted = append(out.Admitted, uint64(a.admitted[i]))
 	}
 	if a.migrating {
 		out.Migration = &MigrationStatus{

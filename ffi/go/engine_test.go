@@ -112,6 +112,11 @@ func callEverything(e *Engine) map[string]error {
 	errs["SetGracePeriod"] = e.SetGracePeriod(time.Second)
 	_, errs["SetDefaultMigrationTimeout"] = e.SetDefaultMigrationTimeout(time.Minute)
 	errs["Advance"] = e.Advance(time.Second)
+	_, _, errs["Fence"] = e.Fence("v")
+	_, errs["SetTerm"] = e.SetTerm(1)
+	_, errs["Term"] = e.Term()
+	_, errs["Refence"] = e.Refence()
+	_, errs["Forget"] = e.Forget("v")
 	return errs
 }
 

@@ -98,3 +98,63 @@ type InternalError struct {
 
 func (e *InternalError) Error() string        { return e.Message }
 func (e *InternalError) Is(target error) bool { return target == ErrInternal }
+
+// Sentinels of the fence refusals: errors.Is(err, ErrStillAttached) and so on.
+var (
+	ErrEpochExhausted = errors.New("tether: volume epoch cannot grow")
+	ErrStillAttached  = errors.New("tether: volume still attached")
+	ErrStaleFence     = errors.New("tether: fence not newer than the one applied")
+	ErrNotAdmitted    = errors.New("tether: node not admitted by the fence")
+)
+
+// EpochExhaustedError: the volume's epoch cannot grow any further (epochs never wrap), so the
+// volume can change no more; nothing changed. Make a new volume and move the data to it.
+type EpochExhaustedError struct {
+	Volume string
+	// Epoch is the volume's epoch.
+	Epoch   uint64
+	Message string
+}
+
+func (e *EpochExhaustedError) Error() string        { return e.Message }
+func (e *EpochExhaustedError) Is(target error) bool { return target == ErrEpochExhausted }
+
+// StillAttachedError: [Engine.Forget] was asked to drop a volume that is still attached;
+// unpublish it from every node first.
+type StillAttachedError struct {
+	Volume string
+	// Nodes are the nodes holding the volume, primary first.
+	Nodes   []string
+	Message string
+}
+
+func (e *StillAttachedError) Error() string        { return e.Message }
+func (e *StillAttachedError) Is(target error) bool { return target == ErrStillAttached }
+
+// StaleFenceError: a fence no newer than the one a storage target applied last (a delayed,
+// replayed or stale-leader update); the target must keep the fence it has.
+type StaleFenceError struct {
+	Volume string
+	// Epoch is the refused fence's epoch; Applied, the epoch already applied.
+	Epoch, Applied uint64
+	Message        string
+}
+
+func (e *StaleFenceError) Error() string        { return e.Message }
+func (e *StaleFenceError) Is(target error) bool { return target == ErrStaleFence }
+
+// NotAdmittedError: a node's I/O session is not allowed by the volume's latest fence. The
+// node should publish the volume again to get a current admission epoch.
+type NotAdmittedError struct {
+	Volume, Node string
+	// Presented is the epoch the node presented; FenceEpoch, the fence's epoch.
+	Presented, FenceEpoch uint64
+	// Admitted is the node's admission epoch in the fence, when Listed says the fence admits
+	// it at all (then Presented was below it).
+	Admitted uint64
+	Listed   bool
+	Message  string
+}
+
+func (e *NotAdmittedError) Error() string        { return e.Message }
+func (e *NotAdmittedError) Is(target error) bool { return target == ErrNotAdmitted }

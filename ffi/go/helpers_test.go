@@ -4,6 +4,7 @@ package tether
 
 import (
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -61,6 +62,14 @@ func equal[T comparable](t testing.TB, what string, got, want T) {
 	t.Helper()
 	if got != want {
 		t.Fatalf("%s: got %v, want %v", what, got, want)
+	}
+}
+
+// deepEqual compares values that hold slices, such as results with a fence.
+func deepEqual(t testing.TB, what string, got, want any) {
+	t.Helper()
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("%s: got %+v, want %+v", what, got, want)
 	}
 }
 

@@ -38,6 +38,12 @@ func idCalls(e *Engine, bad string) map[string]error {
 	_, _, errs["Get"] = e.Get(bad)
 	_, errs["Epoch"] = e.Epoch(bad)
 	_, errs["Reconcile"] = e.Reconcile([]string{"a", bad})
+	_, _, errs["Fence"] = e.Fence(bad)
+	_, errs["Forget"] = e.Forget(bad)
+	held := Fence{Epoch: 1, Nodes: []Admission{{Node: "a", Epoch: 1}}}
+	errs["CheckSupersedes volume"] = held.CheckSupersedes(bad, 0)
+	errs["CheckSession volume"] = held.CheckSession(bad, "a", 1)
+	errs["CheckSession node"] = held.CheckSession("v", bad, 1)
 	return errs
 }
 

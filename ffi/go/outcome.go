@@ -1,4 +1,5 @@
-// The values the engine hands back to Go: access modes, outcomes, records and reports.
+// The values the engine hands back to Go: access modes, outcomes, records and reports (the
+// fence they carry is in fence.go).
 
 package tether
 
@@ -75,6 +76,12 @@ type PublishResult struct {
 	Other string
 	// MigrationTimeout is the effective (clamped) timeout of a started migration; 0 otherwise.
 	MigrationTimeout time.Duration
+	// Admitted is this node's admission epoch, the same on an idempotent re-publish: the least
+	// epoch its I/O session must present.
+	Admitted uint64
+	// Fence is the volume's fence after the publish: hand it to the storage target before
+	// acknowledging the publish.
+	Fence Fence
 }
 
 // UnpublishKind is what an unpublish did. Every kind is a success: unpublish is idempotent.
@@ -110,6 +117,10 @@ type UnpublishResult struct {
 	Nodes []string
 	// Duration is how long a completed migration ran; 0 otherwise.
 	Duration time.Duration
+	// Fence is the volume's fence after the change (Detached: nobody; MigrationCompleted: the
+	// target; MigrationAborted: the source); the zero Fence for NotAttached, which changes
+	// nothing.
+	Fence Fence
 }
 
 // StaleResult is what a compare-and-clear of a stale attachment did.
@@ -120,6 +131,8 @@ type StaleResult struct {
 	Remaining string
 	// Epoch is the volume's epoch after the clear; 0 when nothing was cleared.
 	Epoch uint64
+	// Fence is the volume's fence after the clear; the zero Fence when nothing was cleared.
+	Fence Fence
 }
 
 // MigrationStatus is a migration in progress.
@@ -134,7 +147,9 @@ type Attachment struct {
 	Access Access
 	// Nodes holds one node, or two during a migration (source first).
 	Nodes []string
-	Epoch uint64
+	// Admitted holds the admission epoch of each of Nodes, in the same order.
+	Admitted []uint64
+	Epoch    uint64
 	// Since is when the node set last changed.
 	Since time.Time
 	// Migration is set while the volume is on two nodes.
@@ -172,6 +187,8 @@ type ReconcileReport struct {
 type ClearedAttachment struct {
 	Volume, Node string
 	Epoch        uint64
+	// Fence is the volume's fence after the clear, for the storage target.
+	Fence Fence
 }
 
 // PendingNode is a node seen missing whose attachments are not cleared yet.
@@ -198,4 +215,10 @@ type Stats struct {
 	Conflicts, Incompatible, MigrationLimit, MigrationTimedOut                   uint64
 	Detached, NotAttached, MigrationsCompleted, MigrationsAborted                uint64
 	MigrationsTimedOut, StaleCleared, Reconciles, InvalidInput, ActiveMigrations uint64
+	// MigrationsDetached and MigrationsCleared count migrations ended by a full detach and by
+	// a stale clear of one side.
+	MigrationsDetached, MigrationsCleared uint64
+	// Refenced counts epochs raised by [Engine.Refence]; Forgotten, records dropped by
+	// [Engine.Forget]; EpochExhausted, changes refused because an epoch could not grow.
+	Refenced, Forgotten, EpochExhausted uint64
 }

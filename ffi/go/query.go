@@ -135,6 +135,8 @@ func (e *Engine) Stats() (Stats, error) {
 		MigrationsCompleted: uint64(s.migrations_completed), MigrationsAborted: uint64(s.migrations_aborted),
 		MigrationsTimedOut: uint64(s.migrations_timed_out), StaleCleared: uint64(s.stale_cleared),
 		Reconciles: uint64(s.reconciles), InvalidInput: uint64(s.invalid_input),
-		ActiveMigrations: uint64(s.active_migrations),
+		ActiveMigrations:   uint64(s.active_migrations),
+		MigrationsDetached: uint64(s.migrations_detached), MigrationsCleared: uint64(s.migrations_cleared),
+		Refenced: uint64(s.refenced), Forgotten: uint64(s.forgotten), EpochExhausted: uint64(s.epoch_exhausted),
 	}, err
 }

@@ -142,3 +142,33 @@ tg_failure *tg_snapshot(tg_engine e, char **out_json, size_t *out_len) {
 tg_failure *tg_restore(tg_engine e, const uint8_t *json, size_t json_len) {
     return capture(tether_engine_restore(engine(e), json, json_len));
 }
+
+tg_failure *tg_fence(tg_engine e, const uint8_t *volume, size_t volume_len, bool *found, tether_fence *out) {
+    return capture(tether_engine_fence(engine(e), volume, volume_len, found, out));
+}
+
+tg_failure *tg_set_term(tg_engine e, uint64_t term, uint64_t *in_force) {
+    return capture(tether_engine_set_term(engine(e), term, in_force));
+}
+
+tg_failure *tg_term(tg_engine e, uint64_t *out) {
+    return capture(tether_engine_term(engine(e), out));
+}
+
+tg_failure *tg_refence(tg_engine e, char **out_json, size_t *out_len) {
+    return capture(tether_engine_refence(engine(e), out_json, out_len));
+}
+
+tg_failure *tg_forget(tg_engine e, const uint8_t *volume, size_t volume_len, bool *forgotten) {
+    return capture(tether_engine_forget(engine(e), volume, volume_len, forgotten));
+}
+
+tg_failure *tg_fence_check_supersedes(const tether_fence *fence, const uint8_t *volume, size_t volume_len,
+                                      bool has_applied, uint64_t applied_epoch) {
+    return capture(tether_fence_check_supersedes(fence, volume, volume_len, has_applied, applied_epoch));
+}
+
+tg_failure *tg_fence_check_session(const tether_fence *fence, const uint8_t *volume, size_t volume_len,
+                                   const uint8_t *node, size_t node_len, uint64_t presented_epoch) {
+    return capture(tether_fence_check_session(fence, volume, volume_len, node, node_len, presented_epoch));
+}

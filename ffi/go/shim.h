@@ -69,4 +69,14 @@ tg_failure *tg_reconcile(tg_engine e, const uint8_t *names, size_t names_len, co
 tg_failure *tg_snapshot(tg_engine e, char **out_json, size_t *out_len);
 tg_failure *tg_restore(tg_engine e, const uint8_t *json, size_t json_len);
 
+tg_failure *tg_fence(tg_engine e, const uint8_t *volume, size_t volume_len, bool *found, tether_fence *out);
+tg_failure *tg_set_term(tg_engine e, uint64_t term, uint64_t *in_force);
+tg_failure *tg_term(tg_engine e, uint64_t *out);
+tg_failure *tg_refence(tg_engine e, char **out_json, size_t *out_len);
+tg_failure *tg_forget(tg_engine e, const uint8_t *volume, size_t volume_len, bool *forgotten);
+tg_failure *tg_fence_check_supersedes(const tether_fence *fence, const uint8_t *volume, size_t volume_len,
+                                      bool has_applied, uint64_t applied_epoch);
+tg_failure *tg_fence_check_session(const tether_fence *fence, const uint8_t *volume, size_t volume_len,
+                                   const uint8_t *node, size_t node_len, uint64_t presented_epoch);
+
 #endif

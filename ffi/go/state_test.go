@@ -24,8 +24,8 @@ func TestReconcileClearsMissingNodesAfterGrace(t *testing.T) {
 	advance(t, e, 30*time.Second)
 	r = must[ReconcileReport](t)(e.Reconcile([]string{"a"}))
 	equal(t, "cleared", len(r.Cleared), 2)
-	equal(t, "first cleared", r.Cleared[0], ClearedAttachment{Volume: "v2", Node: "b", Epoch: 2})
-	equal(t, "second cleared", r.Cleared[1], ClearedAttachment{Volume: "v3", Node: "b", Epoch: 2})
+	deepEqual(t, "first cleared", r.Cleared[0], ClearedAttachment{Volume: "v2", Node: "b", Epoch: 2, Fence: Fence{Epoch: 2}})
+	deepEqual(t, "second cleared", r.Cleared[1], ClearedAttachment{Volume: "v3", Node: "b", Epoch: 2, Fence: Fence{Epoch: 2}})
 	equal(t, "count", must[int](t)(e.AttachedCount()), 1)
 }
 

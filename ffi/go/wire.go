@@ -1,5 +1,5 @@
-// The JSON documents the library returns for lists and reconcile reports (their shapes are
-// written in include/tether.h), and their decoding into Go values.
+// The JSON documents the library returns for lists, reconcile reports and re-fences (their
+// shapes are written in include/tether.h), and their decoding into Go values.
 
 package tether
 
@@ -22,6 +22,7 @@ type attachmentDoc struct {
 	Epoch       uint64        `json:"epoch"`
 	SinceUnixNs uint64        `json:"since_unix_ns"`
 	Migration   *migrationDoc `json:"migration"`
+	Admitted    []uint64      `json:"admitted"`
 }
 
 type migrationDoc struct {
@@ -29,11 +30,27 @@ type migrationDoc struct {
 	TimeoutNs uint64 `json:"timeout_ns"`
 }
 
+type fenceDoc struct {
+	Epoch    uint64 `json:"epoch"`
+	Mode     string `json:"mode"`
+	ReadOnly bool   `json:"readonly"`
+	Nodes    []struct {
+		Node       string `json:"node"`
+		AdmittedAt uint64 `json:"admitted_at"`
+	} `json:"nodes"`
+}
+
+type volumeFenceDoc struct {
+	Volume string   `json:"volume"`
+	Fence  fenceDoc `json:"fence"`
+}
+
 type reportDoc struct {
 	Cleared []struct {
-		Volume string `json:"volume"`
-		Node   string `json:"node"`
-		Epoch  uint64 `json:"epoch"`
+		Volume string   `json:"volume"`
+		Node   string   `json:"node"`
+		Epoch  uint64   `json:"epoch"`
+		Fence  fenceDoc `json:"fence"`
 	} `json:"cleared"`
 	Pending []struct {
 		Node               string `json:"node"`
@@ -66,17 +83,30 @@ func decode(doc []byte, into any, what string) error {
 	return nil
 }
 
-func (d *attachmentDoc) attachment() Attachment {
-	mode := RWO
-	if d.Mode == "RWX" {
-		mode = RWX
+// modeFromDoc reads a document's access mode.
+func modeFromDoc(mode string) Mode {
+	if mode == "RWX" {
+		return RWX
 	}
+	return RWO
+}
+
+func (d *fenceDoc) fence() Fence {
+	f := Fence{Epoch: d.Epoch, Access: Access{Mode: modeFromDoc(d.Mode), ReadOnly: d.ReadOnly}}
+	for _, n := range d.Nodes {
+		f.Nodes = append(f.Nodes, Admission{Node: n.Node, Epoch: n.AdmittedAt})
+	}
+	return f
+}
+
+func (d *attachmentDoc) attachment() Attachment {
 	a := Attachment{
-		Volume: d.Volume,
-		Access: Access{Mode: mode, ReadOnly: d.ReadOnly},
-		Nodes:  d.Nodes,
-		Epoch:  d.Epoch,
-		Since:  unixTime(C.uint64_t(d.SinceUnixNs)),
+		Volume:   d.Volume,
+		Access:   Access{Mode: modeFromDoc(d.Mode), ReadOnly: d.ReadOnly},
+		Nodes:    d.Nodes,
+		Admitted: d.Admitted,
+		Epoch:    d.Epoch,
+		Since:    unixTime(C.uint64_t(d.SinceUnixNs)),
 	}
 	if m := d.Migration; m != nil {
 		a.Migration = &MigrationStatus{Elapsed: duration(C.uint64_t(m.ElapsedNs)), Timeout: duration(C.uint64_t(m.TimeoutNs))}
@@ -87,7 +117,7 @@ func (d *attachmentDoc) attachment() Attachment {
 func (d *reportDoc) report() ReconcileReport {
 	var r ReconcileReport
 	for _, c := range d.Cleared {
-		r.Cleared = append(r.Cleared, ClearedAttachment{Volume: c.Volume, Node: c.Node, Epoch: c.Epoch})
+		r.Cleared = append(r.Cleared, ClearedAttachment{Volume: c.Volume, Node: c.Node, Epoch: c.Epoch, Fence: c.Fence.fence()})
 	}
 	for _, p := range d.Pending {
 		r.Pending = append(r.Pending, PendingNode{

@@ -13,7 +13,7 @@ use crate::status::{tether_status, FfiError};
 use crate::types::{tether_publish_result, tether_stale_result, tether_unpublish_result};
 
 /// The access a caller asked for; `mode` comes from C as a plain integer.
-fn access(mode: u32, readonly: bool) -> Result<Access, FfiError> {
+pub(crate) fn access(mode: u32, readonly: bool) -> Result<Access, FfiError> {
     let mode = match mode {
         0 => AccessMode::Rwo,
         1 => AccessMode::Rwx,
@@ -60,7 +60,8 @@ unsafe fn publish(
 /// `out`: receives the outcome on success; may be NULL.
 ///
 /// Refusals: `TETHER_CONFLICT`, `TETHER_INCOMPATIBLE`, `TETHER_MIGRATION_LIMIT`,
-/// `TETHER_MIGRATION_TIMED_OUT` (details in `tether_last_error_info`), and argument errors.
+/// `TETHER_MIGRATION_TIMED_OUT`, `TETHER_EPOCH_EXHAUSTED` (details in
+/// `tether_last_error_info`), and argument errors.
 /// A refused call changes nothing. Thread-safe; inputs are only read during the call.
 #[no_mangle]
 pub unsafe extern "C" fn tether_engine_publish(
@@ -176,7 +177,8 @@ unsafe fn clear_stale(
             unsafe { (handle(engine)?, volume.read("volume id")?, node.read("node id")?, Out::optional(out)) };
         let outcome = h.engine.clear_stale(volume, node)?;
         if let Some(out) = out {
-            out.write(outcome.into());
+            // SAFETY: `fill` hands over the caller's output, zeroed.
+            out.fill(|p| unsafe { fill::stale_result(p, &outcome) });
         }
         Ok(())
     })

@@ -215,6 +215,42 @@ impl<T> Out<T> {
     }
 }
 
+/// Runs `read` behind the boundary on a handle and writes its value to the required `out`:
+/// the whole body of every export that reads one value of the engine.
+///
+/// # Safety
+/// `engine` is NULL or live; `out` is NULL or valid for a write of `T`.
+pub(crate) unsafe fn read_value<T>(
+    engine: *const tether_engine,
+    out: *mut T,
+    read: impl FnOnce(&tether_engine) -> T,
+) -> tether_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        let (h, out) = unsafe { (handle(engine)?, Out::new(out, "out")?) };
+        out.write(read(h));
+        Ok(())
+    })
+}
+
+/// Runs `read` behind the boundary on a handle and hands the text it makes to the caller (see
+/// [`give_string`]): the whole body of every export that returns a document.
+///
+/// # Safety
+/// `engine` is NULL or live; `out_json` and `out_len` are NULL or writable.
+pub(crate) unsafe fn read_document(
+    engine: *const tether_engine,
+    out_json: *mut *mut c_char,
+    out_len: *mut usize,
+    read: impl FnOnce(&tether_engine) -> String,
+) -> tether_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        let (h, out, len) = unsafe { (handle(engine)?, Out::new(out_json, "out_json")?, Out::optional(out_len)) };
+        give_string(read(h), out, len)
+    })
+}
+
 /// Hands `text` to the caller as an owned NUL-terminated string (freed by
 /// `tether_string_free`), and its length in bytes when `len` is given.
 pub(crate) fn give_string(text: String, out: Out<*mut c_char>, len: Option<Out<usize>>) -> Result<(), FfiError> {

@@ -1,8 +1,8 @@
-//! The JSON documents the library hands out for lists and reconcile reports: their shapes are
-//! part of the C ABI and written in the header beside the calls that return them.
+//! The JSON documents the library hands out for lists, reconcile reports and re-fences: their
+//! shapes are part of the C ABI and written in the header beside the calls that return them.
 
 use serde::Serialize;
-use tether_core::{Attachment, ReconcileReport};
+use tether_core::{Attachment, Fence, ReconcileReport, VolumeFence};
 
 use crate::types::{nanos, unix_nanos};
 
@@ -15,6 +15,7 @@ struct AttachmentDoc<'a> {
     epoch: u64,
     since_unix_ns: u64,
     migration: Option<MigrationDoc>,
+    admitted: Vec<u64>,
 }
 
 #[derive(Serialize)]
@@ -32,6 +33,7 @@ fn attachment(a: &Attachment) -> AttachmentDoc<'_> {
         epoch: a.epoch,
         since_unix_ns: unix_nanos(a.since),
         migration: a.migration.map(|m| MigrationDoc { elapsed_ns: nanos(m.elapsed), timeout_ns: nanos(m.timeout) }),
+        admitted: std::iter::once(a.admitted.0).chain(a.admitted.1).collect(),
     }
 }
 
@@ -54,6 +56,44 @@ struct ClearedDoc<'a> {
     volume: &'a str,
     node: &'a str,
     epoch: u64,
+    fence: FenceDoc<'a>,
+}
+
+/// A fence: `{"epoch":1,"mode":"RWO","readonly":false,"nodes":[{"node":"a","admitted_at":1}]}`.
+#[derive(Serialize)]
+struct FenceDoc<'a> {
+    epoch: u64,
+    mode: String,
+    readonly: bool,
+    nodes: Vec<AdmissionDoc<'a>>,
+}
+
+#[derive(Serialize)]
+struct AdmissionDoc<'a> {
+    node: &'a str,
+    admitted_at: u64,
+}
+
+fn fence(f: &Fence) -> FenceDoc<'_> {
+    FenceDoc {
+        epoch: f.epoch,
+        mode: f.access.mode.to_string(),
+        readonly: f.access.readonly,
+        nodes: f.nodes().map(|a| AdmissionDoc { node: &a.node, admitted_at: a.epoch }).collect(),
+    }
+}
+
+#[derive(Serialize)]
+struct VolumeFenceDoc<'a> {
+    volume: &'a str,
+    fence: FenceDoc<'a>,
+}
+
+/// A re-fence's fences as a JSON array.
+pub(crate) fn volume_fences(list: &[VolumeFence]) -> String {
+    let docs: Vec<VolumeFenceDoc<'_>> =
+        list.iter().map(|v| VolumeFenceDoc { volume: &v.volume, fence: fence(&v.fence) }).collect();
+    serde_json::to_string(&docs).expect("plain data always serialises")
 }
 
 #[derive(Serialize)]
@@ -76,7 +116,11 @@ struct TimedOutDoc<'a> {
 /// A reconcile report as a JSON object.
 pub(crate) fn report(r: &ReconcileReport) -> String {
     let doc = ReportDoc {
-        cleared: r.cleared.iter().map(|c| ClearedDoc { volume: &c.volume, node: &c.node, epoch: c.epoch }).collect(),
+        cleared: r
+            .cleared
+            .iter()
+            .map(|c| ClearedDoc { volume: &c.volume, node: &c.node, epoch: c.epoch, fence: fence(&c.fence) })
+            .collect(),
         pending: r
             .pending
             .iter()

@@ -19,6 +19,8 @@
 mod attach;
 mod boundary;
 mod engine;
+mod epochs;
+pub mod fence;
 mod fill;
 mod json;
 mod library;
@@ -29,6 +31,8 @@ pub mod types;
 
 pub use attach::*;
 pub use engine::*;
+pub use epochs::*;
+pub use fence::*;
 pub use library::*;
 pub use query::*;
 pub use state::*;

@@ -52,7 +52,7 @@ pub extern "C" fn tether_status_name(status: u32) -> *const c_char {
 }
 
 /// Frees a string this library returned (`tether_engine_list`, `tether_engine_snapshot`,
-/// `tether_engine_reconcile*`, `tether_last_error`). NULL is ignored. Each string must be
+/// `tether_engine_reconcile*`, `tether_engine_refence`, `tether_last_error`). NULL is ignored. Each string must be
 /// freed exactly once, with this function only (not `free`).
 #[no_mangle]
 pub unsafe extern "C" fn tether_string_free(s: *mut c_char) {

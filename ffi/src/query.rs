@@ -4,7 +4,7 @@
 use std::ffi::c_char;
 use std::time::Duration;
 
-use crate::boundary::{give_string, guard, handle, Id, Out};
+use crate::boundary::{guard, handle, read_document, read_value, Id, Out};
 use crate::engine::tether_engine;
 use crate::json;
 use crate::status::{tether_status, FfiError};
@@ -155,7 +155,8 @@ pub unsafe extern "C" fn tether_engine_get_cstr(
     unsafe { on_volume(engine, Id::CStr(volume), get(found, out)) }
 }
 
-/// Writes `volume`'s epoch (fencing token) to `*out`: 0 if it was never attached. Thread-safe.
+/// Writes `volume`'s epoch (fencing token) to `*out`: 0 if it was never attached (or was
+/// forgotten). Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn tether_engine_epoch(
     engine: *const tether_engine,
@@ -176,8 +177,10 @@ pub unsafe extern "C" fn tether_engine_epoch(
 /// Every attachment as a JSON array sorted by volume, in `*out_json`, an owned NUL-terminated
 /// string the caller frees with `tether_string_free`; its length (without the NUL) goes to
 /// `*out_len` unless NULL. Each element:
-/// `{"volume":"v","mode":"RWO"|"RWX","readonly":false,"nodes":["a","b"],"epoch":1,
-///   "since_unix_ns":1,"migration":null|{"elapsed_ns":1,"timeout_ns":1}}`.
+/// `{"volume":"v","mode":"RWO"|"RWX","readonly":false,"nodes":["a","b"],"epoch":2,
+///   "since_unix_ns":1,"migration":null|{"elapsed_ns":1,"timeout_ns":1},"admitted":[1,2]}`
+/// (`admitted`: the admission epoch of each node, in the same order). Fields are only ever
+/// appended.
 /// Thread-safe; not one point-in-time cut across volumes while others write.
 #[no_mangle]
 pub unsafe extern "C" fn tether_engine_list(
@@ -185,31 +188,20 @@ pub unsafe extern "C" fn tether_engine_list(
     out_json: *mut *mut c_char,
     out_len: *mut usize,
 ) -> tether_status {
-    guard(|| {
-        // SAFETY: the caller promises a live handle and writable outputs, each possibly NULL.
-        let (h, out, len) = unsafe { (handle(engine)?, Out::new(out_json, "out_json")?, Out::optional(out_len)) };
-        give_string(json::attachments(&h.engine.list()), out, len)
-    })
+    // SAFETY: the caller promises a live handle and writable outputs, each possibly NULL.
+    unsafe { read_document(engine, out_json, out_len, |h| json::attachments(&h.engine.list())) }
 }
 
 /// Writes how many volumes are attached now to `*out`. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn tether_engine_attached_count(engine: *const tether_engine, out: *mut usize) -> tether_status {
-    guard(|| {
-        // SAFETY: the caller promises a live handle and a writable `out`, each possibly NULL.
-        let (h, out) = unsafe { (handle(engine)?, Out::new(out, "out")?) };
-        out.write(h.engine.attached_count());
-        Ok(())
-    })
+    // SAFETY: the caller promises a live handle and a writable `out`, each possibly NULL.
+    unsafe { read_value(engine, out, |h| h.engine.attached_count()) }
 }
 
 /// Writes a reading of every counter to `*out`. Lock-free; thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn tether_engine_stats(engine: *const tether_engine, out: *mut tether_stats) -> tether_status {
-    guard(|| {
-        // SAFETY: the caller promises a live handle and a writable `out`, each possibly NULL.
-        let (h, out) = unsafe { (handle(engine)?, Out::new(out, "out")?) };
-        out.write(h.engine.stats().into());
-        Ok(())
-    })
+    // SAFETY: the caller promises a live handle and a writable `out`, each possibly NULL.
+    unsafe { read_value(engine, out, |h| h.engine.stats().into()) }
 }

@@ -2,7 +2,7 @@
 
 use std::ffi::c_char;
 
-use crate::boundary::{give_string, guard, handle, str_array, text, Id, Out};
+use crate::boundary::{give_string, guard, handle, read_document, str_array, text, Id, Out};
 use crate::engine::tether_engine;
 use crate::json;
 use crate::status::{tether_status, FfiError};
@@ -19,10 +19,12 @@ fn reconcile(h: &tether_engine, live: &[&str], out: Out<*mut c_char>, len: Optio
 ///
 /// The report goes to `*out_json` (owned; free with `tether_string_free`; length without the
 /// NUL to `*out_len` unless NULL):
-/// `{"cleared":[{"volume":"v","node":"n","epoch":1}],
+/// `{"cleared":[{"volume":"v","node":"n","epoch":2,"fence":{..}}],
 ///   "pending":[{"node":"n","missing_since_unix_ns":1,"clears_in_ns":1,"volumes":1}],
 ///   "returned":["n"],
-///   "timed_out_migrations":[{"volume":"v","source":"a","target":"b","elapsed_ns":1,"timeout_ns":1}]}`.
+///   "timed_out_migrations":[{"volume":"v","source":"a","target":"b","elapsed_ns":1,"timeout_ns":1}]}`;
+/// each cleared entry's `fence` is the volume's fence after the clear, shaped as in
+/// `tether_engine_refence`, for the storage target.
 /// Thread-safe (reconciles, snapshots and restores run one at a time).
 #[no_mangle]
 pub unsafe extern "C" fn tether_engine_reconcile(
@@ -105,20 +107,18 @@ fn split<'a>(all: &'a str, lens: &[usize]) -> Result<Vec<&'a str>, FfiError> {
     Ok(names)
 }
 
-/// The whole state (attachments, detach records, missing-node marks) as the versioned JSON
-/// document of DESIGN.md, in `*out_json` (owned; free with `tether_string_free`; length
-/// without the NUL to `*out_len` unless NULL). Thread-safe.
+/// The whole state (attachments with their admission epochs, detach records, missing-node
+/// marks, the term) as the versioned JSON document of DESIGN.md (format version 2), in
+/// `*out_json` (owned; free with `tether_string_free`; length without the NUL to `*out_len`
+/// unless NULL). Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn tether_engine_snapshot(
     engine: *const tether_engine,
     out_json: *mut *mut c_char,
     out_len: *mut usize,
 ) -> tether_status {
-    guard(|| {
-        // SAFETY: the caller promises a live handle and writable outputs, each possibly NULL.
-        let (h, out, len) = unsafe { (handle(engine)?, Out::new(out_json, "out_json")?, Out::optional(out_len)) };
-        give_string(h.engine.snapshot_json(), out, len)
-    })
+    // SAFETY: the caller promises a live handle and writable outputs, each possibly NULL.
+    unsafe { read_document(engine, out_json, out_len, |h| h.engine.snapshot_json()) }
 }
 
 /// Restores from JSON text of `json_len` bytes; see [`tether_engine_restore`].
@@ -135,8 +135,11 @@ unsafe fn restore(engine: *const tether_engine, json: Id) -> tether_status {
 
 /// Replaces the whole state with a snapshot document's: `json_len` bytes of UTF-8 JSON. The
 /// document is checked completely first; a malformed, unknown-version or inconsistent one is
-/// refused with `TETHER_BAD_SNAPSHOT` and nothing changes. Counters are kept. Meant for
-/// start-up: a publish racing with it may be replaced by the restored state.
+/// refused with `TETHER_BAD_SNAPSHOT` and nothing changes. Version 1 documents still restore
+/// (admission epochs taken as the volume's epoch). The restore is atomic (every concurrent call
+/// sees the state wholly before or wholly after it) and never lowers an epoch: a document's
+/// epoch below the live one is raised above it. Counters are kept. Meant for start-up: a
+/// publish racing with it may be replaced by the restored state.
 #[no_mangle]
 pub unsafe extern "C" fn tether_engine_restore(
     engine: *const tether_engine,

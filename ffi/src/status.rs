@@ -3,7 +3,7 @@
 use std::ffi::CStr;
 use std::fmt;
 
-use tether_core::{CoreError, Nodes};
+use tether_core::{CoreError, InvalidFence, Nodes};
 
 use crate::types::{tether_error_info, tether_node_name};
 
@@ -11,8 +11,9 @@ use crate::types::{tether_error_info, tether_node_name};
 /// comes with a message (`tether_last_error`) and details (`tether_last_error_info`) on the
 /// calling thread.
 ///
-/// Codes are grouped by hundreds: 1xx the arguments were unusable, 2xx the engine refused
-/// the attachment, 3xx the snapshot document was rejected, 9xx the library itself failed.
+/// Codes are grouped by hundreds: 1xx the arguments were unusable, 2xx the engine (or a
+/// fence rule) refused the change, 3xx the snapshot document was rejected, 9xx the library
+/// itself failed.
 /// A code keeps its meaning forever: codes are added, never renumbered, and a retired code is
 /// never reused.
 #[allow(non_camel_case_types)]
@@ -39,6 +40,20 @@ pub enum tether_status {
     TETHER_MIGRATION_LIMIT = 202,
     /// The volume's migration has run past its timeout; unpublish one side to end it.
     TETHER_MIGRATION_TIMED_OUT = 203,
+    /// The volume's epoch cannot grow any further (epochs never wrap), so the volume can change
+    /// no more; nothing changed. Details: `epoch`.
+    TETHER_EPOCH_EXHAUSTED = 204,
+    /// `tether_engine_forget` was asked to drop a volume that is still attached; unpublish it
+    /// from every node first. Details: the nodes holding it.
+    TETHER_STILL_ATTACHED = 205,
+    /// A storage target was handed a fence no newer than the one it applied last (a delayed,
+    /// replayed or stale-leader update). Details: `epoch` (the refused fence's) and
+    /// `applied_epoch`.
+    TETHER_STALE_FENCE = 206,
+    /// A node's I/O session is not allowed by the volume's latest fence: the node is not in it,
+    /// or presented an epoch below its admission epoch. Details: the node, `epoch` (the
+    /// fence's), `presented_epoch`, `admitted_epoch` (0 when the fence does not admit it).
+    TETHER_NOT_ADMITTED = 207,
     /// A snapshot document is malformed, of an unknown version, or inconsistent; the engine
     /// kept its state.
     TETHER_BAD_SNAPSHOT = 300,
@@ -51,7 +66,7 @@ pub enum tether_status {
 
 impl tether_status {
     /// Every status, for looking one up by its code.
-    const ALL: [Self; 12] = [
+    const ALL: [Self; 16] = [
         Self::TETHER_OK,
         Self::TETHER_INVALID_ARGUMENT,
         Self::TETHER_NULL_POINTER,
@@ -61,6 +76,10 @@ impl tether_status {
         Self::TETHER_INCOMPATIBLE,
         Self::TETHER_MIGRATION_LIMIT,
         Self::TETHER_MIGRATION_TIMED_OUT,
+        Self::TETHER_EPOCH_EXHAUSTED,
+        Self::TETHER_STILL_ATTACHED,
+        Self::TETHER_STALE_FENCE,
+        Self::TETHER_NOT_ADMITTED,
         Self::TETHER_BAD_SNAPSHOT,
         Self::TETHER_BUFFER_TOO_SMALL,
         Self::TETHER_PANIC,
@@ -83,6 +102,10 @@ impl tether_status {
             Self::TETHER_INCOMPATIBLE => c"TETHER_INCOMPATIBLE",
             Self::TETHER_MIGRATION_LIMIT => c"TETHER_MIGRATION_LIMIT",
             Self::TETHER_MIGRATION_TIMED_OUT => c"TETHER_MIGRATION_TIMED_OUT",
+            Self::TETHER_EPOCH_EXHAUSTED => c"TETHER_EPOCH_EXHAUSTED",
+            Self::TETHER_STILL_ATTACHED => c"TETHER_STILL_ATTACHED",
+            Self::TETHER_STALE_FENCE => c"TETHER_STALE_FENCE",
+            Self::TETHER_NOT_ADMITTED => c"TETHER_NOT_ADMITTED",
             Self::TETHER_BAD_SNAPSHOT => c"TETHER_BAD_SNAPSHOT",
             Self::TETHER_BUFFER_TOO_SMALL => c"TETHER_BUFFER_TOO_SMALL",
             Self::TETHER_PANIC => c"TETHER_PANIC",
@@ -107,6 +130,8 @@ pub(crate) enum FfiError {
     BadArgument { what: &'static str, problem: Box<str> },
     /// An engine without a manual clock was asked to move its clock.
     NotManualClock,
+    /// A fence passed in breaks the fence's shape (see `tether_fence`).
+    BadFence(InvalidFence),
     /// A panic was caught at the boundary; its message if it had one.
     Panic(Box<str>),
 }
@@ -126,6 +151,10 @@ fn core_status(e: &CoreError) -> tether_status {
         CoreError::Incompatible { .. } => tether_status::TETHER_INCOMPATIBLE,
         CoreError::MigrationLimit { .. } => tether_status::TETHER_MIGRATION_LIMIT,
         CoreError::MigrationTimedOut { .. } => tether_status::TETHER_MIGRATION_TIMED_OUT,
+        CoreError::EpochExhausted { .. } => tether_status::TETHER_EPOCH_EXHAUSTED,
+        CoreError::StillAttached { .. } => tether_status::TETHER_STILL_ATTACHED,
+        CoreError::StaleFence { .. } => tether_status::TETHER_STALE_FENCE,
+        CoreError::NotAdmitted { .. } => tether_status::TETHER_NOT_ADMITTED,
         CoreError::BadSnapshot(_) => tether_status::TETHER_BAD_SNAPSHOT,
     }
 }
@@ -135,7 +164,7 @@ impl FfiError {
     pub(crate) fn status(&self) -> tether_status {
         match self {
             Self::Core(e) => core_status(e),
-            Self::BadArgument { .. } => tether_status::TETHER_INVALID_ARGUMENT,
+            Self::BadArgument { .. } | Self::BadFence(_) => tether_status::TETHER_INVALID_ARGUMENT,
             Self::Null(_) => tether_status::TETHER_NULL_POINTER,
             Self::NotUtf8 { .. } => tether_status::TETHER_INVALID_UTF8,
             Self::NotManualClock => tether_status::TETHER_NOT_MANUAL_CLOCK,
@@ -144,24 +173,38 @@ impl FfiError {
     }
 
     /// The structured details a caller needs to act without parsing the message: the nodes
-    /// involved and, where they apply, the existing access and the migration's times.
+    /// involved and, where they apply, the existing access, the migration's times and the
+    /// epochs of a fence refusal.
     pub(crate) fn info(&self) -> tether_error_info {
         let mut info = tether_error_info { status: self.status(), ..tether_error_info::default() };
         let Self::Core(e) = self else { return info };
         let nodes = match &**e {
             CoreError::Conflict { attached_to, .. } => Some(attached_to),
             CoreError::Incompatible { node, existing, .. } => {
-                info.nodes[0] = tether_node_name::from_str(node);
-                info.node_count = 1;
+                set_node(&mut info, node);
                 info.existing_mode = existing.mode.into();
                 info.existing_readonly = existing.readonly;
                 None
             }
-            CoreError::MigrationLimit { nodes, .. } => Some(nodes),
+            CoreError::MigrationLimit { nodes, .. } | CoreError::StillAttached { nodes, .. } => Some(nodes),
             CoreError::MigrationTimedOut { nodes, elapsed, timeout, .. } => {
                 info.elapsed_ns = crate::types::nanos(*elapsed);
                 info.timeout_ns = crate::types::nanos(*timeout);
                 Some(nodes)
+            }
+            CoreError::EpochExhausted { epoch, .. } => {
+                info.epoch = *epoch;
+                None
+            }
+            CoreError::StaleFence { epoch, applied, .. } => {
+                (info.epoch, info.applied_epoch) = (*epoch, *applied);
+                None
+            }
+            CoreError::NotAdmitted { node, presented, admitted, fence_epoch, .. } => {
+                set_node(&mut info, node);
+                (info.epoch, info.presented_epoch) = (*fence_epoch, *presented);
+                info.admitted_epoch = admitted.unwrap_or(0);
+                None
             }
             CoreError::InvalidInput(_) | CoreError::BadSnapshot(_) => None,
         };
@@ -170,6 +213,11 @@ impl FfiError {
         }
         info
     }
+}
+
+fn set_node(info: &mut tether_error_info, node: &str) {
+    info.nodes[0] = tether_node_name::from_str(node);
+    info.node_count = 1;
 }
 
 fn set_nodes(info: &mut tether_error_info, nodes: &Nodes) {
@@ -186,6 +234,7 @@ impl fmt::Display for FfiError {
             Self::Null(what) => write!(f, "{what} is a NULL pointer; pass a valid pointer"),
             Self::NotUtf8 { what, at } => write!(f, "{what} is not valid UTF-8 (bad byte at offset {at})"),
             Self::BadArgument { what, problem } => write!(f, "invalid {what}: {problem}"),
+            Self::BadFence(e) => write!(f, "invalid fence: {e}"),
             Self::NotManualClock => f.write_str(
                 "this engine runs on the system's monotonic clock; only an engine made by \
                  tether_engine_new_manual_clock can be advanced",

@@ -3,8 +3,9 @@
 
 use std::time::{Duration, SystemTime};
 
+use crate::fence::tether_fence;
 use crate::status::tether_status;
-use tether_core::{duration_to_nanos, AccessMode, Attachment, Config, DetachRecord, Nodes, StaleOutcome, Stats};
+use tether_core::{duration_to_nanos, AccessMode, Attachment, Config, DetachRecord, Nodes, Stats};
 
 /// The longest identifier (volume or node) the engine accepts, in bytes.
 pub const TETHER_MAX_ID_LEN: usize = 128;
@@ -190,6 +191,13 @@ pub struct tether_publish_result {
     pub other_node: tether_node_name,
     /// MIGRATION_STARTED: the effective (clamped) migration timeout. Otherwise 0.
     pub migration_timeout_ns: u64,
+    /// This node's admission epoch: the epoch of the change that admitted it, the same on an
+    /// idempotent re-publish (ALREADY_ATTACHED). The node's I/O session must present at least
+    /// this.
+    pub admitted_epoch: u64,
+    /// The volume's fence after the publish: hand it to the storage target before
+    /// acknowledging the publish.
+    pub fence: tether_fence,
 }
 
 /// A successful unpublish.
@@ -206,6 +214,10 @@ pub struct tether_unpublish_result {
     pub node_count: usize,
     /// MIGRATION_COMPLETED: how long the migration ran. Otherwise 0.
     pub duration_ns: u64,
+    /// The volume's fence after the change (DETACHED: nobody; MIGRATION_COMPLETED: only the
+    /// target; MIGRATION_ABORTED: only the source). NOT_ATTACHED: zeroed (epoch 0, no node),
+    /// since nothing changed and no fence is owed.
+    pub fence: tether_fence,
 }
 
 /// A successful compare-and-clear.
@@ -218,21 +230,8 @@ pub struct tether_stale_result {
     pub epoch: u64,
     /// CLEARED: the node still attached (a migration's other side), or empty (len 0).
     pub remaining: tether_node_name,
-}
-
-impl From<StaleOutcome> for tether_stale_result {
-    fn from(o: StaleOutcome) -> Self {
-        match o {
-            StaleOutcome::NotAttached => {
-                Self { kind: tether_stale::TETHER_STALE_NOT_ATTACHED, epoch: 0, remaining: tether_node_name::default() }
-            }
-            StaleOutcome::Cleared { remaining, epoch, .. } => Self {
-                kind: tether_stale::TETHER_STALE_CLEARED,
-                epoch,
-                remaining: remaining.map_or_else(tether_node_name::default, |n| tether_node_name::from_str(&n)),
-            },
-        }
-    }
+    /// CLEARED: the volume's fence after the clear. NOT_ATTACHED: zeroed (epoch 0, no node).
+    pub fence: tether_fence,
 }
 
 /// A volume's attachment as read at one moment.
@@ -253,6 +252,8 @@ pub struct tether_attachment {
     /// While migrating: how long the migration has run, and its timeout. Otherwise 0.
     pub migration_elapsed_ns: u64,
     pub migration_timeout_ns: u64,
+    /// The admission epochs of `nodes[0..node_count]`; 0 in an unused slot.
+    pub admitted: [u64; 2],
 }
 
 impl From<&Attachment> for tether_attachment {
@@ -268,6 +269,7 @@ impl From<&Attachment> for tether_attachment {
             migrating: a.migration.is_some(),
             migration_elapsed_ns: a.migration.map_or(0, |m| nanos(m.elapsed)),
             migration_timeout_ns: a.migration.map_or(0, |m| nanos(m.timeout)),
+            admitted: [a.admitted.0, a.admitted.1.unwrap_or(0)],
         }
     }
 }
@@ -299,8 +301,9 @@ impl From<&DetachRecord> for tether_detach_record {
 pub struct tether_error_info {
     /// The status the failing call returned.
     pub status: tether_status,
-    /// CONFLICT: the nodes holding the volume. MIGRATION_LIMIT, MIGRATION_TIMED_OUT: the
-    /// migration's nodes (source first). INCOMPATIBLE: the requesting node. Otherwise none.
+    /// CONFLICT, STILL_ATTACHED: the nodes holding the volume. MIGRATION_LIMIT,
+    /// MIGRATION_TIMED_OUT: the migration's nodes (source first). INCOMPATIBLE: the requesting
+    /// node. NOT_ADMITTED: the node refused. Otherwise none.
     pub nodes: [tether_node_name; 2],
     pub node_count: usize,
     /// INCOMPATIBLE: the access the volume is attached with. Otherwise RWO and false.
@@ -309,6 +312,15 @@ pub struct tether_error_info {
     /// MIGRATION_TIMED_OUT: how long the migration has run, and its timeout. Otherwise 0.
     pub elapsed_ns: u64,
     pub timeout_ns: u64,
+    /// EPOCH_EXHAUSTED: the volume's epoch. STALE_FENCE: the refused fence's epoch.
+    /// NOT_ADMITTED: the fence's epoch. Otherwise 0.
+    pub epoch: u64,
+    /// STALE_FENCE: the epoch already applied. Otherwise 0.
+    pub applied_epoch: u64,
+    /// NOT_ADMITTED: the epoch the node presented, and its admission epoch in the fence (0 when
+    /// the fence does not admit it). Otherwise 0.
+    pub presented_epoch: u64,
+    pub admitted_epoch: u64,
 }
 
 impl Default for tether_error_info {
@@ -321,6 +333,10 @@ impl Default for tether_error_info {
             existing_readonly: false,
             elapsed_ns: 0,
             timeout_ns: 0,
+            epoch: 0,
+            applied_epoch: 0,
+            presented_epoch: 0,
+            admitted_epoch: 0,
         }
     }
 }
@@ -328,6 +344,7 @@ impl Default for tether_error_info {
 /// A reading of the engine's counters; see the engine's documentation for each one.
 /// Each field is exact; fields read while other threads run may come from slightly different
 /// moments. `active_migrations` is a gauge, every other field a count since the engine began.
+/// Fields are only ever appended.
 #[allow(non_camel_case_types)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[repr(C)]
@@ -349,6 +366,16 @@ pub struct tether_stats {
     pub reconciles: u64,
     pub invalid_input: u64,
     pub active_migrations: u64,
+    /// Migrations ended by a full detach (an unpublish naming no node).
+    pub migrations_detached: u64,
+    /// Migrations ended by a compare-and-clear of one side.
+    pub migrations_cleared: u64,
+    /// Volume epochs raised by a re-fence.
+    pub refenced: u64,
+    /// Volume records dropped by `tether_engine_forget`.
+    pub forgotten: u64,
+    /// Changes refused because the volume's epoch could not grow.
+    pub epoch_exhausted: u64,
 }
 
 impl From<Stats> for tether_stats {
@@ -373,6 +400,11 @@ impl From<Stats> for tether_stats {
             reconciles,
             invalid_input,
             active_migrations,
+            migrations_detached,
+            migrations_cleared,
+            refenced,
+            forgotten,
+            epoch_exhausted,
         } = s;
         Self {
             attached,
@@ -392,6 +424,11 @@ impl From<Stats> for tether_stats {
             reconciles,
             invalid_input,
             active_migrations,
+            migrations_detached,
+            migrations_cleared,
+            refenced,
+            forgotten,
+            epoch_exhausted,
         }
     }
 }

@@ -1,9 +1,11 @@
-//! Arguments coming in from Python: durations (seconds or `timedelta`) and access modes.
+//! Arguments coming in from Python: durations (seconds or `timedelta`), access modes, and the
+//! non-negative integers (terms, epochs) the engine takes as `u64`.
 
 use std::time::Duration;
 
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::PyDelta;
+use pyo3::types::{PyBool, PyDelta, PyInt};
 
 use crate::errors::invalid_input;
 use crate::outcomes::AccessMode;
@@ -62,5 +64,25 @@ impl FromPyObject<'_, '_> for Mode {
                 format!("invalid access mode: {text:?}; give tether.AccessMode.RWO or RWX (or \"RWO\", \"RWX\")"),
             )),
         }
+    }
+}
+
+/// A non-negative integer as given (a term, an epoch), as the engine takes it. Any int that
+/// fits a `u64` is handed on unchanged, so the engine's own limits (a term's) stay its rule
+/// alone; one outside that range is `InvalidInput` naming `field` and the caller's `limit`,
+/// worded as the engine words a value too large. A bool, though an int to Python, is a
+/// `TypeError`: `True` is never a deliberate term.
+pub fn unsigned(obj: &Bound<'_, PyAny>, field: &str, limit: u64) -> PyResult<u64> {
+    if obj.is_instance_of::<PyBool>() {
+        return Err(PyTypeError::new_err(format!("{field} must be an int, not bool")));
+    }
+    match obj.extract::<u64>() {
+        Ok(value) => Ok(value),
+        Err(_) if obj.is_instance_of::<PyInt>() => {
+            let problem =
+                if obj.lt(0)? { "give a non-negative integer".to_owned() } else { format!("the limit is {limit}") };
+            Err(invalid_input(obj.py(), field, format!("invalid {field}: it is {}; {problem}", obj.repr()?)))
+        }
+        Err(not_an_int) => Err(not_an_int),
     }
 }

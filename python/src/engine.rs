@@ -8,8 +8,9 @@ use pyo3::types::{PyDict, PyString};
 use tether_core::{Access, Config, CoreError};
 
 use crate::clock::ManualClock;
-use crate::convert::{Mode, Span};
+use crate::convert::{unsigned, Mode, Span};
 use crate::errors::to_py;
+use crate::fence::{Fence, VolumeFence};
 use crate::outcomes::{Attachment, DetachRecord, PublishOutcome, StaleOutcome, UnpublishOutcome};
 use crate::report::ReconcileReport;
 
@@ -111,6 +112,41 @@ impl Engine {
     /// `volume`'s epoch (fencing token): 0 if it was never attached.
     fn epoch(&self, py: Python<'_>, volume: &str) -> PyResult<u64> {
         mapped(py, self.inner.epoch(volume))
+    }
+
+    /// `volume`'s fence now: what its storage target must allow. None for a volume the engine
+    /// does not track (never attached, or forgotten); a detached volume's fence admits nobody.
+    fn fence(&self, py: Python<'_>, volume: &str) -> PyResult<Option<Fence>> {
+        mapped(py, self.inner.fence(volume)).map(|f| f.map(Into::into))
+    }
+
+    /// The controller term in force (0 until one is set).
+    #[getter]
+    fn term(&self) -> u64 {
+        self.inner.term()
+    }
+
+    /// Raises the term to `term` (an int from 0 to `MAX_TERM`; a lower one leaves it as it is)
+    /// and returns the term in force. Every change afterwards issues an epoch of at least
+    /// `term << 32`. A new leader calls this, then `refence`, before it serves.
+    fn set_term(&self, py: Python<'_>, term: &Bound<'_, PyAny>) -> PyResult<u64> {
+        let term = unsigned(term, "term", tether_core::MAX_TERM)?;
+        mapped(py, self.inner.set_term(term))
+    }
+
+    /// Re-fences every tracked volume at the current term: each epoch rises to at least
+    /// `term << 32`, nodes and admission epochs stay. Returns the new fences, sorted by volume,
+    /// for the storage backend to apply before the engine serves. Runs without the GIL: it
+    /// visits every volume.
+    fn refence(&self, py: Python<'_>) -> Vec<VolumeFence> {
+        py.detach(|| self.inner.refence().into_iter().map(Into::into).collect())
+    }
+
+    /// Drops the record (epoch, detach record) of `volume`, which must be attached nowhere;
+    /// returns whether there was one. A volume of that name made later starts above the
+    /// forgotten epoch. Raises `VolumeStillAttached` for an attached volume.
+    fn forget(&self, py: Python<'_>, volume: &str) -> PyResult<bool> {
+        mapped(py, self.inner.forget(volume))
     }
 
     /// How many volumes are attached now.

@@ -17,6 +17,10 @@ pub struct Exceptions {
     incompatible: Py<PyType>,
     migration_limit: Py<PyType>,
     migration_timed_out: Py<PyType>,
+    epoch_exhausted: Py<PyType>,
+    still_attached: Py<PyType>,
+    stale_fence: Py<PyType>,
+    not_admitted: Py<PyType>,
     snapshot: Py<PyType>,
 }
 
@@ -63,6 +67,25 @@ impl Exceptions {
                 "The volume's migration is older than its timeout. \
                  Attributes: volume, node, nodes, elapsed, timeout.",
             )?,
+            epoch_exhausted: sub(
+                "EpochExhausted",
+                "The volume's epoch cannot grow any further (epochs never wrap); nothing changed. \
+                 Attributes: volume, epoch.",
+            )?,
+            still_attached: sub(
+                "VolumeStillAttached",
+                "forget was asked to drop a volume that is still attached. Attributes: volume, nodes.",
+            )?,
+            stale_fence: sub(
+                "StaleFence",
+                "A fence is no newer than the one the storage target applied last. \
+                 Attributes: volume, epoch, applied.",
+            )?,
+            not_admitted: sub(
+                "NotAdmitted",
+                "A node's I/O session is not allowed by the volume's latest fence. \
+                 Attributes: volume, node, presented, admitted (None if not in the fence), fence_epoch.",
+            )?,
             snapshot: sub("SnapshotError", "A snapshot document was rejected; the engine kept its state.")?,
             root,
         })
@@ -83,6 +106,10 @@ impl Exceptions {
             &e.incompatible,
             &e.migration_limit,
             &e.migration_timed_out,
+            &e.epoch_exhausted,
+            &e.still_attached,
+            &e.stale_fence,
+            &e.not_admitted,
             &e.snapshot,
         ] {
             let class = class.bind(module.py());
@@ -154,6 +181,28 @@ pub fn to_py(py: Python<'_>, err: CoreError) -> PyErr {
                 e.setattr("nodes", names(py, &nodes)?)?;
                 e.setattr("elapsed", elapsed)?;
                 e.setattr("timeout", timeout)
+            })
+        }
+        CoreError::EpochExhausted { volume, epoch } => raise(py, &classes.epoch_exhausted, message, |e| {
+            e.setattr("volume", volume)?;
+            e.setattr("epoch", epoch)
+        }),
+        CoreError::StillAttached { volume, nodes } => raise(py, &classes.still_attached, message, |e| {
+            e.setattr("volume", volume)?;
+            e.setattr("nodes", names(py, &nodes)?)
+        }),
+        CoreError::StaleFence { volume, epoch, applied } => raise(py, &classes.stale_fence, message, |e| {
+            e.setattr("volume", volume)?;
+            e.setattr("epoch", epoch)?;
+            e.setattr("applied", applied)
+        }),
+        CoreError::NotAdmitted { volume, node, presented, admitted, fence_epoch } => {
+            raise(py, &classes.not_admitted, message, |e| {
+                e.setattr("volume", volume)?;
+                e.setattr("node", node)?;
+                e.setattr("presented", presented)?;
+                e.setattr("admitted", admitted)?;
+                e.setattr("fence_epoch", fence_epoch)
             })
         }
         CoreError::BadSnapshot(_) => raise(py, &classes.snapshot, message, |_| Ok(())),

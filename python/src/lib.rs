@@ -8,6 +8,7 @@ mod clock;
 mod convert;
 mod engine;
 mod errors;
+mod fence;
 mod outcomes;
 mod report;
 
@@ -19,6 +20,7 @@ fn _tether(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<engine::Engine>()?;
     m.add_class::<clock::ManualClock>()?;
     m.add_class::<outcomes::AccessMode>()?;
+    m.add_class::<outcomes::Access>()?;
     m.add_class::<outcomes::PublishKind>()?;
     m.add_class::<outcomes::UnpublishKind>()?;
     m.add_class::<outcomes::PublishOutcome>()?;
@@ -27,11 +29,15 @@ fn _tether(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<outcomes::Migration>()?;
     m.add_class::<outcomes::Attachment>()?;
     m.add_class::<outcomes::DetachRecord>()?;
+    m.add_class::<fence::Admission>()?;
+    m.add_class::<fence::Fence>()?;
+    m.add_class::<fence::VolumeFence>()?;
     m.add_class::<report::ClearedAttachment>()?;
     m.add_class::<report::PendingNode>()?;
     m.add_class::<report::TimedOutMigration>()?;
     m.add_class::<report::ReconcileReport>()?;
     errors::Exceptions::register(m)?;
     m.add("MAX_ID_LEN", tether_core::MAX_ID_LEN)?;
+    m.add("MAX_TERM", tether_core::MAX_TERM)?;
     Ok(())
 }

@@ -1,10 +1,13 @@
-//! What engine calls hand back, as small frozen Python objects: one class per core outcome.
+//! What engine calls hand back, as small frozen Python objects: one class per core outcome
+//! (fences have their own file, fence.rs).
 
 use std::time::{Duration, SystemTime};
 
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 use tether_core as tcore;
+
+use crate::fence::Fence;
 
 /// How many nodes may hold a volume: `RWO` (one) or `RWX` (two, during a live migration).
 #[pyclass(frozen, eq, eq_int, hash, module = "tether")]
@@ -31,6 +34,33 @@ impl From<tcore::AccessMode> for AccessMode {
             tcore::AccessMode::Rwo => Self::Rwo,
             tcore::AccessMode::Rwx => Self::Rwx,
         }
+    }
+}
+
+/// The access a volume is held with: its mode and read-only flag.
+// Not `Copy`: pymethods take `&self`, which clippy flags on a two-byte `Copy` type.
+#[pyclass(frozen, eq, hash, get_all, module = "tether")]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Access {
+    pub mode: AccessMode,
+    pub readonly: bool,
+}
+
+impl From<tcore::Access> for Access {
+    fn from(a: tcore::Access) -> Self {
+        Self { mode: a.mode.into(), readonly: a.readonly }
+    }
+}
+
+#[pymethods]
+impl Access {
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        fields_repr(slf.as_any(), &["mode", "readonly"])
+    }
+
+    /// The core's wording: `RWO`, `RWX read-only`, ...
+    fn __str__(&self) -> String {
+        tcore::Access { mode: self.mode.into(), readonly: self.readonly }.to_string()
     }
 }
 
@@ -75,7 +105,8 @@ pub fn fields_repr(obj: &Bound<'_, PyAny>, fields: &[&str]) -> PyResult<String> 
     Ok(format!("{}({})", obj.get_type().name()?, parts.join(", ")))
 }
 
-/// A successful publish: its kind, the volume's epoch after it, and the kind's details.
+/// A successful publish: its kind, the volume's epoch after it, the node's admission epoch,
+/// the fence a storage target must apply, and the kind's details.
 /// Holds the core's outcome as it is and converts a field only when Python reads it.
 #[pyclass(frozen, eq, module = "tether")]
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +133,19 @@ impl PublishOutcome {
     #[getter]
     fn epoch(&self) -> u64 {
         self.0.epoch
+    }
+
+    /// The node's admission epoch: the epoch of the change that admitted it, the same on an
+    /// idempotent re-publish. What the node presents when it opens its I/O session.
+    #[getter]
+    fn admitted(&self) -> u64 {
+        self.0.admitted
+    }
+
+    /// The volume's fence after the publish.
+    #[getter]
+    fn fence(&self) -> Fence {
+        self.0.fence.clone().into()
     }
 
     /// `HANDED_OFF`: the node whose late re-attach was replaced.
@@ -132,7 +176,7 @@ impl PublishOutcome {
     }
 
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
-        fields_repr(slf.as_any(), &["kind", "epoch", "from_node", "source", "timeout"])
+        fields_repr(slf.as_any(), &["kind", "epoch", "admitted", "fence", "from_node", "source", "timeout"])
     }
 }
 
@@ -171,6 +215,17 @@ impl UnpublishOutcome {
         }
     }
 
+    /// The volume's fence after the change; `None` when nothing changed.
+    #[getter]
+    fn fence(&self) -> Option<Fence> {
+        match &self.0 {
+            tcore::UnpublishOutcome::NotAttached => None,
+            tcore::UnpublishOutcome::Detached { fence, .. }
+            | tcore::UnpublishOutcome::MigrationCompleted { fence, .. }
+            | tcore::UnpublishOutcome::MigrationAborted { fence, .. } => Some(fence.clone().into()),
+        }
+    }
+
     /// The nodes that left: every node on a full detach, the source on completion, the target on abort.
     #[getter]
     fn nodes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
@@ -205,7 +260,7 @@ impl UnpublishOutcome {
     }
 
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
-        fields_repr(slf.as_any(), &["kind", "epoch", "nodes", "source", "target", "duration"])
+        fields_repr(slf.as_any(), &["kind", "epoch", "fence", "nodes", "source", "target", "duration"])
     }
 }
 
@@ -228,17 +283,22 @@ pub struct StaleOutcome {
     /// The node still attached after the clear, if any.
     pub remaining: Option<String>,
     pub epoch: Option<u64>,
+    /// The volume's fence after the clear.
+    pub fence: Option<Fence>,
 }
 
 impl From<tcore::StaleOutcome> for StaleOutcome {
     fn from(out: tcore::StaleOutcome) -> Self {
         match out {
-            tcore::StaleOutcome::NotAttached => Self { cleared: false, node: None, remaining: None, epoch: None },
-            tcore::StaleOutcome::Cleared { node, remaining, epoch } => Self {
+            tcore::StaleOutcome::NotAttached => {
+                Self { cleared: false, node: None, remaining: None, epoch: None, fence: None }
+            }
+            tcore::StaleOutcome::Cleared { node, remaining, epoch, fence } => Self {
                 cleared: true,
                 node: Some(node.to_string()),
                 remaining: remaining.map(|n| n.to_string()),
                 epoch: Some(epoch),
+                fence: Some(fence.into()),
             },
         }
     }
@@ -247,7 +307,7 @@ impl From<tcore::StaleOutcome> for StaleOutcome {
 #[pymethods]
 impl StaleOutcome {
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
-        fields_repr(slf.as_any(), &["cleared", "node", "remaining", "epoch"])
+        fields_repr(slf.as_any(), &["cleared", "node", "remaining", "epoch", "fence"])
     }
 }
 
@@ -267,7 +327,8 @@ impl Migration {
     }
 }
 
-/// A volume's attachment as read at one moment. `since` is when its node set last changed.
+/// A volume's attachment as read at one moment. `since` is when its node set last changed;
+/// `admitted` holds each node's admission epoch, slot for slot with `nodes`.
 #[pyclass(frozen, eq, module = "tether")]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attachment {
@@ -280,6 +341,7 @@ pub struct Attachment {
     pub nodes: Vec<String>,
     #[pyo3(get)]
     pub epoch: u64,
+    pub admitted: Vec<u64>,
     #[pyo3(get)]
     pub since: SystemTime,
     #[pyo3(get)]
@@ -294,6 +356,7 @@ impl From<tcore::Attachment> for Attachment {
             readonly: a.access.readonly,
             nodes: a.nodes.iter().map(ToString::to_string).collect(),
             epoch: a.epoch,
+            admitted: std::iter::once(a.admitted.0).chain(a.admitted.1).collect(),
             since: a.since,
             migration: a.migration.map(|m| Migration {
                 elapsed: m.elapsed,
@@ -312,8 +375,14 @@ impl Attachment {
         tuple(py, &self.nodes)
     }
 
+    /// Each node's admission epoch, in the order of `nodes`.
+    #[getter]
+    fn admitted<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(py, &self.admitted)
+    }
+
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
-        fields_repr(slf.as_any(), &["volume", "mode", "readonly", "nodes", "epoch", "since", "migration"])
+        fields_repr(slf.as_any(), &["volume", "mode", "readonly", "nodes", "epoch", "admitted", "since", "migration"])
     }
 }
 

@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 use tether_core as tcore;
 
+use crate::fence::Fence;
 use crate::outcomes::fields_repr;
 
 /// One attachment a reconcile cleared because its node had been missing for the grace period.
@@ -15,12 +16,14 @@ pub struct ClearedAttachment {
     pub volume: String,
     pub node: String,
     pub epoch: u64,
+    /// The volume's fence after the clear.
+    pub fence: Fence,
 }
 
 #[pymethods]
 impl ClearedAttachment {
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
-        fields_repr(slf.as_any(), &["volume", "node", "epoch"])
+        fields_repr(slf.as_any(), &["volume", "node", "epoch", "fence"])
     }
 }
 
@@ -75,7 +78,12 @@ impl From<tcore::ReconcileReport> for ReconcileReport {
             cleared: r
                 .cleared
                 .into_iter()
-                .map(|c| ClearedAttachment { volume: c.volume, node: c.node.to_string(), epoch: c.epoch })
+                .map(|c| ClearedAttachment {
+                    volume: c.volume,
+                    node: c.node.to_string(),
+                    epoch: c.epoch,
+                    fence: c.fence.into(),
+                })
                 .collect(),
             pending: r
                 .pending

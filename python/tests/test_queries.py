@@ -67,6 +67,8 @@ def test_clear_stale(engine: tether.Engine) -> None:
     assert (out.cleared, out.node, out.remaining, out.epoch) == (True, "node-a", "node-b", 3)
     again = engine.clear_stale("vm", "node-a")
     assert (again.cleared, again.node, again.remaining, again.epoch) == (False, None, None, None)
+    stats = engine.stats()
+    assert (stats["stale_cleared"], stats["migrations_cleared"], stats["active_migrations"]) == (1, 1, 0)
 
 
 def test_reconcile(engine: tether.Engine, clock: tether.ManualClock) -> None:
@@ -105,14 +107,28 @@ def test_snapshot_round_trip(engine: tether.Engine, clock: tether.ManualClock) -
     text = engine.snapshot_json()
     doc = engine.snapshot()
     assert isinstance(text, str)
-    assert doc["version"] == 1
+    assert doc["version"] == 2
     assert [v["volume"] for v in doc["volumes"]] == ["pvc-1", "vm"]
+    assert doc["volumes"][1]["attachment"]["admitted"] == [1, 2]
     for source in (text, doc):
         other = tether.Engine(clock=tether.ManualClock(START))
         other.restore(source)
         assert other.list() == engine.list()
         assert other.epoch("pvc-1") == 2
         assert other.detach_timestamp("pvc-1") == engine.detach_timestamp("pvc-1")
+        assert other.fence("vm") == engine.fence("vm")
+
+
+def test_version_1_document_still_restores(engine: tether.Engine) -> None:
+    attachment = {"mode": "RWX", "readonly": False, "nodes": ["node-a", "node-b"], "since_unix_nanos": 0,
+                  "migration_timeout_ms": 300_000}
+    engine.restore({"version": 1, "taken_at_unix_nanos": 0, "missing_nodes": [],
+                    "volumes": [{"volume": "vm", "epoch": 4, "attachment": attachment}]})
+    restored = engine.get("vm")
+    assert restored is not None
+    assert (restored.nodes, restored.epoch) == (("node-a", "node-b"), 4)
+    assert restored.admitted == (4, 4)  # version 1 has no admissions: each node is taken at the epoch
+    assert engine.snapshot()["version"] == 2
 
 
 def test_settings(engine: tether.Engine) -> None:
@@ -130,7 +146,8 @@ def test_settings(engine: tether.Engine) -> None:
 
 def test_stats_counts_every_outcome(engine: tether.Engine) -> None:
     stats = engine.stats()
-    assert set(stats) >= {"attached", "conflicts", "handed_off", "invalid_input", "active_migrations"}
+    assert set(stats) >= {"attached", "conflicts", "handed_off", "invalid_input", "active_migrations",
+                          "migrations_detached", "migrations_cleared", "refenced", "forgotten", "epoch_exhausted"}
     assert all(v == 0 for v in stats.values())
     engine.publish("pvc-1", "node-a")
     with pytest.raises(tether.AttachmentConflict):

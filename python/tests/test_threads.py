@@ -1,12 +1,16 @@
-"""One engine shared by Python threads: the RWO invariant holds and every call is counted."""
+"""One engine shared by Python threads: the RWO invariant holds, every call is counted, and the
+calls that run without the GIL (restore, refence, reconcile, ...) never open a gap for another writer."""
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import tether
 
+from conftest import START
+
 THREADS = 8
 ROUNDS = 300
+VOLUMES = 64
 
 
 def test_one_writer_per_volume(engine: tether.Engine) -> None:
@@ -47,10 +51,12 @@ def test_long_calls_run_beside_writers(engine: tether.Engine) -> None:
     for w in writers:
         w.start()
     try:
-        for _ in range(200):
+        for term in range(200):
             assert all(len(a.nodes) == 1 for a in engine.list())
             engine.snapshot_json()
             engine.reconcile([f"node-{t}" for t in range(3)])
+            engine.set_term(term)
+            assert all(len(v.fence.nodes) <= 1 for v in engine.refence())
     finally:
         stop.set()
         for w in writers:
@@ -58,3 +64,55 @@ def test_long_calls_run_beside_writers(engine: tether.Engine) -> None:
     stats = engine.stats()
     assert stats["attached"] == stats["detached"]
     assert engine.attached_count() == 0
+
+
+def held_by_holder(epochs: int) -> str:
+    """A snapshot in which "holder" holds every volume, each volume's epoch `epochs` or more."""
+    source = tether.Engine(clock=tether.ManualClock(START))
+    for i in range(VOLUMES):
+        for _ in range(epochs // 2):
+            source.publish(f"pvc-{i}", "holder")
+            source.unpublish(f"pvc-{i}")
+        source.publish(f"pvc-{i}", "holder")
+        # No detach record: holder's attachment is then no late re-attach another node could
+        # take over inside the grace period (the handoff row), so every other publish conflicts.
+        source.clear_detach_timestamp(f"pvc-{i}")
+    return source.snapshot_json()
+
+
+def test_restore_racing_publishes_grants_nobody_else(engine: tether.Engine) -> None:
+    # Two documents with the same holder but other epochs and admissions, so each restore
+    # replaces every record instead of finding it unchanged.
+    documents = [held_by_holder(1), held_by_holder(4)]
+    engine.restore(documents[0])
+    stop = threading.Event()
+    start = threading.Barrier(THREADS + 1)
+
+    def intrude(node: str) -> list[str]:
+        granted = []
+        start.wait()
+        while True:  # one full pass at least, however quickly the restores finish
+            for i in range(VOLUMES):
+                try:
+                    engine.publish(f"pvc-{i}", node)
+                except tether.AttachmentConflict as refused:
+                    assert refused.attached_to == ("holder",)
+                else:
+                    granted.append(f"pvc-{i}")
+            if stop.is_set():
+                return granted
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        intruders = [pool.submit(intrude, f"node-{t}") for t in range(THREADS)]
+        start.wait()
+        try:
+            for r in range(ROUNDS):
+                engine.restore(documents[r % 2])
+        finally:
+            stop.set()
+        assert [f.result() for f in intruders] == [[]] * THREADS
+    assert [(a.volume, a.nodes) for a in engine.list()] == sorted(
+        (f"pvc-{i}", ("holder",)) for i in range(VOLUMES)
+    )
+    assert engine.stats()["attached"] == 0  # the intruders' publishes were all refused
+    assert engine.stats()["conflicts"] >= THREADS * VOLUMES

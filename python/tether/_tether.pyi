@@ -1,36 +1,47 @@
 """Type stubs of the native module ``tether._tether`` (import ``tether`` instead)."""
 
+import builtins
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, TypeAlias, final
 
 __all__ = [
+    "Access",
     "AccessMode",
+    "Admission",
     "Attachment",
     "AttachmentConflict",
     "ClearedAttachment",
     "DetachRecord",
     "Engine",
+    "EpochExhausted",
+    "Fence",
     "IncompatibleAttachment",
     "InvalidInput",
     "MAX_ID_LEN",
+    "MAX_TERM",
     "ManualClock",
     "Migration",
     "MigrationLimit",
     "MigrationTimedOut",
+    "NotAdmitted",
     "PendingNode",
     "PublishKind",
     "PublishOutcome",
     "ReconcileReport",
     "SnapshotError",
+    "StaleFence",
     "StaleOutcome",
     "TetherError",
     "TimedOutMigration",
     "UnpublishKind",
     "UnpublishOutcome",
+    "VolumeFence",
+    "VolumeStillAttached",
 ]
 
 MAX_ID_LEN: int
+MAX_TERM: int
 
 _Seconds: TypeAlias = float | timedelta
 """A duration: a number of seconds or a timedelta."""
@@ -45,6 +56,58 @@ class AccessMode:
     def __eq__(self, other: object, /) -> bool: ...
     def __ne__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
+
+@final
+class Access:
+    """The access a volume is held with: mode and read-only flag."""
+
+    @property
+    def mode(self) -> AccessMode: ...
+    @property
+    def readonly(self) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
+    def __ne__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class Admission:
+    """One node a fence admits, and the epoch of the change that admitted it."""
+
+    @property
+    def node(self) -> str: ...
+    @property
+    def epoch(self) -> int: ...
+    def __eq__(self, other: object, /) -> bool: ...
+    def __ne__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class Fence:
+    """What a storage target must allow for a volume now: epoch, access, admitted nodes."""
+
+    @property
+    def epoch(self) -> int: ...
+    @property
+    def access(self) -> Access: ...
+    @property
+    def nodes(self) -> tuple[Admission, ...]: ...
+    def admission(self, node: str) -> int | None: ...
+    def check_supersedes(self, volume: str, applied: int | None) -> None: ...
+    def check_session(self, volume: str, node: str, presented: int) -> None: ...
+    def __eq__(self, other: object, /) -> bool: ...
+    def __ne__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class VolumeFence:
+    """One volume's fence, as ``Engine.refence`` returns it."""
+
+    @property
+    def volume(self) -> str: ...
+    @property
+    def fence(self) -> Fence: ...
+    def __eq__(self, other: object, /) -> bool: ...
+    def __ne__(self, other: object, /) -> bool: ...
 
 @final
 class PublishKind:
@@ -74,12 +137,16 @@ class UnpublishKind:
 
 @final
 class PublishOutcome:
-    """A successful publish: kind, epoch after it, and the kind's details."""
+    """A successful publish: kind, epoch after it, the node's admission epoch, the fence, and the kind's details."""
 
     @property
     def kind(self) -> PublishKind: ...
     @property
     def epoch(self) -> int: ...
+    @property
+    def admitted(self) -> int: ...
+    @property
+    def fence(self) -> Fence: ...
     @property
     def from_node(self) -> str | None: ...
     @property
@@ -97,6 +164,8 @@ class UnpublishOutcome:
     def kind(self) -> UnpublishKind: ...
     @property
     def epoch(self) -> int | None: ...
+    @property
+    def fence(self) -> Fence | None: ...
     @property
     def nodes(self) -> tuple[str, ...]: ...
     @property
@@ -120,6 +189,8 @@ class StaleOutcome:
     def remaining(self) -> str | None: ...
     @property
     def epoch(self) -> int | None: ...
+    @property
+    def fence(self) -> Fence | None: ...
     def __eq__(self, other: object, /) -> bool: ...
     def __ne__(self, other: object, /) -> bool: ...
 
@@ -151,6 +222,8 @@ class Attachment:
     @property
     def epoch(self) -> int: ...
     @property
+    def admitted(self) -> tuple[int, ...]: ...
+    @property
     def since(self) -> datetime: ...
     @property
     def migration(self) -> Migration | None: ...
@@ -180,6 +253,8 @@ class ClearedAttachment:
     def node(self) -> str: ...
     @property
     def epoch(self) -> int: ...
+    @property
+    def fence(self) -> Fence: ...
     def __eq__(self, other: object, /) -> bool: ...
     def __ne__(self, other: object, /) -> bool: ...
 
@@ -265,6 +340,13 @@ class Engine:
     def get(self, volume: str) -> Attachment | None: ...
     def list(self) -> list[Attachment]: ...
     def epoch(self, volume: str) -> int: ...
+    def fence(self, volume: str) -> Fence | None: ...
+    @property
+    def term(self) -> int: ...
+    def set_term(self, term: int) -> int: ...
+    # builtins.list: inside this class, `list` is the method above.
+    def refence(self) -> builtins.list[VolumeFence]: ...
+    def forget(self, volume: str) -> bool: ...
     def attached_count(self) -> int: ...
     def clear_stale(self, volume: str, node: str) -> StaleOutcome: ...
     def reconcile(self, live_nodes: Iterable[str]) -> ReconcileReport: ...
@@ -322,3 +404,31 @@ class MigrationTimedOut(TetherError):
 
 class SnapshotError(TetherError):
     """A snapshot document was rejected; the engine kept its state."""
+
+class EpochExhausted(TetherError):
+    """The volume's epoch cannot grow any further (epochs never wrap); nothing changed."""
+
+    volume: str
+    epoch: int
+
+class VolumeStillAttached(TetherError):
+    """``forget`` was asked to drop a volume that is still attached."""
+
+    volume: str
+    nodes: tuple[str, ...]
+
+class StaleFence(TetherError):
+    """A fence is no newer than the one the storage target applied last."""
+
+    volume: str
+    epoch: int
+    applied: int
+
+class NotAdmitted(TetherError):
+    """A node's I/O session is not allowed by the volume's latest fence."""
+
+    volume: str
+    node: str
+    presented: int
+    admitted: int | None
+    fence_epoch: int

@@ -41,6 +41,30 @@ tether_engine *manual_engine(void) {
     return e;
 }
 
+bool untouched(const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) {
+        if (b[i] != POISON) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool admits(const tether_fence *f, size_t count, const char *n0, uint64_t e0, const char *n1, uint64_t e1) {
+    if (f->node_count != count) {
+        return false;
+    }
+    const char *names[2] = {n0, n1};
+    const uint64_t epochs[2] = {e0, e1};
+    for (size_t i = 0; i < count; i++) {
+        if (!node_is(&f->nodes[i].node, names[i]) || f->nodes[i].epoch != epochs[i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
 bool node_is(const tether_node_name *n, const char *want) {
     size_t len = strlen(want);
     return n->len == len && memcmp(n->bytes, want, len) == 0 && n->bytes[len] == 0;

@@ -28,6 +28,15 @@ int checks_failed(void);
 /* An engine on a manual clock at WALL0 with the default settings; aborts if it cannot be made. */
 tether_engine *manual_engine(void);
 
+/* A byte pattern outputs are filled with before a call that must not write them. */
+#define POISON 0xA5
+
+/* Whether `n` bytes at `p` still hold the poison pattern (the call wrote nothing). */
+bool untouched(const void *p, size_t n);
+
+/* Whether `f` admits exactly `count` nodes: n0 at e0, then n1 at e1 (NULL when unused). */
+bool admits(const tether_fence *f, size_t count, const char *n0, uint64_t e0, const char *n1, uint64_t e1);
+
 /* Whether the node name slot holds exactly `want`. */
 bool node_is(const tether_node_name *n, const char *want);
 
@@ -35,6 +44,8 @@ bool node_is(const tether_node_name *n, const char *want);
 bool last_error_has(const char *needle);
 
 void test_contract(void);
+void test_fence(void);
+void test_fence_hostile(void);
 void test_hostile(void);
 void test_state(void);
 void test_threads(void);

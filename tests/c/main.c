@@ -7,8 +7,10 @@
 int main(void) {
     test_version();
     test_contract();
+    test_fence();
     test_state();
     test_hostile();
+    test_fence_hostile();
     test_threads();
     printf("%d passed, %d failed\n", checks_passed(), checks_failed());
     return checks_failed() == 0 && checks_passed() > 0 ? 0 : 1;

@@ -174,7 +174,8 @@ static void stale_and_reconcile(void) {
     const char packed[] = "liveextra";
     size_t lens[] = {4, 5};
     CHECK_OK(tether_engine_reconcile_packed(e, (const uint8_t *)packed, 9, lens, 2, &json, NULL));
-    CHECK(json && strstr(json, "\"cleared\":[{\"volume\":\"pvc-r\",\"node\":\"lost\",\"epoch\":2}]"));
+    CHECK(json && strstr(json, "\"cleared\":[{\"volume\":\"pvc-r\",\"node\":\"lost\",\"epoch\":2,"
+                               "\"fence\":{\"epoch\":2,\"mode\":\"RWO\",\"readonly\":false,\"nodes\":[]}}]"));
     tether_string_free(json);
 
     size_t count = 0;

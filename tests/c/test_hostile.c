@@ -6,19 +6,6 @@
 
 #include "check.h"
 
-#define POISON 0xA5
-
-/* Whether `n` bytes at `p` still hold the poison pattern (the call wrote nothing). */
-static bool untouched(const void *p, size_t n) {
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) {
-        if (b[i] != POISON) {
-            return false;
-        }
-    }
-    return true;
-}
-
 static void null_engine(void) {
     const tether_status N = TETHER_NULL_POINTER;
     tether_publish_result pr;

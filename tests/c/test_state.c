@@ -65,7 +65,8 @@ static void stats_and_list(void) {
     CHECK(json && strncmp(json, "[{\"volume\":\"a-vol\",\"mode\":\"RWX\",\"readonly\":false,\"nodes\":[\"n1\",\"n2\"]", 68) == 0);
     CHECK(json && strstr(json, "\"migration\":{\"elapsed_ns\":0,\"timeout_ns\":300000000000}"));
     CHECK(json && strstr(json, "{\"volume\":\"b-vol\",\"mode\":\"RWO\",\"readonly\":true,\"nodes\":[\"n1\"],\"epoch\":1,"
-                               "\"since_unix_ns\":1764151482000000000,\"migration\":null}]"));
+                               "\"since_unix_ns\":1764151482000000000,\"migration\":null,\"admitted\":[1]}]"));
+    CHECK(json && strstr(json, "\"admitted\":[1,2]}"));
     tether_string_free(json);
     tether_engine_free(e);
 }
@@ -93,7 +94,7 @@ static void snapshot_and_restore(void) {
     char *doc = NULL;
     size_t len = 0;
     CHECK_OK(tether_engine_snapshot(e, &doc, &len));
-    CHECK(doc && strlen(doc) == len && strncmp(doc, "{\"version\":1,", 13) == 0);
+    CHECK(doc && strlen(doc) == len && strncmp(doc, "{\"version\":2,", 13) == 0);
 
     /* A second engine restored from the document reads back the same document and state. */
     tether_engine *copy = manual_engine();

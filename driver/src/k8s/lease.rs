@@ -3,6 +3,7 @@
 //! monotonic clock from when it last saw the Lease change, so clock skew between replicas
 //! cannot hand the Lease over early.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,6 +41,9 @@ pub struct Elector {
     /// When we last renewed successfully (our clock); leadership ends `duration` after it.
     renewed_at: Option<Nanos>,
     leading: watch::Sender<bool>,
+    /// The Lease's transitions as we last wrote them while holding it: the controller term's
+    /// floor, growing with every change of holder.
+    term: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Elector {
@@ -62,7 +66,14 @@ fn seconds(d: Duration) -> i32 {
 impl Elector {
     pub fn new(client: Client, config: LeaseConfig, clock: Arc<dyn Clock>) -> Self {
         let api = Api::namespaced(client, &config.namespace);
-        Self { api, config, clock, seen: None, renewed_at: None, leading: watch::Sender::new(false) }
+        let term = Arc::new(AtomicU64::new(0));
+        Self { api, config, clock, seen: None, renewed_at: None, leading: watch::Sender::new(false), term }
+    }
+
+    /// The Lease's transitions as this process last took or renewed it (0 before that):
+    /// shared, so it can be read after the elector has moved into its task.
+    pub fn term(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.term)
     }
 
     /// Follows leadership: true while this process leads.
@@ -82,7 +93,9 @@ impl Elector {
             lease_duration_seconds: Some(seconds(self.config.duration)),
             acquire_time: if taking_over { Some(now_micro()) } else { holder.acquire_time.clone() },
             renew_time: Some(now_micro()),
-            lease_transitions: Some(if taking_over && holder.holder_identity.is_some() {
+            // Every change of holder counts, a takeover of a released Lease too (it keeps its
+            // acquire time): the count is the floor of the term epochs are issued under.
+            lease_transitions: Some(if taking_over && holder.acquire_time.is_some() {
                 transitions + 1
             } else {
                 transitions
@@ -110,27 +123,34 @@ impl Elector {
 
     /// One round: create, renew or take over the Lease if we may. Returns whether we hold it.
     pub async fn try_once(&mut self) -> Result<bool, kube::Error> {
-        let held = match self.api.get_opt(&self.config.name).await? {
+        let (held, transitions) = match self.api.get_opt(&self.config.name).await? {
             None => {
+                let spec = self.mine(&LeaseSpec::default());
+                let transitions = spec.lease_transitions;
                 let lease = Lease {
                     metadata: ObjectMeta { name: Some(self.config.name.clone()), ..ObjectMeta::default() },
-                    spec: Some(self.mine(&LeaseSpec::default())),
+                    spec: Some(spec),
                 };
-                conflict_is_false(self.api.create(&PostParams::default(), &lease).await)?
+                (conflict_is_false(self.api.create(&PostParams::default(), &lease).await)?, transitions)
             }
             Some(mut lease) => {
                 let spec = lease.spec.clone().unwrap_or_default();
                 let ours = spec.holder_identity.as_deref() == Some(self.config.identity.as_str());
                 if !ours && !self.lapsed(&spec) {
-                    false
+                    (false, None)
                 } else {
-                    lease.spec = Some(self.mine(&spec));
-                    conflict_is_false(self.api.replace(&self.config.name, &PostParams::default(), &lease).await)?
+                    let mine = self.mine(&spec);
+                    let transitions = mine.lease_transitions;
+                    lease.spec = Some(mine);
+                    let put = self.api.replace(&self.config.name, &PostParams::default(), &lease).await;
+                    (conflict_is_false(put)?, transitions)
                 }
             }
         };
         if held {
             self.renewed_at = Some(self.clock.now());
+            let transitions = transitions.and_then(|t| u64::try_from(t).ok()).unwrap_or(0);
+            self.term.store(transitions, Ordering::Release);
         }
         self.leading.send_replace(held);
         Ok(held)

@@ -3,13 +3,15 @@
 
 mod atomic;
 mod embedded;
+mod fence;
 
 use std::path::PathBuf;
 
-use tether_core::VolumeEntry;
+use tether_core::{CoreError, Fence, VolumeEntry, VolumeFence};
 
 pub use atomic::{io as io_error, write_atomic};
 pub use embedded::EmbeddedStore;
+pub use fence::StoredFence;
 
 use crate::volume::VolumeMeta;
 
@@ -38,6 +40,9 @@ pub enum StoreError {
     Io { op: &'static str, path: PathBuf, source: std::io::Error },
     #[error("state file {path} is corrupt or truncated: {message}; restore it from a backup or remove the volume's files by hand")]
     Corrupt { path: PathBuf, message: String },
+    /// The backend refused a fence by the fence rule (not newer than the one it applied).
+    #[error(transparent)]
+    Fence(CoreError),
 }
 
 /// A place to keep volumes. Every method that changes state has made the change durable
@@ -57,4 +62,21 @@ pub trait VolumeStore: Send + Sync + 'static {
     fn record_path(&self, id: &str) -> PathBuf;
     /// Bytes the backend can hold in total.
     fn capacity_bytes(&self) -> u64;
+    /// The storage target's half of the fence (DESIGN.md, "Epochs, admissions and fences"):
+    /// applies `fence` to volume `id` durably, but only if its epoch is higher than the last
+    /// fence applied there (checked with `Fence::check_supersedes`, across every process
+    /// sharing the store); an older or equal one is refused with `StoreError::Fence` and
+    /// leaves the store as it was.
+    fn apply_fence(&self, id: &str, fence: &Fence) -> Result<(), StoreError>;
+    /// The last fence applied to volume `id`, if any: what a node's I/O session is checked
+    /// against.
+    fn applied_fence(&self, id: &str) -> Result<Option<Fence>, StoreError>;
+    /// [`VolumeStore::apply_fence`] for many volumes at once (a re-fence at start-up), with the
+    /// same rule for each; a backend may make them durable together. Stops at the first error.
+    fn apply_fences(&self, fences: &[VolumeFence]) -> Result<(), StoreError> {
+        fences.iter().try_for_each(|vf| self.apply_fence(&vf.volume, &vf.fence))
+    }
+    /// The controller term for this start: above every term the store handed out before and
+    /// at least `at_least` (a Lease's transitions), raised durably before it returns.
+    fn next_term(&self, at_least: u64) -> Result<u64, StoreError>;
 }

@@ -91,6 +91,18 @@ impl VolumeStore for GatedStore {
     fn capacity_bytes(&self) -> u64 {
         self.inner.capacity_bytes()
     }
+    fn apply_fence(&self, id: &str, fence: &tether_core::Fence) -> Result<(), StoreError> {
+        self.inner.apply_fence(id, fence)
+    }
+    fn applied_fence(&self, id: &str) -> Result<Option<tether_core::Fence>, StoreError> {
+        self.inner.applied_fence(id)
+    }
+    fn apply_fences(&self, fences: &[tether_core::VolumeFence]) -> Result<(), StoreError> {
+        self.inner.apply_fences(fences)
+    }
+    fn next_term(&self, at_least: u64) -> Result<u64, StoreError> {
+        self.inner.next_term(at_least)
+    }
 }
 
 /// A driver served in-process, and clients to it.
@@ -114,6 +126,7 @@ pub fn settings() -> Settings {
         grace_period: GRACE,
         default_migration_timeout: Duration::from_mins(5),
         metrics_namespace: "rds_csi".into(),
+        lease_term: 0,
     }
 }
 
@@ -275,6 +288,13 @@ pub fn capability(block: bool, mode: Mode) -> VolumeCapability {
     VolumeCapability { access_type: Some(access_type), access_mode: Some(AccessMode { mode: mode.into() }) }
 }
 
+/// The epoch of a volume's `n`-th change (from 1) under the term a fresh state directory's
+/// first start takes, 1: epochs under term `t` start at `t << 32`.
+pub const fn nth(n: u64) -> u64 {
+    (1 << 32) + n - 1
+}
+
+/// The admission epoch a publish context presents (`tether.io/epoch`).
 pub fn epoch_of(resp: &ControllerPublishVolumeResponse) -> u64 {
     resp.publish_context["tether.io/epoch"].parse().unwrap()
 }
