@@ -680,18 +680,10 @@ async fn failover_during_a_storm(prefix: &str, signal: nix::sys::signal::Signal,
         assert!(metadata.contains_key("tether.io/epoch"), "{}: attachmentMetadata {metadata:?}", pv_name(pv));
         assert!(tier.events(namespace, "AttachmentConflict").await.is_empty(), "a conflict in {namespace}");
     }
-    // A known driver bug, not asserted (tests/k8s/README.md): a volume the old leader attached
-    // but whose PV annotation it had not written yet is adopted unchanged by the rebuild, which
-    // announces no change, so its informational tether.io/attached-nodes stays unwritten until
-    // the next reconcile pass's sweep (every 300 s). Reported, so that a fix shows here.
-    let mut unwritten = Vec::new();
+    // Including a volume the old leader attached but had not annotated yet: the rebuild ends
+    // with one sweep of the annotations (the fix of a bug this scenario found).
     for (pv, (_, node)) in pvs.iter().zip(&spots) {
-        if tier.pv_annotations(pv_name(pv)).await.get(NODES_ANNOTATION).map(String::as_str) != Some(*node) {
-            unwritten.push(pv_name(pv).to_owned());
-        }
-    }
-    if !unwritten.is_empty() {
-        println!("{prefix}: known bug: {NODES_ANNOTATION} not written after the takeover on {unwritten:?}");
+        tier.annotated(pv_name(pv), Some(node)).await;
     }
     let page = tier.metrics().await;
     assert!(sample(&page, "rds_csi_attachment_reconcile_total{action=\"rebuilt\"}") >= 1, "{page}");
