@@ -26,7 +26,12 @@ use k8s_openapi::api::storage::v1::{CSINode, VolumeAttachment};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
+use tether_driver::csi::controller_client::ControllerClient;
+use tether_driver::csi::volume_capability::access_mode::Mode;
+use tether_driver::csi::volume_capability::{AccessMode as CsiAccessMode, AccessType, BlockVolume};
+use tether_driver::csi::{ControllerPublishVolumeRequest, VolumeCapability};
 use tether_driver::k8s::annotate::NODES_ANNOTATION;
+use tether_driver::server::connect_unix;
 
 /// How long the control plane may take to show a state before the test fails. Generous: the
 /// sidecars retry with backoff and the machine is shared.
@@ -757,4 +762,55 @@ async fn s9b_the_leader_is_lost_with_its_node_during_an_attach_storm_and_the_sta
     // Last of all (it leaves one replica; tests run in name order): the leader's process killed and never restarted, so the
     // standby takes the Lease once it lapses on its own clock.
     failover_during_a_storm("s9b", nix::sys::signal::Signal::SIGKILL, false, 8, 4).await;
+}
+
+#[tokio::test]
+#[ignore = "needs the control plane of tests/k8s/run.sh --stack (make test-k8s)"]
+async fn s10_a_late_publish_after_the_unpublish_is_an_orphan_cleared_at_once_when_another_node_needs_the_volume() {
+    let tier = Tier::new().await;
+    tier.namespace("s10").await;
+    for node in ["s10-a", "s10-b", "s10-c"] {
+        tier.node(node).await;
+    }
+    // A block RWX volume migrated from A to B, A's Pod then gone: detached from A, the
+    // VolumeAttachment deleted, the migration completed on B.
+    let (pv, _) = tier.running("s10", "s10-a", true).await;
+    let name = pv_name(&pv);
+    tier.pod("s10", "app-b", "s10-b", true).await;
+    tier.attached(name, "s10-b").await;
+    tier.recorded(&pv, "s10-b").await;
+    tier.in_use("s10-b", &[tier.unique_name(&pv)]).await;
+    tier.event("s10", "MigrationStarted", "s10-b").await;
+    tier.in_use("s10-a", &[]).await;
+    tier.delete_pod("s10", "app-a").await;
+    tier.detached(name, "s10-a").await;
+    tier.event("s10", "MigrationCompleted", "s10-b").await;
+
+    // A ControllerPublish for A that was still in flight when the attacher unpublished A (a
+    // late retry) reaches the leader: A holds the volume again, with no VolumeAttachment.
+    let leader = tier.leader().await;
+    let socket = Path::new(&env("TETHER_TIER_DIR")).join(&leader).join("csi.sock");
+    let mut csi = ControllerClient::new(connect_unix(&socket).await.unwrap());
+    let late = ControllerPublishVolumeRequest {
+        volume_id: handle(&pv).to_owned(),
+        node_id: "s10-a".into(),
+        volume_capability: Some(VolumeCapability {
+            access_type: Some(AccessType::Block(BlockVolume {})),
+            access_mode: Some(CsiAccessMode { mode: Mode::MultiNodeMultiWriter.into() }),
+        }),
+        ..Default::default()
+    };
+    csi.controller_publish_volume(late).await.expect("the late publish is granted: the engine cannot tell");
+    let orphans = "rds_csi_attachment_reconcile_total{action=\"orphan\"}";
+    let before = sample(&tier.metrics().await, orphans);
+
+    // A Pod on C needs the volume: without evidence the late holder A would keep it at the
+    // migration limit; its deleted VolumeAttachment makes it an orphan, cleared at once.
+    tier.pod("s10", "app-c", "s10-c", true).await;
+    tier.attached(name, "s10-c").await;
+    tier.attached(name, "s10-b").await;
+    let after = tier.metrics().await;
+    assert_eq!(sample(&after, orphans) - before, 1, "{after}");
+    tier.event("s10", "StaleAttachmentCleared", "s10-a").await;
+    tier.event("s10", "MigrationStarted", "s10-c").await;
 }
