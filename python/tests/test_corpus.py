@@ -103,6 +103,7 @@ class World:
         if want is None:
             assert "error" not in got, f"no error expected, got {got}"
         else:
+            assert "error" in want or "error" not in got, f"expected {want}, refused with {got}"
             subset(want, got)
 
     def invariants(self) -> None:

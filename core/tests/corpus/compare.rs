@@ -26,6 +26,17 @@ pub fn subset(want: &Value, got: &Value, path: &str) -> Result<(), String> {
     }
 }
 
+/// A step's verdict: a refusal only where one is expected, then the expectation as a subset.
+pub fn judge(expect: Option<&Value>, got: &Value) -> Result<(), String> {
+    let refused = got.get("error").is_some();
+    match expect {
+        Some(want) if want.get("error").is_none() && refused => Err(format!("expected {want}, refused with {got}")),
+        Some(want) => subset(want, got, "expect"),
+        None if refused => Err(format!("no error expected, got {got}")),
+        None => Ok(()),
+    }
+}
+
 /// Integers exactly (epochs use all 64 bits); anything else as a float.
 fn same_number(w: &serde_json::Number, g: &serde_json::Number) -> bool {
     match (w.as_u64(), g.as_u64()) {

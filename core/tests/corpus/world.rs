@@ -7,9 +7,10 @@ use std::time::{Duration, SystemTime};
 use serde_json::{json, Value};
 use tether_core::{Access, AccessMode, Clock, Config, CoreError, Engine, ManualClock};
 
-use crate::compare::subset;
+use crate::compare::judge;
 use crate::shape::Shape;
 use crate::step::Fields;
+use crate::view;
 
 /// The corpus's wall time at the start of every scenario (tests/contract/README.md).
 pub const START_UNIX_S: u64 = 1_764_000_000;
@@ -73,29 +74,8 @@ impl World {
         if got.get("error").is_some() && self.engine.snapshot() != before {
             return Err(format!("refused with {got}, but the state changed"));
         }
-        self.invariants()?;
-        match expect {
-            Some(want) => subset(&want, &got, "expect"),
-            None if got.get("error").is_some() => Err(format!("no error expected, got {got}")),
-            None => Ok(()),
-        }
-    }
-
-    /// No RWO volume on two nodes, no RWX volume on three, and each fence lists its volume's nodes.
-    fn invariants(&self) -> Result<(), String> {
-        for a in self.engine.list() {
-            let limit = if a.access.mode == AccessMode::Rwo { 1 } else { 2 };
-            if a.nodes.len() > limit {
-                return Err(format!("invariant broken: {} is {} on {}", a.volume, a.access, a.nodes));
-            }
-            let fence = self.engine.fence(&a.volume).unwrap().ok_or("an attached volume has no fence")?;
-            let fenced: Vec<String> = fence.nodes().map(|n| n.node.to_string()).collect();
-            let held: Vec<String> = a.nodes.iter().map(ToString::to_string).collect();
-            if fenced != held || fence.epoch != a.epoch {
-                return Err(format!("invariant broken: fence {fence} of {} does not match {}", a.volume, a.nodes));
-            }
-        }
-        Ok(())
+        view::invariants(&self.engine)?;
+        judge(expect.as_ref(), &got)
     }
 
     fn result<T>(&self, r: Result<T, CoreError>, ok: impl FnOnce(&T) -> Value) -> Value {
@@ -161,7 +141,7 @@ impl World {
             }
             "session" | "supersedes" => return self.fence_rule(op, f),
             "check" => return self.check(f),
-            "stats" => Value::Object(e.stats().fields().iter().map(|&(k, v)| (k.to_owned(), json!(v))).collect()),
+            "stats" => view::stats(e),
             other => return Err(format!("unknown step {other:?}")),
         })
     }
@@ -184,13 +164,8 @@ impl World {
     }
 
     fn check(&self, f: &mut Fields<'_>) -> Result<Value, String> {
-        let (e, v) = (&self.engine, ident(f.get("volume")?)?);
-        let grace = f.opt_f64("grace_s")?.map_or(e.config().grace_period, dur);
-        let read = || -> Result<Value, CoreError> {
-            let (at, fence, detach) = (e.get(&v)?, e.fence(&v)?, e.detach_timestamp(&v)?);
-            let (within, epoch) = (e.is_within_grace_period(&v, grace)?, e.epoch(&v)?);
-            Ok(self.shape.volume(at.as_ref(), epoch, fence.as_ref(), detach.as_ref(), within))
-        };
-        Ok(read().unwrap_or_else(|err| self.shape.error(&err)))
+        let v = ident(f.get("volume")?)?;
+        let grace = f.opt_f64("grace_s")?.map(dur);
+        Ok(view::check(&self.engine, self.shape, &v, grace))
     }
 }
