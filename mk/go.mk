@@ -1,4 +1,5 @@
-# The Go package over the C ABI (ffi/go): go vet and the race-enabled tests, linked against the
+# The Go package over the C ABI (ffi/go): go vet, the contract corpus (one line per scenario),
+# and the race-enabled tests, linked against the
 # release static library; `make bench-go` runs its benchmarks (figures in benches/README.md).
 .PHONY: test-go go-lib bench-go
 
@@ -19,6 +20,7 @@ go-lib:
 # checker, verifies every crossing.
 test-go: go-lib
 	cd $(GO_DIR) && CGO_ENABLED=1 $(GO) vet ./...
+	cd $(GO_DIR) && CGO_ENABLED=1 $(GO) test -count=1 -run '^TestCorpus$$' -v . | grep -v '^=== RUN'
 	cd $(GO_DIR) && CGO_ENABLED=1 $(GO) test -race -count=1 ./...
 	cd $(GO_DIR) && CGO_ENABLED=1 GOEXPERIMENT=cgocheck2 $(GO) test -count=1 .
 
