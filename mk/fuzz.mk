@@ -1,7 +1,8 @@
 # Fuzzing (fuzz/): cargo-fuzz targets on a pinned nightly, each checking the engine's invariants
 # after every input. `make fuzz` runs each target for FUZZ_SECONDS and keeps what it finds new in
-# fuzz/corpus/<target>/; `make test` replays every stored input on stable (fuzz/tests/replay.rs)
-# and runs each target for FUZZ_SMOKE_SECONDS without writing into the tree. A crash is saved in
+# fuzz/corpus/<target>/ (minimised with `cargo fuzz cmin`); `make test` replays every stored
+# input on stable (fuzz/tests/replay.rs) and runs each target for FUZZ_SMOKE_SECONDS without
+# writing into the tree. A crash is saved in
 # fuzz/artifacts/<target>/ and fails the step: fix it, then move the input to
 # fuzz/regressions/<target>/, where both replays keep running it.
 .PHONY: fuzz test-fuzz fuzz-replay fuzz-smoke fuzz-toolchain
@@ -49,4 +50,5 @@ fuzz: $(CARGO_FUZZ_STAMP) fuzz-toolchain
 		mkdir -p fuzz/artifacts/$$t fuzz/regressions/$$t; \
 		$(FUZZ) run -O --fuzz-dir fuzz $$t fuzz/corpus/$$t fuzz/regressions/$$t -- \
 			-max_total_time=$(FUZZ_SECONDS) -max_len=8192 -artifact_prefix=fuzz/artifacts/$$t/ || exit 1; \
+		$(FUZZ) cmin -O --fuzz-dir fuzz $$t fuzz/corpus/$$t || exit 1; \
 	done
