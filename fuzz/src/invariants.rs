@@ -64,3 +64,16 @@ pub fn exercise(e: &Engine) {
     let _ = e.reconcile(&["node-a"]);
     check(e);
 }
+
+/// The invariants on a snapshot document read back through a front end: no RWO volume on
+/// two nodes, no RWX volume on three, one admission per node, each within the volume's epoch.
+pub fn check_snapshot(json: &str) {
+    let doc = Engine::parse_snapshot(json).expect("a front end's own snapshot parses");
+    for v in &doc.volumes {
+        let Some(a) = &v.attachment else { continue };
+        let limit = if a.mode == AccessMode::Rwo { 1 } else { 2 };
+        assert!(!a.nodes.is_empty() && a.nodes.len() <= limit, "{} is {} on {:?}", v.volume, a.mode, a.nodes);
+        assert_eq!(a.admitted.len(), a.nodes.len(), "admissions of {}", v.volume);
+        assert!(a.admitted.iter().all(|&x| x >= 1 && x <= v.epoch), "admissions of {}: {:?}", v.volume, a.admitted);
+    }
+}

@@ -43,3 +43,8 @@ fn store_records() {
 fn controller_requests() {
     replay("controller_requests", tether_fuzz::controller::run);
 }
+
+#[test]
+fn abi_calls() {
+    replay("abi_calls", tether_fuzz::abi::run);
+}
