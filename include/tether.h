@@ -64,8 +64,9 @@
  * comes with a message (`tether_last_error`) and details (`tether_last_error_info`) on the
  * calling thread.
  *
- * Codes are grouped by hundreds: 1xx the arguments were unusable, 2xx the engine refused
- * the attachment, 3xx the snapshot document was rejected, 9xx the library itself failed.
+ * Codes are grouped by hundreds: 1xx the arguments were unusable, 2xx the engine (or a
+ * fence rule) refused the change, 3xx the snapshot document was rejected, 9xx the library
+ * itself failed.
  * A code keeps its meaning forever: codes are added, never renumbered, and a retired code is
  * never reused.
  */

@@ -1,6 +1,7 @@
-# The Go package over the C ABI (ffi/go): go vet, the contract corpus (one line per scenario),
+# The Go package over the C ABI (ffi/go): go vet, the contract corpus (one line per scenario)
 # and the race-enabled tests, linked against the
-# release static library; `make bench-go` runs its benchmarks (figures in benches/README.md).
+# static library of a prefix `make install` filled (mk/install.mk), found as users find it, through
+# pkg-config; `make bench-go` runs its benchmarks (figures in benches/README.md).
 .PHONY: test-go go-lib bench-go
 
 TEST_STEPS += test-go
@@ -12,22 +13,26 @@ BENCHSTAT_VERSION := v0.0.0-20260908200009-22c9c6c9d4da
 GO_BIN := $(CURDIR)/.cache/go-bin
 BENCH_GO_COUNT ?= 6
 
-# Built here too (not only by mk/ffi.mk): the step must stand on its own. Cheap when up to date.
-go-lib:
-	$(CARGO) build -p tether-ffi --release --locked
+# Installed here too (not only by mk/install.mk): the step must stand on its own. Cheap when up
+# to date.
+go-lib: install-stage
+
+# The package's cgo flags leave out -Werror, so a newer compiler's new warning cannot break a
+# user's build; its own tests keep it.
+GO_ENV = PKG_CONFIG_PATH=$(INSTALL_STAGE)/lib/pkgconfig CGO_ENABLED=1 CGO_CFLAGS="-g -O2 -Werror"
 
 # The package hands Go memory to C without copies: the last run, under the strict cgo pointer
 # checker, verifies every crossing.
 test-go: go-lib
-	cd $(GO_DIR) && CGO_ENABLED=1 $(GO) vet ./...
-	cd $(GO_DIR) && CGO_ENABLED=1 $(GO) test -count=1 -run '^TestCorpus$$' -v . | grep -v '^=== RUN'
-	cd $(GO_DIR) && CGO_ENABLED=1 $(GO) test -race -count=1 ./...
-	cd $(GO_DIR) && CGO_ENABLED=1 GOEXPERIMENT=cgocheck2 $(GO) test -count=1 .
+	cd $(GO_DIR) && $(GO_ENV) $(GO) vet ./...
+	cd $(GO_DIR) && $(GO_ENV) $(GO) test -count=1 -run '^TestCorpus$$' -v . | grep -v '^=== RUN'
+	cd $(GO_DIR) && $(GO_ENV) $(GO) test -race -count=1 ./...
+	cd $(GO_DIR) && $(GO_ENV) GOEXPERIMENT=cgocheck2 $(GO) test -count=1 .
 
 $(GO_BIN)/benchstat:
 	GOBIN=$(GO_BIN) $(GO) install golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION)
 
 bench-go: go-lib $(GO_BIN)/benchstat
-	cd $(GO_DIR) && CGO_ENABLED=1 $(GO) test -run '^$$' -bench . -benchtime 1s -cpu 1,2 -count $(BENCH_GO_COUNT) . \
+	cd $(GO_DIR) && $(GO_ENV) $(GO) test -run '^$$' -bench . -benchtime 1s -cpu 1,2 -count $(BENCH_GO_COUNT) . \
 		> $(CURDIR)/.cache/bench-go.txt
 	$(GO_BIN)/benchstat $(CURDIR)/.cache/bench-go.txt

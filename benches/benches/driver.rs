@@ -1,6 +1,7 @@
 //! The CSI driver's figures: `ControllerPublish` + `ControllerUnpublish` over the Unix socket
 //! with 1, 8 and 64 concurrent clients, beside an empty unary RPC (Identity `Probe`) on the same
-//! server and socket and the engine alone, all in one run; then the resident memory of a
+//! server and socket, the same `Probe` through the authority adapter (as `tether-csi` serves
+//! its socket) and the engine alone, all in one run; then the resident memory of a
 //! driver holding 100 000 volumes. Latencies are per call (p50, p99); throughput is
 //! publish+unpublish pairs (or probe pairs) per second.
 //!
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tether_core::{Access, Engine, MonotonicClock};
+use tether_driver::authority::AuthorityFix;
 use tether_driver::csi::controller_client::ControllerClient;
 use tether_driver::csi::identity_client::IdentityClient;
 use tether_driver::csi::volume_capability::{access_mode::Mode, AccessMode, AccessType, MountVolume};
@@ -25,6 +27,7 @@ use tether_driver::server::{bind_unix, connect_unix, router};
 use tether_driver::store::EmbeddedStore;
 use tether_driver::{Driver, Parts, Settings};
 use tokio_stream::wrappers::UnixListenerStream;
+use tokio_stream::StreamExt;
 
 const RUN_FOR: Duration = Duration::from_secs(3);
 const CLIENTS: [usize; 3] = [1, 8, 64];
@@ -112,11 +115,30 @@ async fn timed<T>(f: impl std::future::Future<Output = T>) -> Duration {
     t.elapsed()
 }
 
+/// Two Probes per pair on one connection per client.
+async fn probe_figures(socket: &Path, clients: usize) -> Figures {
+    let mut channels = Vec::new();
+    for _ in 0..clients {
+        channels.push(connect_unix(socket).await.expect("connect"));
+    }
+    let channels = Arc::new(channels);
+    drive(clients, move |i| {
+        let mut c = IdentityClient::new(channels[i].clone());
+        async move { [timed(c.probe(ProbeRequest {})).await, timed(c.probe(ProbeRequest {})).await] }
+    })
+    .await
+}
+
 async fn rpc_bench(state: &Path) {
     let driver = open(state);
     let socket = state.join("csi.sock");
     let incoming = UnixListenerStream::new(bind_unix(&socket).expect("socket"));
     tokio::spawn(router(Arc::clone(&driver)).serve_with_incoming(incoming));
+    // The same driver behind the authority adapter; a tonic client's valid authority makes the
+    // adapter decode every header block and forward it unchanged.
+    let fixed_socket = state.join("csi-adapter.sock");
+    let fixed = UnixListenerStream::new(bind_unix(&fixed_socket).expect("socket")).map(|c| c.map(AuthorityFix::new));
+    tokio::spawn(router(Arc::clone(&driver)).serve_with_incoming(fixed));
     let mut setup = ControllerClient::new(connect_unix(&socket).await.expect("connect"));
     let mut volumes = Vec::new();
     for i in 0..CLIENTS[2] {
@@ -126,19 +148,21 @@ async fn rpc_bench(state: &Path) {
     }
     let volumes = Arc::new(volumes);
     for clients in CLIENTS {
+        let probe = probe_figures(&socket, clients).await;
+        print("Identity/Probe (baseline)", clients, &probe);
+        let adapted = probe_figures(&fixed_socket, clients).await;
+        print("Identity/Probe (adapter)", clients, &adapted);
+        println!(
+            "{:<28} clients={clients:<3} pairs/s ratio={:.3}",
+            "  adapter/baseline",
+            adapted.pairs_per_s / probe.pairs_per_s
+        );
         // One connection per client, as separate sidecars would have.
         let mut channels = Vec::new();
         for _ in 0..clients {
             channels.push(connect_unix(&socket).await.expect("connect"));
         }
         let channels = Arc::new(channels);
-        let ch = Arc::clone(&channels);
-        let probe = drive(clients, move |i| {
-            let mut c = IdentityClient::new(ch[i].clone());
-            async move { [timed(c.probe(ProbeRequest {})).await, timed(c.probe(ProbeRequest {})).await] }
-        })
-        .await;
-        print("Identity/Probe (baseline)", clients, &probe);
         let (ch, vols) = (Arc::clone(&channels), Arc::clone(&volumes));
         let publish = drive(clients, move |i| {
             let mut c = ControllerClient::new(ch[i].clone());

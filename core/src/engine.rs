@@ -118,6 +118,25 @@ impl Engine {
         access: Access,
         migration_timeout: Option<Duration>,
     ) -> Result<PublishOutcome, CoreError> {
+        self.publish_with(volume, node, access, migration_timeout, &|_| false)
+    }
+
+    /// [`Engine::publish`] with evidence from outside the engine ("evidence beats timers",
+    /// DESIGN.md's Driver section): `still_attached(node)` says whether something the engine
+    /// does not see (with Kubernetes, an attached `VolumeAttachment`) shows `node` still holding
+    /// the volume; the grace-period handoff never takes the volume from such a node. It is
+    /// called, at most once, only for the holder of an RWO volume inside the grace window.
+    ///
+    /// Locking behaviour: as [`Engine::publish`]; `still_attached` runs under the volume's
+    /// entry guard, so it must not call the engine or block.
+    pub fn publish_with(
+        &self,
+        volume: &str,
+        node: &str,
+        access: Access,
+        migration_timeout: Option<Duration>,
+        still_attached: &dyn Fn(&str) -> bool,
+    ) -> Result<PublishOutcome, CoreError> {
         check_volume_id(volume).and_then(|()| check_node_id(node)).map_err(|e| self.invalid(e))?;
         let config = self.config.load();
         let timeout = clamp_migration_timeout(migration_timeout.unwrap_or(config.default_migration_timeout));
@@ -128,6 +147,7 @@ impl Engine {
             access,
             migration_timeout_s: u16::try_from(timeout.as_secs()).expect("a clamped timeout is at most 3600 s"),
             grace: duration_to_nanos(config.grace_period),
+            still_attached,
         };
         let decided = match self.volumes.get_mut(volume) {
             Some(mut rec) => self.publish_locked(&mut rec, &req),

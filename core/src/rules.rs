@@ -10,7 +10,7 @@ use crate::outcome::{Access, AccessMode};
 use crate::record::{next_epoch, Exhausted, VolumeRecord};
 
 /// A publish request, with settings read; the node is interned only if it is admitted.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub(crate) struct PublishRequest<'a> {
     /// The node's id if the name was ever interned (a name never interned holds nothing).
     pub(crate) node: Option<NodeId>,
@@ -20,6 +20,9 @@ pub(crate) struct PublishRequest<'a> {
     /// The effective (clamped) migration timeout, in whole seconds.
     pub(crate) migration_timeout_s: u16,
     pub(crate) grace: Nanos,
+    /// Nodes the caller's evidence says still have the volume attached: a grace-period
+    /// handoff never takes it from one of them.
+    pub(crate) still_attached: &'a dyn Fn(&str) -> bool,
 }
 
 /// What the entry guard adds to a request: the instant and term read under it.
@@ -106,7 +109,8 @@ impl VolumeRecord {
     fn hand_off(&mut self, req: &PublishRequest<'_>, at: Moment) -> Result<Decision, Refusal> {
         let from = self.primary();
         let late = self.detached_from == from && self.detached_at.within(at.now, req.grace);
-        if !late {
+        // Evidence beats timers: a holder whose attachment is known to stand is not late.
+        if !late || (req.still_attached)(&req.names.name(from)) {
             return Err(Refusal::Conflict { holders: self.nodes() });
         }
         let epoch = next_epoch(self.epoch, at.term)?;

@@ -432,3 +432,34 @@ fn counters_a_migration_ended_by_a_full_detach_or_a_stale_clear_is_counted() {
         (2, 1, 1, 0)
     );
 }
+
+// ---- evidence beats timers ----
+
+#[test]
+fn evidence_the_grace_handoff_never_takes_a_volume_from_a_holder_shown_still_attached() {
+    let (e, clock) = engine();
+    e.publish("v", "a", RWO, None).unwrap();
+    e.unpublish("v", Some("a")).unwrap();
+    e.publish("v", "a", RWO, None).unwrap(); // inside the grace window: a late re-attach by the timer
+    clock.advance(Duration::from_secs(1));
+    let asked = std::sync::Mutex::new(Vec::new());
+    let refused = e
+        .publish_with("v", "b", RWO, None, &|n| {
+            asked.lock().unwrap().push(n.to_owned());
+            n == "a"
+        })
+        .unwrap_err();
+    assert!(matches!(refused, CoreError::Conflict { ref attached_to, .. } if *attached_to == Nodes::one("a")));
+    assert_eq!(*asked.lock().unwrap(), ["a"], "asked about the holder only");
+    assert_eq!(fence_of(&e, "v"), fence(3, RWO, &[("a", 3)]), "nothing changed");
+    let out = e.publish_with("v", "b", RWO, None, &|_| false).unwrap();
+    assert_eq!(out.kind, Published::HandedOff { from: "a".into() }, "without such evidence the grace rule applies");
+}
+
+#[test]
+fn evidence_is_not_asked_outside_the_grace_window() {
+    let (e, _) = engine();
+    e.publish("v", "a", RWO, None).unwrap();
+    let refused = e.publish_with("v", "b", RWO, None, &|_| panic!("no handoff is possible, nothing to ask"));
+    assert!(matches!(refused, Err(CoreError::Conflict { .. })));
+}

@@ -20,6 +20,7 @@ use crate::csi::{
 };
 use crate::driver::Driver;
 use crate::events;
+use crate::nodes::Held;
 use crate::status::DriverError;
 use crate::volume::{parse_migration_timeout, VolumeKind, VolumeMeta};
 
@@ -226,9 +227,11 @@ impl Driver {
         Ok(())
     }
 
-    /// Publishes; if the engine refuses because nodes that no longer exist hold the volume,
-    /// clears them (compare-and-clear, so a newer attachment is never undone) and decides
-    /// once more. Returns the decision and whether anything was cleared.
+    /// Publishes with the evidence of the node directory (a holder shown still attached is never
+    /// handed off by the grace rule); if the engine refuses because nodes that no longer exist,
+    /// or orphans whose attachment record was deleted, hold the volume, clears them
+    /// (compare-and-clear, so a newer attachment is never undone) and decides once more.
+    /// Returns the decision and whether anything was cleared.
     fn publish_past_gone_holders(
         &self,
         volume: &str,
@@ -236,7 +239,8 @@ impl Driver {
         access: Access,
         timeout: Option<Duration>,
     ) -> (Result<PublishOutcome, CoreError>, bool) {
-        let result = self.engine.publish(volume, node, access, timeout);
+        let attached = |n: &str| self.nodes.held(volume, n) == Held::Attached;
+        let result = self.engine.publish_with(volume, node, access, timeout, &attached);
         let Err(
             CoreError::Conflict { attached_to: holders, .. }
             | CoreError::MigrationLimit { nodes: holders, .. }
@@ -246,19 +250,26 @@ impl Driver {
             return (result, false);
         };
         let mut cleared = false;
-        for gone in holders.iter().filter(|h| !self.nodes.exists(h)) {
-            match self.engine.clear_stale(volume, gone) {
+        for holder in holders.iter() {
+            let (why, event): (_, fn(&str, &str, u64) -> events::Event) = if !self.nodes.exists(holder) {
+                ("holder_gone", events::holder_gone)
+            } else if self.nodes.held(volume, holder) == Held::Gone {
+                ("orphan", events::orphan)
+            } else {
+                continue;
+            };
+            match self.engine.clear_stale(volume, holder) {
                 Ok(StaleOutcome::Cleared { node: holder, epoch, .. }) => {
                     cleared = true;
-                    self.metrics.reconcile_action("holder_gone");
-                    self.post(Some(events::holder_gone(volume, &holder, epoch)));
+                    self.metrics.reconcile_action(why);
+                    self.post(Some(event(volume, &holder, epoch)));
                 }
                 Ok(StaleOutcome::NotAttached) => {}
                 Err(e) => return (Err(e), cleared),
             }
         }
         if cleared {
-            (self.engine.publish(volume, node, access, timeout), true)
+            (self.engine.publish_with(volume, node, access, timeout, &attached), true)
         } else {
             (result, false)
         }

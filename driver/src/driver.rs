@@ -172,10 +172,9 @@ impl Driver {
     /// Re-fences every volume at this start's term and hands each fence to the store before
     /// anything is served, so a late update of an earlier leader is refused by the store.
     fn refence(&self) -> Result<(), StoreError> {
-        let fences = self.engine.refence();
-        for vf in fences.iter().filter(|vf| self.catalog.get(&vf.volume).is_some()) {
-            self.store.apply_fence(&vf.volume, &vf.fence)?;
-        }
+        let mut fences = self.engine.refence();
+        fences.retain(|vf| self.catalog.get(&vf.volume).is_some());
+        self.store.apply_fences(&fences)?;
         tracing::info!(term = self.engine.term(), volumes = fences.len(), "re-fenced every volume at this term");
         Ok(())
     }

@@ -150,6 +150,11 @@ pub fn holder_gone(volume: &str, node: &str, epoch: u64) -> Event {
     stale_cleared(volume, node, epoch, "which no longer exists, to let a new attachment in")
 }
 
+/// The event of a holder cleared because its attachment record is gone (an orphan).
+pub fn orphan(volume: &str, node: &str, epoch: u64) -> Event {
+    stale_cleared(volume, node, epoch, "whose VolumeAttachment no longer exists (a late publish after its unpublish)")
+}
+
 /// The conflict event of an attachment Kubernetes shows that the rebuild could not adopt.
 pub fn for_refused(r: &Refused) -> Event {
     event(

@@ -6,6 +6,7 @@
 //! [`events::EventSink`] (where events go) and [`store::VolumeStore`] (where volumes live).
 
 pub mod adopt;
+pub mod authority;
 pub mod capability;
 pub mod catalog;
 pub mod controller;

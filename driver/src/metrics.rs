@@ -57,9 +57,10 @@ const RECONCILE: [(&str, Read); 3] = [
     ("stale_cleared", |s| s.stale_cleared),
     ("migration_timed_out", |s| s.migrations_timed_out),
 ];
-/// `reconcile_total{action}`, as the driver counts it: state rebuilt from Kubernetes, and
-/// publishes that found the holding node gone.
-pub const DRIVER_RECONCILE_ACTIONS: [&str; 2] = ["rebuilt", "holder_gone"];
+/// `reconcile_total{action}`, as the driver counts it: state rebuilt from Kubernetes,
+/// publishes that found the holding node gone, and publishes that found the holder an orphan
+/// (its `VolumeAttachment` deleted).
+pub const DRIVER_RECONCILE_ACTIONS: [&str; 3] = ["rebuilt", "holder_gone", "orphan"];
 /// `migration_migrations_total{result}`.
 const MIGRATIONS: [(&str, Read); 4] = [
     ("started", |s| s.migrations_started),

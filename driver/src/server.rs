@@ -8,9 +8,11 @@ use std::sync::Arc;
 
 use tokio::net::{TcpListener, UnixListener};
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+use tokio_stream::StreamExt;
 use tonic::transport::server::Router;
 use tonic::transport::Server;
 
+use crate::authority::AuthorityFix;
 use crate::csi::controller_server::ControllerServer;
 use crate::csi::identity_server::IdentityServer;
 use crate::csi::node_server::NodeServer;
@@ -76,7 +78,9 @@ pub async fn serve(
         Endpoint::Unix(path) => {
             let listener = bind_unix(path)?;
             tracing::info!(endpoint = %path.display(), "serving CSI");
-            let served = router(driver).serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown).await;
+            // Clients other than grpc-go send the socket path as :authority; see src/authority/.
+            let incoming = UnixListenerStream::new(listener).map(|conn| conn.map(AuthorityFix::new));
+            let served = router(driver).serve_with_incoming_shutdown(incoming, shutdown).await;
             let _ = std::fs::remove_file(path);
             served?;
         }

@@ -194,3 +194,25 @@ async fn delete_volume_forgets_the_engine_record() {
     assert_eq!(h.driver.engine.stats().forgotten, 1);
     assert!(!h.dir.path().join(format!("state/fences/{v}.json")).exists(), "so is the applied fence");
 }
+
+#[test]
+fn a_batch_of_fences_follows_the_same_rule_for_each_and_leaves_no_temporary_file() {
+    let (dir, store, _) = two_stores();
+    store.create(&volume("w")).unwrap();
+    store.apply_fence("w", &fence(9, &[("node-a", 9)])).unwrap();
+    let batch = |epoch_v, epoch_w| {
+        vec![
+            tether_core::VolumeFence { volume: "v".into(), fence: fence(epoch_v, &[]) },
+            tether_core::VolumeFence { volume: "w".into(), fence: fence(epoch_w, &[]) },
+        ]
+    };
+    store.apply_fences(&batch(4, 10)).unwrap();
+    assert_eq!(store.applied_fence("v").unwrap(), Some(fence(4, &[])));
+    assert_eq!(store.applied_fence("w").unwrap(), Some(fence(10, &[])));
+    let err = store.apply_fences(&batch(5, 8)).unwrap_err();
+    assert!(matches!(err, StoreError::Fence(CoreError::StaleFence { epoch: 8, applied: 10, .. })), "{err}");
+    assert_eq!(store.applied_fence("w").unwrap(), Some(fence(10, &[])), "the older one was not applied");
+    store.load().unwrap();
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("fences")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.iter().all(|n| !n.to_string_lossy().ends_with(".tmp")), "after a load: {left:?}");
+}

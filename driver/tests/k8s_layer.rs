@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Harness, GRACE};
+use common::{nth, Harness, GRACE};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Event, Namespace, Node, PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::api::storage::v1::VolumeAttachment;
@@ -32,7 +32,7 @@ use tether_driver::k8s::annotate::{EPOCH_ANNOTATION, NODES_ANNOTATION};
 use tether_driver::k8s::layer::Layer;
 use tether_driver::k8s::lease::{Elector, LeaseConfig};
 use tether_driver::k8s::{self, Reporter};
-use tether_driver::nodes::NodeDirectory;
+use tether_driver::nodes::{Held, NodeDirectory};
 use tether_driver::server::connect_unix;
 use tether_driver::volume::{PVC_NAMESPACE_PARAM, PVC_NAME_PARAM};
 use tonic::Code;
@@ -243,11 +243,12 @@ async fn events_find_the_pvc_through_the_claim_ref_and_pv_annotations_follow_the
     let attached = env.event("tl-claims", Reason::VolumeAttached).await;
     assert_eq!(attached.type_.as_deref(), Some("Normal"));
     let message = attached.message.unwrap();
-    assert!(message.contains("attached to node \"tl1-a\" at epoch 1 in "), "with its duration: {message}");
+    let at = format!("attached to node \"tl1-a\" at epoch {} in ", nth(1));
+    assert!(message.contains(&at), "with its duration: {message}");
     until("the attached-node annotation", || async {
         let a = env.pv_annotations("tl1-pv").await;
         (a.get(NODES_ANNOTATION).map(String::as_str) == Some("tl1-a")
-            && a.get(EPOCH_ANNOTATION).map(String::as_str) == Some("1"))
+            && a.get(EPOCH_ANNOTATION) == Some(&nth(1).to_string()))
         .then_some(())
     })
     .await;
@@ -256,7 +257,7 @@ async fn events_find_the_pvc_through_the_claim_ref_and_pv_annotations_follow_the
     env.event("tl-claims", Reason::VolumeDetached).await;
     until("the annotation cleared on detach, the epoch kept", || async {
         let a = env.pv_annotations("tl1-pv").await;
-        (!a.contains_key(NODES_ANNOTATION) && a.get(EPOCH_ANNOTATION).map(String::as_str) == Some("2")).then_some(())
+        (!a.contains_key(NODES_ANNOTATION) && a.get(EPOCH_ANNOTATION) == Some(&nth(2).to_string())).then_some(())
     })
     .await;
 
@@ -522,7 +523,11 @@ async fn a_killed_driver_restarts_rebuilds_from_volume_attachments_and_serves_no
     let limit = publish(&mut c, &migrating, "tl4-c", true).await.unwrap_err();
     assert_eq!(limit.code(), Code::FailedPrecondition, "the rebuilt migration holds two nodes: {limit:?}");
     assert_eq!(publish(&mut c, &migrating, "tl4-b", true).await.unwrap(), 8, "epoch above the annotated 7");
-    assert_eq!(publish(&mut c, &detached, "tl4-c", false).await.unwrap(), 1, "not attached until the attacher says so");
+    assert_eq!(
+        publish(&mut c, &detached, "tl4-c", false).await.unwrap(),
+        2 << 32,
+        "not attached until the attacher says so; attached now under the second start's term"
+    );
     let (_, metrics) = get(&second, "/metrics").unwrap();
     assert!(metrics.contains("rds_csi_migration_active_migrations 1"), "{metrics}");
     assert!(metrics.contains("rds_csi_attachment_reconcile_total{action=\"rebuilt\"} 1"), "{metrics}");
@@ -567,6 +572,146 @@ async fn two_replicas_elect_one_leader_and_the_standby_takes_over_when_it_stops(
     let mut c = controller(&second).await;
     let refused = publish(&mut c, &volume, "tl5-b", false).await.unwrap_err();
     assert_eq!(refused.code(), Code::FailedPrecondition, "the new leader keeps the attachment: {refused:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the real API server: make test-k8s"]
+async fn evidence_an_orphan_holder_is_cleared_at_once_and_an_attached_one_is_never_handed_off() {
+    let env = setup().await;
+    let driver = "evidence.tether.test";
+    env.node("tl10-a").await;
+    env.node("tl10-b").await;
+    let (mut h, layer) = live(&env, driver).await;
+    exists(&layer, "tl10-b", true).await;
+    // A late publish for node A after the attacher's unpublish: A's VolumeAttachment is gone.
+    let orphaned = h.create("tl10-orphan", false, &[]).await;
+    env.pv("tl10-pv-orphan", driver, &orphaned, "ReadWriteOnce", None, json!({})).await;
+    env.attachment("tl10-va-orphan", driver, "tl10-pv-orphan", "tl10-a", true).await;
+    h.rwo(&orphaned, "tl10-a").await.unwrap();
+    until("the attachment in the cache", || async {
+        (layer.cluster.held(&orphaned, "tl10-a") == Held::Attached).then_some(())
+    })
+    .await;
+    let api = Api::<VolumeAttachment>::all(env.admin.clone());
+    api.delete("tl10-va-orphan", &DeleteParams::default()).await.unwrap();
+    until("the deletion seen", || async { (layer.cluster.held(&orphaned, "tl10-a") == Held::Gone).then_some(()) })
+        .await;
+    h.rwo(&orphaned, "tl10-b").await.expect("the orphan is cleared at once, without waiting for a grace period");
+    assert_eq!(h.nodes_of(&orphaned), ["tl10-b"]);
+    assert!(h.driver.metrics.render().contains("rds_csi_attachment_reconcile_total{action=\"orphan\"} 1"));
+
+    // A holder inside the grace window whose VolumeAttachment is attached keeps the volume.
+    let held = h.create("tl10-held", false, &[]).await;
+    env.pv("tl10-pv-held", driver, &held, "ReadWriteOnce", None, json!({})).await;
+    env.attachment("tl10-va-held", driver, "tl10-pv-held", "tl10-a", true).await;
+    h.rwo(&held, "tl10-a").await.unwrap();
+    h.unpublish(&held, "tl10-a").await.unwrap();
+    h.rwo(&held, "tl10-a").await.unwrap();
+    until("the attachment in the cache", || async {
+        (layer.cluster.held(&held, "tl10-a") == Held::Attached).then_some(())
+    })
+    .await;
+    let refused = h.rwo(&held, "tl10-b").await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert_eq!(h.nodes_of(&held), ["tl10-a"]);
+}
+
+/// The epochs of every fence applied in the shared state directory.
+fn applied_epochs(dir: &Path) -> Vec<u64> {
+    let fences = dir.join("state/fences");
+    std::fs::read_dir(&fences)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        // Temporary files of a write in progress start with a dot; a rename makes them whole.
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "json") && !p.file_name().unwrap().to_string_lossy().starts_with('.')
+        })
+        .map(|p| {
+            let f: serde_json::Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+            f["epoch"].as_u64().unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the real API server: make test-k8s"]
+async fn a_leader_killed_mid_traffic_is_replaced_at_a_higher_term_and_its_late_fences_are_refused() {
+    let env = setup().await;
+    let driver = "failover.tether.test";
+    let dir = tempfile::tempdir().unwrap();
+    let lease = ["--leader-election", "--lease-name", "tl9-lease", "--lease-duration-seconds", "3"];
+    let first = spawn(dir.path(), "tl9-first", driver, &lease);
+    readyz(&first, 200, "ready").await;
+    env.node("tl9-a").await;
+    env.node("tl9-b").await;
+    let mut c = controller(&first).await;
+    let mut volumes = Vec::new();
+    for i in 0..8 {
+        volumes.push(create(&mut c, &format!("tl9-vol-{i}"), false).await);
+    }
+    until("the nodes in the cache", || {
+        let (mut c, v) = (c.clone(), volumes[0].clone());
+        async move { publish(&mut c, &v, "tl9-a", false).await.ok() }
+    })
+    .await;
+    let second = spawn(dir.path(), "tl9-second", driver, &lease);
+    readyz(&second, 503, "standby").await;
+    // Traffic on the leader until it dies: publish and unpublish in turn on every volume.
+    let traffic = tokio::spawn({
+        let (mut c, volumes) = (c.clone(), volumes.clone());
+        async move {
+            let mut issued = Vec::new();
+            for round in 0.. {
+                for v in &volumes {
+                    let node = if round % 2 == 0 { "tl9-a" } else { "tl9-b" };
+                    let Ok(epoch) = publish(&mut c, v, node, false).await else { return issued };
+                    issued.push(epoch);
+                    let req = tether_driver::csi::ControllerUnpublishVolumeRequest {
+                        volume_id: v.clone(),
+                        ..Default::default()
+                    };
+                    if c.controller_unpublish_volume(req).await.is_err() {
+                        return issued;
+                    }
+                }
+            }
+            issued
+        }
+    });
+    until("traffic acknowledged", || async {
+        (applied_epochs(dir.path()).iter().filter(|&&e| e > 1 << 32).count() >= 4).then_some(())
+    })
+    .await;
+    drop(first); // SIGKILL, mid-traffic
+    let issued = traffic.await.unwrap();
+    assert!(!issued.is_empty(), "the old leader acknowledged publishes");
+    let before = *applied_epochs(dir.path()).iter().chain(&issued).max().unwrap();
+    assert!(before < 2 << 32, "the old leader's epochs are of its term: {before}");
+
+    readyz(&second, 200, "ready").await;
+    assert_eq!(env.lease_holder("tl9-lease").await.as_deref(), Some("tl9-second"));
+    let term: u64 = std::fs::read_to_string(dir.path().join("state/term")).unwrap().parse().unwrap();
+    assert_eq!(term, 2);
+    let refenced = applied_epochs(dir.path());
+    assert!(refenced.iter().all(|&e| e >= term << 32 && e > before), "re-fenced before serving: {refenced:?}");
+    let mut c = controller(&second).await;
+    for v in &volumes {
+        let epoch = publish(&mut c, v, "tl9-b", false).await.unwrap();
+        assert!(epoch > before, "{v}: the new leader issued {epoch}, not above the old leader's {before}");
+    }
+    // The old leader's next fence, had it lived to write it late, is refused by the store.
+    let store = tether_driver::store::EmbeddedStore::open(&dir.path().join("state"), 1 << 40).unwrap();
+    let late = tether_core::Fence::new(
+        before + 1,
+        tether_core::Access::RWO,
+        vec![tether_core::Admission { node: "tl9-a".into(), epoch: before + 1 }],
+    )
+    .unwrap();
+    let refused = tether_driver::store::VolumeStore::apply_fence(&store, &volumes[0], &late).unwrap_err();
+    assert!(
+        matches!(refused, tether_driver::store::StoreError::Fence(tether_core::CoreError::StaleFence { .. })),
+        "{refused}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

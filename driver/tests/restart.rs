@@ -21,6 +21,8 @@ use tether_driver::server::connect_unix;
 use tonic::transport::Channel;
 
 const NODES: [&str; 4] = ["node-a", "node-b", "node-c", "node-d"];
+/// Concurrent clients of the kill-under-load test.
+const CLIENTS: usize = 64;
 
 /// A driver process that is killed when dropped, so a failing test leaves none behind.
 struct Running(Child);
@@ -162,15 +164,20 @@ async fn sigkill_during_concurrent_publishes_loses_nothing_acknowledged() {
     let mut child = spawn(dir.path());
     let mut c = client(dir.path(), &mut child).await;
     let mut volumes = Vec::new();
-    for i in 0..48 {
+    // 64 clients, each with its own connection and volumes, as many as the driver bench's
+    // largest load.
+    for i in 0..CLIENTS * 2 {
         volumes.push(create(&mut c, &format!("pvc-{i}")).await.unwrap());
     }
     let acks = Arc::new(AtomicUsize::new(0));
-    let workers: Vec<_> =
-        volumes.chunks(6).map(|chunk| tokio::spawn(worker(c.clone(), chunk.to_vec(), acks.clone()))).collect();
+    let mut workers = Vec::new();
+    for chunk in volumes.chunks(2) {
+        let own = client(dir.path(), &mut child).await;
+        workers.push(tokio::spawn(worker(own, chunk.to_vec(), acks.clone())));
+    }
     let creating = tokio::spawn(creator(c.clone(), acks.clone()));
     // Kill once enough traffic was acknowledged, while the workers are still running.
-    while acks.load(Ordering::Relaxed) < 400 {
+    while acks.load(Ordering::Relaxed) < 1000 {
         tokio::task::yield_now().await;
     }
     child.kill().unwrap();

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"tether.example/ffi/go/internal/baseline"
+	"github.com/tether-csi/tether/ffi/go/internal/baseline"
 )
 
 const (

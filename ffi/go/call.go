@@ -4,8 +4,8 @@
 package tether
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../../include -std=c11 -Wall -Werror
-#cgo LDFLAGS: -L${SRCDIR}/../../target/release -l:libtether.a -lm -ldl -lpthread -lrt
+// The library and its header come through pkg-config: see link_static.go and link_shared.go.
+#cgo CFLAGS: -std=c11 -Wall
 // No shim function keeps a pointer it is given past the call, nor calls back into Go: cgo may
 // then leave its arguments on the stack and skip the callback bookkeeping.
 #cgo noescape tg_new

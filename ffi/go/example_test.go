@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"log"
 
-	tether "tether.example/ffi/go"
+	tether "github.com/tether-csi/tether/ffi/go"
 )
 
 func Example() {

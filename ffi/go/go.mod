@@ -1,3 +1,3 @@
-module tether.example/ffi/go
+module github.com/tether-csi/tether/ffi/go
 
 go 1.26

@@ -26,7 +26,7 @@ EXPECTED = {
         "detached": 1, "not_attached": 1, "migration_completed": 1, "migration_aborted": 1,
     },
     (f"{NS}_attachment_reconcile_total", "action"): {
-        "run": 1, "stale_cleared": 0, "migration_timed_out": 1, "rebuilt": 0, "holder_gone": 0,
+        "run": 1, "stale_cleared": 0, "migration_timed_out": 1, "rebuilt": 0, "holder_gone": 0, "orphan": 0,
     },
     (f"{NS}_migration_migrations_total", "result"): {"started": 3, "completed": 1, "aborted": 1, "timeout": 1},
     (f"{NS}_events_posted_total", "reason"): {

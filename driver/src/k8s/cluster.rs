@@ -1,5 +1,6 @@
-//! The cluster as the driver sees it: Nodes and `PersistentVolumes` kept in caches by watchers,
-//! so a publish asks the cache, never the API server, whether a node still exists.
+//! The cluster as the driver sees it: Nodes, `PersistentVolumes` and `VolumeAttachments` kept
+//! in caches by watchers, so a publish asks the cache, never the API server, whether a node
+//! still exists and what it holds.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -13,7 +14,8 @@ use kube::{Api, Client};
 use tokio::sync::Notify;
 use tokio_stream::StreamExt;
 
-use crate::nodes::NodeDirectory;
+use super::attachments::Attachments;
+use crate::nodes::{Held, NodeDirectory};
 use crate::volume::Claim;
 
 /// The Node and PV caches, filled by [`Cluster::watch`].
@@ -21,6 +23,7 @@ use crate::volume::Claim;
 pub struct Cluster {
     nodes: Store<Node>,
     pvs: Store<PersistentVolume>,
+    attachments: Attachments,
     driver_name: String,
 }
 
@@ -30,6 +33,7 @@ impl std::fmt::Debug for Cluster {
             .field("driver_name", &self.driver_name)
             .field("nodes", &self.nodes.len())
             .field("pvs", &self.pvs.len())
+            .field("attachments", &self.attachments)
             .finish()
     }
 }
@@ -47,14 +51,20 @@ pub fn volume_handle<'a>(pv: &'a PersistentVolume, driver: &str) -> Option<&'a s
 }
 
 impl Cluster {
-    /// Starts watching Nodes and PVs; `node_lost` is notified when a Node is deleted, turns
+    /// Starts watching Nodes, PVs and this driver's `VolumeAttachments` (the third future);
+    /// `node_lost` is notified when a Node is deleted, turns
     /// `NotReady`, or the Node list is read anew (a node may have gone while the watch was down).
     /// The watchers retry with backoff for as long as the returned futures run.
     pub fn watch(
         client: &Client,
         driver_name: &str,
         node_lost: Arc<Notify>,
-    ) -> (Arc<Self>, impl Future<Output = ()> + Send + 'static, impl Future<Output = ()> + Send + 'static) {
+    ) -> (
+        Arc<Self>,
+        impl Future<Output = ()> + Send + 'static,
+        impl Future<Output = ()> + Send + 'static,
+        impl Future<Output = ()> + Send + 'static,
+    ) {
         let (nodes, node_writer) = reflector::store();
         let (pvs, pv_writer) = reflector::store();
         let node_stream =
@@ -99,7 +109,8 @@ impl Cluster {
                 }
             }
         };
-        (Arc::new(Self { nodes, pvs, driver_name: driver_name.to_owned() }), node_task, pv_task)
+        let (attachments, va_task) = Attachments::watch(client, driver_name);
+        (Arc::new(Self { nodes, pvs, attachments, driver_name: driver_name.to_owned() }), node_task, pv_task, va_task)
     }
 
     /// Waits until both caches hold a complete first listing.
@@ -147,5 +158,13 @@ impl NodeDirectory for Cluster {
 
     fn live(&self) -> Vec<String> {
         self.nodes.state().iter().filter_map(|n| n.metadata.name.clone()).collect()
+    }
+
+    /// From the `VolumeAttachment` cache, through the volume's PV.
+    fn held(&self, volume: &str, node: &str) -> Held {
+        match self.pv_for(volume).and_then(|pv| pv.metadata.name.clone()) {
+            Some(pv) => self.attachments.held(&pv, node),
+            None => Held::Unknown,
+        }
     }
 }

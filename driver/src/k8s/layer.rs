@@ -51,10 +51,10 @@ impl std::fmt::Debug for Layer {
 }
 
 impl Layer {
-    /// Starts the Node and PV watchers; the caches fill in the background.
+    /// Starts the Node, PV and `VolumeAttachment` watchers; the caches fill in the background.
     pub fn start(client: Client, reporter: Reporter, driver_name: &str) -> Self {
         let node_lost = Arc::new(Notify::new());
-        let (cluster, node_task, pv_task) = Cluster::watch(&client, driver_name, Arc::clone(&node_lost));
+        let (cluster, node_task, pv_task, va_task) = Cluster::watch(&client, driver_name, Arc::clone(&node_lost));
         let (sink, poster) = poster::sink(client.clone(), reporter, QUEUE_CAPACITY);
         Self {
             client,
@@ -63,7 +63,7 @@ impl Layer {
             node_lost,
             sink,
             poster: Some(poster),
-            tasks: vec![tokio::spawn(node_task), tokio::spawn(pv_task)],
+            tasks: vec![tokio::spawn(node_task), tokio::spawn(pv_task), tokio::spawn(va_task)],
         }
     }
 

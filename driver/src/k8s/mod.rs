@@ -7,6 +7,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::Config;
 
 pub mod annotate;
+pub mod attachments;
 pub mod cluster;
 pub mod layer;
 pub mod lease;

@@ -11,7 +11,7 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
-use tether_core::{Fence, VolumeEntry};
+use tether_core::{Fence, VolumeEntry, VolumeFence};
 
 use super::atomic::{io as io_error, remove_durably, sync_dir, write_atomic};
 use super::{StoreError, StoredFence, StoredVolume, StoredVolumeRef, VolumeStore};
@@ -46,6 +46,22 @@ impl EmbeddedStore {
             .map_err(|(_, errno)| io_error("lock", path)(std::io::Error::from(errno)))
     }
 
+    fn fence_bytes(fence: &Fence) -> Vec<u8> {
+        serde_json::to_vec(&StoredFence::from(fence)).expect("a fence always serialises")
+    }
+
+    /// Whether `fence` is to be written over the one applied to `id`: `false` for the same
+    /// fence again, an error by the target's rule for an older or equal other one. Call under
+    /// the volume's lock.
+    fn supersedes(&self, id: &str, fence: &Fence) -> Result<bool, StoreError> {
+        let applied = self.applied_fence(id)?;
+        if applied.as_ref() == Some(fence) {
+            return Ok(false);
+        }
+        fence.check_supersedes(id, applied.map(|f| f.epoch)).map_err(StoreError::Fence)?;
+        Ok(true)
+    }
+
     fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, StoreError> {
         match fs::read(path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
@@ -70,6 +86,19 @@ impl EmbeddedStore {
             return Err(StoreError::Corrupt { path: path.to_path_buf(), message });
         }
         Ok(stored)
+    }
+
+    /// Removes fence files a batch wrote but never renamed into place (it stopped on an error
+    /// or a crash): they were never applied.
+    fn remove_unrenamed_fences(&self) -> Result<(), StoreError> {
+        for entry in fs::read_dir(&self.fences).map_err(io_error("list", &self.fences))? {
+            let path = entry.map_err(io_error("list", &self.fences))?.path();
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            if name.starts_with('.') && path.extension().is_some_and(|e| e == "tmp") {
+                fs::remove_file(&path).map_err(io_error("remove", &path))?;
+            }
+        }
+        Ok(())
     }
 
     /// Removes data that has no record: a create that crashed before it was acknowledged.
@@ -108,6 +137,7 @@ impl VolumeStore for EmbeddedStore {
         }
         let known = volumes.iter().map(|v| v.meta.id.clone()).collect();
         self.remove_orphans(&known)?;
+        self.remove_unrenamed_fences()?;
         volumes.sort_unstable_by(|a, b| a.meta.id.cmp(&b.meta.id));
         Ok(volumes)
     }
@@ -157,13 +187,35 @@ impl VolumeStore for EmbeddedStore {
 
     fn apply_fence(&self, id: &str, fence: &Fence) -> Result<(), StoreError> {
         let _held = Self::lock(&self.source(id))?;
-        let applied = self.applied_fence(id)?;
-        if applied.as_ref() == Some(fence) {
+        if !self.supersedes(id, fence)? {
             return Ok(()); // the same fence again: already applied
         }
-        fence.check_supersedes(id, applied.map(|f| f.epoch)).map_err(StoreError::Fence)?;
-        let bytes = serde_json::to_vec(&StoredFence::from(fence)).expect("a fence always serialises");
-        write_atomic(&self.fences, &Self::record_name(id), &bytes)
+        write_atomic(&self.fences, &Self::record_name(id), &Self::fence_bytes(fence))
+    }
+
+    /// Two syncs for the whole batch instead of two per fence (100 000 volumes re-fence in
+    /// seconds, not minutes): every fence is written to a file of this process's own, one
+    /// `syncfs` makes them all durable, then each is checked again and renamed into place
+    /// under its volume's lock, and one directory fsync makes the renames durable. A crash
+    /// before the renames leaves the old fences, which the next start re-fences anyway.
+    fn apply_fences(&self, fences: &[VolumeFence]) -> Result<(), StoreError> {
+        let tmp = |id: &str| self.fences.join(format!(".{id}.json.{}.tmp", std::process::id()));
+        for vf in fences {
+            let path = tmp(&vf.volume);
+            fs::write(&path, Self::fence_bytes(&vf.fence)).map_err(io_error("write", &path))?;
+        }
+        let dir = File::open(&self.fences).map_err(io_error("open", &self.fences))?;
+        nix::unistd::syncfs(&dir).map_err(|e| io_error("syncfs", &self.fences)(std::io::Error::from(e)))?;
+        for vf in fences {
+            let _held = Self::lock(&self.source(&vf.volume))?;
+            let (from, to) = (tmp(&vf.volume), self.fences.join(Self::record_name(&vf.volume)));
+            if self.supersedes(&vf.volume, &vf.fence)? {
+                fs::rename(&from, &to).map_err(io_error("rename", &to))?;
+            } else {
+                fs::remove_file(&from).map_err(io_error("remove", &from))?;
+            }
+        }
+        sync_dir(&self.fences)
     }
 
     fn applied_fence(&self, id: &str) -> Result<Option<Fence>, StoreError> {

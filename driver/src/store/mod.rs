@@ -7,7 +7,7 @@ mod fence;
 
 use std::path::PathBuf;
 
-use tether_core::{CoreError, Fence, VolumeEntry};
+use tether_core::{CoreError, Fence, VolumeEntry, VolumeFence};
 
 pub use atomic::{io as io_error, write_atomic};
 pub use embedded::EmbeddedStore;
@@ -71,6 +71,11 @@ pub trait VolumeStore: Send + Sync + 'static {
     /// The last fence applied to volume `id`, if any: what a node's I/O session is checked
     /// against.
     fn applied_fence(&self, id: &str) -> Result<Option<Fence>, StoreError>;
+    /// [`VolumeStore::apply_fence`] for many volumes at once (a re-fence at start-up), with the
+    /// same rule for each; a backend may make them durable together. Stops at the first error.
+    fn apply_fences(&self, fences: &[VolumeFence]) -> Result<(), StoreError> {
+        fences.iter().try_for_each(|vf| self.apply_fence(&vf.volume, &vf.fence))
+    }
     /// The controller term for this start: above every term the store handed out before and
     /// at least `at_least` (a Lease's transitions), raised durably before it returns.
     fn next_term(&self, at_least: u64) -> Result<u64, StoreError>;

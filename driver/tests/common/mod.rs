@@ -97,6 +97,9 @@ impl VolumeStore for GatedStore {
     fn applied_fence(&self, id: &str) -> Result<Option<tether_core::Fence>, StoreError> {
         self.inner.applied_fence(id)
     }
+    fn apply_fences(&self, fences: &[tether_core::VolumeFence]) -> Result<(), StoreError> {
+        self.inner.apply_fences(fences)
+    }
     fn next_term(&self, at_least: u64) -> Result<u64, StoreError> {
         self.inner.next_term(at_least)
     }

@@ -269,7 +269,6 @@ func TestDriverRolesAreRefusedWhatTheDriverDoesNotDo(t *testing.T) {
 	}{
 		{http.MethodGet, "/api/v1/namespaces/" + appNS + "/persistentvolumeclaims/" + pvcName, nil},
 		{http.MethodGet, "/apis/storage.k8s.io/v1/volumeattachments/" + vaName, nil},
-		{http.MethodGet, "/apis/storage.k8s.io/v1/volumeattachments?watch=true&timeoutSeconds=1", nil},
 		{http.MethodGet, "/api/v1/nodes/node-a", nil},
 		{http.MethodGet, events, nil},
 		{http.MethodPatch, events + "/tether-ops-sidecar", map[string]any{"count": 2}},

@@ -27,14 +27,15 @@ func perms(group, resource, namespace string, verbs ...string) []Perm {
 //   - poster.rs creates a core/v1 Event on the PVC, in the PVC's namespace (never patches one, and
 //     never reads the PVC: it comes from the volume's parameters or its PV's claimRef);
 //   - cluster.rs runs a Node and a PV reflector (list and watch);
-//   - rebuild.rs lists VolumeAttachments and PVs;
+//   - rebuild.rs lists VolumeAttachments and PVs; attachments.rs runs a VolumeAttachment
+//     reflector (list and watch);
 //   - annotate.rs merge-patches a PV's annotations and gets it again after a 409;
 //   - lease.rs gets, creates and replaces (update) its Lease, in the driver's namespace.
 func driverNeeds() []Perm {
 	return slices.Concat(
 		perms("", "events", appNS, "create"),
 		perms("", "nodes", "", "list", "watch"),
-		perms("storage.k8s.io", "volumeattachments", "", "list"),
+		perms("storage.k8s.io", "volumeattachments", "", "list", "watch"),
 		perms("", "persistentvolumes", "", "get", "list", "watch", "patch"),
 		perms("coordination.k8s.io", "leases", ns, "get", "create", "update"),
 	)
@@ -87,7 +88,7 @@ func beyondDriver() []Perm {
 		{"delete", "coordination.k8s.io", "leases", ns},
 		// Granted to the driver before it settled on what it uses; the sidecars still use them.
 		{"get", "", "persistentvolumeclaims", appNS}, {"patch", "", "events", appNS},
-		{"get", "storage.k8s.io", "volumeattachments", ""}, {"watch", "storage.k8s.io", "volumeattachments", ""},
+		{"get", "storage.k8s.io", "volumeattachments", ""},
 	}
 }
 
