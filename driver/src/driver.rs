@@ -323,6 +323,11 @@ impl Driver {
         }
         self.metrics.reconcile_action("rebuilt");
         self.refence()?;
+        // A volume adopted unchanged may still lack what a crashed leader never wrote for it
+        // (its PV annotations): one sweep now, not at the next reconcile pass.
+        if let Some(l) = &self.changes {
+            l.reconciled();
+        }
         let _ = self.phase.compare_exchange(phase::REBUILDING, phase::SERVING, Ordering::AcqRel, Ordering::Acquire);
         tracing::info!(
             unchanged = report.unchanged,
