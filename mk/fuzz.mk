@@ -28,8 +28,11 @@ fuzz-toolchain:
 	@rustc +nightly --version | grep -q '$(FUZZ_NIGHTLY_DATE)' || { \
 		echo "fuzzing is pinned to nightly $(FUZZ_NIGHTLY_DATE); found: $$(rustc +nightly --version 2>&1)" >&2; exit 1; }
 
+# In the root workspace's target folder: the crates it built already are reused (fuzz/Cargo.lock
+# starts from the root's Cargo.lock).
 fuzz-replay:
-	$(CARGO) test --manifest-path fuzz/Cargo.toml --no-default-features --locked -- --nocapture
+	$(CARGO) test --manifest-path fuzz/Cargo.toml --no-default-features --locked \
+		--target-dir $${CARGO_TARGET_DIR:-$(CURDIR)/target} -- --nocapture
 
 # New inputs go to a scratch folder first: `make test` leaves the tree as it was.
 fuzz-smoke: $(CARGO_FUZZ_STAMP) fuzz-toolchain
