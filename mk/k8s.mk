@@ -13,8 +13,11 @@ export TETHER_K8S_CACHE ?= $(HOME)/.cache/tether-k8s
 #   K8S_TESTS += 'cargo test -p tether-driver --locked --test k8s'
 # and make test-k8s depend on building them first, so the server does not idle while they compile.
 K8S_TESTS += 'cd tests/k8s/apitest && $(GO) test -count=1 ./...'
+# Commands that also need the rest of the control plane (tests/k8s/stack.sh) run afterwards, on a
+# cluster of their own (tests/k8s/run.sh --stack); mk/k8s-tier.mk adds them.
+K8S_TIER_TESTS ?=
 
-# Cold: about 11 minutes of compiling here (figures in tests/k8s/README.md); warm: both binaries exist.
+# Cold: about 11 minutes of compiling here (figures in tests/k8s/README.md); warm: every binary exists.
 k8s-build:
 	tests/k8s/build.sh >/dev/null
 
@@ -23,3 +26,4 @@ k8s-vet:
 
 test-k8s: k8s-build k8s-vet
 	tests/k8s/run.sh $(K8S_TESTS)
+	$(if $(strip $(K8S_TIER_TESTS)),tests/k8s/run.sh --stack $(K8S_TIER_TESTS))

@@ -5,6 +5,7 @@
 //! of them stops the API server. They use the driver's identity with deploy/'s RBAC applied,
 //! so the manifests are proven sufficient; waits poll for an observable state with a deadline.
 
+mod apiserver;
 mod common;
 
 use std::collections::BTreeMap;
@@ -13,8 +14,9 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use apiserver::env;
 use common::{nth, Harness, GRACE};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Event, Namespace, Node, PersistentVolume, PersistentVolumeClaim};
@@ -42,20 +44,8 @@ const DEADLINE: Duration = Duration::from_mins(1);
 const PVC: &str = "data";
 
 /// Polls `check` until it returns `Some`, failing the test after [`DEADLINE`].
-async fn until<T, F: Future<Output = Option<T>>>(what: &str, mut check: impl FnMut() -> F) -> T {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn env(name: &str) -> String {
-    std::env::var(name)
-        .unwrap_or_else(|_| panic!("{name} is not set: run this through tests/k8s/run.sh (make test-k8s)"))
+async fn until<T, F: Future<Output = Option<T>>>(what: &str, check: impl FnMut() -> F) -> T {
+    apiserver::until_within(DEADLINE, what, check).await
 }
 
 async fn client(kubeconfig: &str) -> Client {

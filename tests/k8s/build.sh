@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Builds etcd and kube-apiserver from the Go module proxy at the pinned versions into a cache folder
-# outside the repository, and reuses them when present. Prints the bin folder on stdout.
+# Builds the tier's binaries from the Go module proxy at the pinned versions into a cache folder
+# outside the repository, and reuses them when present: etcd, kube-apiserver and
+# kube-controller-manager, and the csi-attacher and csi-provisioner sidecars (paths.sh says
+# where). Prints the bin folder of the first three on stdout.
 #
 # k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them with local paths, so
 # `go install ...@version` refuses it (etcd's server module carries replace directives too). One
@@ -8,14 +10,15 @@
 # published version; replaces of dependencies do not apply in it. Building both binaries in one
 # module compiles their shared dependencies (gRPC, protobuf, OpenTelemetry, ...) once, at the
 # versions the Kubernetes release resolved.
+#
+# The sidecars' go.mod files carry replace directives as well, so `go install` refuses them too;
+# each is built inside a writable copy of its released module, with that go.mod as it is.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source-path=SCRIPTDIR source=versions.env
-source "$here/versions.env"
+# shellcheck source-path=SCRIPTDIR source=paths.sh
+source "$here/paths.sh"
 
-cache=${TETHER_K8S_CACHE:-$HOME/.cache/tether-k8s}
-root="$cache/k8s-$K8S_VERSION-etcd-$ETCD_VERSION"
-bin="$root/bin"
+cache=$k8s_cache root=$k8s_root bin=$k8s_bin
 GO=${GO:-go}
 # The machine is shared: build at low priority with little parallelism.
 export GOFLAGS="-mod=mod -p=${TETHER_K8S_BUILD_JOBS:-2}" GOTOOLCHAIN=local CGO_ENABLED=0
@@ -56,8 +59,25 @@ build() {
 	mv "$bin/$1.tmp" "$bin/$1"
 }
 
-# The version kube-apiserver reports (and /version serves) would otherwise be v0.0.0-master.
-apiserver_ldflags() {
+# build_sidecar OUT MODULE VERSION CMD: cmd/CMD of MODULE@VERSION into OUT, atomically. The module
+# cache is read-only and building inside it would write go.sum, hence the copy.
+build_sidecar() {
+	local out=$1 module=$2 version=$3 cmd=$4 dir src
+	dir=$(cd "$cache" && "$GO" mod download -json "$module@$version" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+	[[ -d $dir ]] || { log "no module folder for $module@$version"; return 1; }
+	src="$cache/src-$cmd-$version"
+	rm -rf "$src"
+	cp -r "$dir" "$src"
+	chmod -R u+w "$src"
+	mkdir -p "$(dirname "$out")"
+	(cd "$src" && nice -n 15 "$GO" build -trimpath -ldflags "-s -w -X main.version=$version" -o "$out.tmp" "./cmd/$cmd")
+	mv "$out.tmp" "$out"
+	rm -rf "$src"
+}
+
+# The version kube-apiserver and kube-controller-manager report (and /version serves) would
+# otherwise be v0.0.0-master.
+k8s_ldflags() {
 	local v=${K8S_VERSION#v} pkg=k8s.io/component-base/version minor
 	minor=$(cut -d. -f2 <<<"$v")
 	echo "-s -w -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=${v%%.*} -X $pkg.gitMinor=$minor" \
@@ -71,12 +91,29 @@ flock 9
 started=$SECONDS built=
 if [[ ! -x "$bin/kube-apiserver" ]]; then
 	log "building kube-apiserver $K8S_VERSION into $bin (first run only; takes a while)"
-	build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$(apiserver_ldflags)"
+	build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$(k8s_ldflags)"
 	built=1
 fi
 if [[ ! -x "$bin/etcd" ]]; then
 	log "building etcd $ETCD_VERSION into $bin (first run only)"
 	build etcd go.etcd.io/etcd/server/v3 "-s -w"
+	built=1
+fi
+# Built after kube-apiserver, so the packages they share are compiled once (the cache is kept
+# until the end of this run).
+if [[ ! -x "$bin/kube-controller-manager" ]]; then
+	log "building kube-controller-manager $K8S_VERSION into $bin (first run only)"
+	build kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager "$(k8s_ldflags)"
+	built=1
+fi
+if [[ ! -x $attacher_bin ]]; then
+	log "building csi-attacher $ATTACHER_VERSION into $attacher_bin (first run only)"
+	build_sidecar "$attacher_bin" "$ATTACHER_MODULE" "$ATTACHER_VERSION" csi-attacher
+	built=1
+fi
+if [[ ! -x $provisioner_bin ]]; then
+	log "building csi-provisioner $PROVISIONER_VERSION into $provisioner_bin (first run only)"
+	build_sidecar "$provisioner_bin" "$PROVISIONER_MODULE" "$PROVISIONER_VERSION" csi-provisioner
 	built=1
 fi
 if [[ -n $built ]]; then

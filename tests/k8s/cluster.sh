@@ -12,6 +12,8 @@
 # TETHER_K8S_{ADMIN,DRIVER}_KUBECONFIG, TETHER_K8S_DIR and TETHER_K8S_CTL (this script).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$here/lib.sh"
 
 # The identities of the static token file: user and groups. The driver's is its ServiceAccount user
 # (RBAC matches the name); probe and nobody have no binding in deploy/ (tests bind the probe).
@@ -21,10 +23,6 @@ READY_TIMEOUT=${TETHER_K8S_READY_TIMEOUT:-240}
 
 log() { echo "k8s cluster: $*" >&2; }
 die() { log "$*"; exit 1; }
-
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 make_certs() {
 	local d=$1/pki
@@ -86,8 +84,6 @@ KUBECONFIG
 	chmod 600 "$file"
 }
 
-alive() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
-
 start_etcd() {
 	local dir=$1 bin=$2 client=$3 peer=$4
 	# --unsafe-no-fsync: a throwaway store on a shared disk; durability is not under test.
@@ -125,18 +121,6 @@ wait_ready() {
 		sleep 1
 	done
 	log "kube-apiserver ready at $server"
-}
-
-stop_one() {
-	local pidfile=$1 pid
-	[[ -f $pidfile ]] || return 0
-	pid=$(cat "$pidfile")
-	if kill -0 "$pid" 2>/dev/null; then
-		kill -TERM "$pid" 2>/dev/null || true
-		for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$pid" 2>/dev/null || true
-	fi
-	rm -f "$pidfile"
 }
 
 cmd_start() {

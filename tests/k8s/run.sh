@@ -2,20 +2,39 @@
 # The real API server tier: builds etcd and kube-apiserver (cached), starts them in a temporary
 # directory, runs each argument as a shell command with the cluster's environment (see cluster.sh;
 # plus TETHER_K8S_DEPLOY_DIR and KUBECONFIG = the admin's), and stops both whatever happens.
-# With no argument it runs the API tests of deploy/ and RBAC (tests/k8s/apitest).
+# With no argument it runs the API tests of deploy/ and RBAC (tests/k8s/apitest). With --stack first,
+# the rest of the control plane runs too (stack.sh: kube-controller-manager, two tether-csi
+# replicas and their sidecars; its environment added), and stops before the API server.
 #
 #   tests/k8s/run.sh                                  # the apitest suite
 #   tests/k8s/run.sh 'cargo test -p tether-driver --test k8s'   # any command, in the repo root
+#   tests/k8s/run.sh --stack 'cargo test -p tether-driver --test k8s_tier -- --ignored'
 #   TETHER_K8S_KEEP=1 tests/k8s/run.sh                # keep the logs and kubeconfigs afterwards
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 
+stack=
+if [[ ${1:-} == --stack ]]; then
+	stack=1
+	shift
+fi
 bin=$("$here/build.sh")
 dir=$(mktemp -d "${TMPDIR:-/tmp}/tether-k8s.XXXXXX")
 child=
 cleanup() {
+	local status=$?
 	[[ -z $child ]] || kill -TERM -- "-$child" 2>/dev/null || true
+	# A failure is read from the components' logs: their tails, before they are removed.
+	if ((status != 0)); then
+		for log in "$dir"/*.log "$dir"/stack/*.log; do
+			if [[ -s $log ]]; then
+				echo "==> $log <==" >&2
+				tail -n 25 "$log" >&2
+			fi
+		done
+	fi
+	"$here/stack.sh" stop "$dir" || true
 	"$here/cluster.sh" stop "$dir" || true
 	if [[ -n ${TETHER_K8S_KEEP:-} ]]; then
 		echo "k8s: logs and state kept in $dir" >&2
@@ -26,14 +45,16 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# A failed start still leaves the logs to read: show them before cleaning up.
-if ! TETHER_K8S_BIN=$bin "$here/cluster.sh" start "$dir"; then
-	tail -n 40 "$dir"/*.log >&2 || true
-	exit 1
-fi
+# A failed start exits non-zero, and cleanup shows the logs before removing them.
+TETHER_K8S_BIN=$bin "$here/cluster.sh" start "$dir"
 # shellcheck source=/dev/null
 source "$dir/env"
 export TETHER_K8S_DEPLOY_DIR=$repo/deploy KUBECONFIG=$TETHER_K8S_ADMIN_KUBECONFIG
+if [[ -n $stack ]]; then
+	"$here/stack.sh" start "$dir"
+	# shellcheck source=/dev/null
+	source "$dir/stack.env"
+fi
 
 if [[ $# -eq 0 ]]; then
 	set -- "cd '$here/apitest' && go test -count=1 ./..."

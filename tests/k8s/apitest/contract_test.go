@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -337,5 +339,35 @@ func TestNodePluginIsPrivilegedWithBidirectionalKubeletMount(t *testing.T) {
 		return strings.HasPrefix(a, "--kubelet-registration-path=/var/lib/kubelet/plugins/tether.csi.dev/")
 	}) {
 		t.Errorf("registrar args %v: no registration path under the driver's plugin directory", registrar.Args)
+	}
+}
+
+// The sidecar images deploy/ runs are the releases the control-plane tier builds and tests
+// (tests/k8s/versions.env), so what is deployed is what was exercised.
+func TestControllerSidecarsAreTheVersionsTheTierTests(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "versions.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pins := map[string]string{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if name, value, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(line, "#") {
+			pins[name] = value
+		}
+	}
+	want := map[string]string{
+		"csi-attacher":    "registry.k8s.io/sig-storage/csi-attacher:" + pins["ATTACHER_VERSION"],
+		"csi-provisioner": "registry.k8s.io/sig-storage/csi-provisioner:" + pins["PROVISIONER_VERSION"],
+	}
+	var d workload
+	dryRun(t, "Deployment", "tether-csi-controller", &d)
+	for _, c := range d.Spec.Template.Spec.Containers {
+		if image, ok := want[c.Name]; ok && c.Image != image {
+			t.Errorf("%s image %q; the tier tests %q", c.Name, c.Image, image)
+		}
+		delete(want, c.Name)
+	}
+	for name := range want {
+		t.Errorf("no %s container in the controller", name)
 	}
 }
