@@ -610,19 +610,44 @@ fn pid(name: &str) -> nix::unistd::Pid {
     nix::unistd::Pid::from_raw(std::fs::read_to_string(file).unwrap().trim().parse().unwrap())
 }
 
-/// A failover during an attach storm: claims bound in `PODS` namespaces `{prefix}-N`, their Pods
-/// created on four nodes at once, and the leading replica sent `signal` right after. A replica
-/// must serve again and every Pod get its volume, once, on its node. Prints which replica took
-/// over, and how long it took to serve and all Pods to be attached, counted from the signal.
-async fn failover_during_a_storm(prefix: &str, signal: nix::sys::signal::Signal, restarts: bool) {
-    const PODS: usize = 8;
+/// The shared state directory's current term and the epochs of every fence applied in it.
+fn state_epochs() -> (u64, Vec<u64>) {
+    let state = Path::new(&env("TETHER_TIER_DIR")).join("state");
+    let term = std::fs::read_to_string(state.join("term")).unwrap().trim().parse().unwrap();
+    let fences = std::fs::read_dir(state.join("fences"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "json") && !p.file_name().unwrap().to_string_lossy().starts_with('.')
+        })
+        .map(|p| {
+            let f: serde_json::Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+            f["epoch"].as_u64().unwrap()
+        })
+        .collect();
+    (term, fences)
+}
+
+/// A failover during an attach storm: claims bound in `pods` namespaces `{prefix}-N`, their Pods
+/// created on `nodes` nodes at once, and the leading replica sent `signal` right after. A replica
+/// must serve again and every Pod get its volume, once, on its node, and every epoch issued
+/// after the failover is of a higher term than every epoch issued before it. Prints which
+/// replica took over, and how long it took to serve and all Pods to be attached, counted from
+/// the signal.
+async fn failover_during_a_storm(
+    prefix: &str,
+    signal: nix::sys::signal::Signal,
+    restarts: bool,
+    pods: usize,
+    nodes: usize,
+) {
     let tier = Tier::new().await;
-    let nodes: Vec<String> = ["a", "b", "c", "d"].iter().map(|n| format!("{prefix}-{n}")).collect();
+    let nodes: Vec<String> = (0..nodes).map(|n| format!("{prefix}-n{n}")).collect();
     for node in &nodes {
         tier.node(node).await;
     }
     let spots: Vec<(String, &str)> =
-        (0..PODS).map(|i| (format!("{prefix}-{i}"), nodes[i % nodes.len()].as_str())).collect();
+        (0..pods).map(|i| (format!("{prefix}-{i}"), nodes[i % nodes.len()].as_str())).collect();
     let mut pvs = Vec::new();
     for (namespace, node) in &spots {
         tier.namespace(namespace).await;
@@ -642,6 +667,7 @@ async fn failover_during_a_storm(prefix: &str, signal: nix::sys::signal::Signal,
         tier.pod(namespace, "app", node, false).await;
     }
     let stopped = pid(&leader);
+    let (term_before, _) = state_epochs();
     if !restarts {
         // The pod is gone with its node: nothing restarts the process (SIGKILL, so that the
         // supervising shell passes nothing on).
@@ -685,12 +711,26 @@ async fn failover_during_a_storm(prefix: &str, signal: nix::sys::signal::Signal,
     for (pv, (_, node)) in pvs.iter().zip(&spots) {
         tier.annotated(pv_name(pv), Some(node)).await;
     }
+    // Epochs of a term lie in [term << 32, (term + 1) << 32): the serving replica took a higher
+    // term and re-fenced every volume at it before it served, so every fence now, and every
+    // epoch it issued, is above every epoch of the old leader's term.
+    let (term, fences) = state_epochs();
+    assert!(term > term_before, "{prefix}: term {term} after {term_before}");
+    assert!(fences.iter().all(|&e| e >= term << 32), "{prefix}: fences {fences:?} below term {term}");
+    for va in &attachments {
+        let metadata = va.status.as_ref().and_then(|s| s.attachment_metadata.clone()).unwrap_or_default();
+        if let Some(epoch) = metadata.get("tether.io/epoch").and_then(|e| e.parse::<u64>().ok()) {
+            let old = epoch < (term_before + 1) << 32;
+            assert!(old || epoch >= term << 32, "{prefix}: epoch {epoch} between the terms {term_before} and {term}");
+        }
+    }
     let page = tier.metrics().await;
     assert!(sample(&page, "rds_csi_attachment_reconcile_total{action=\"rebuilt\"}") >= 1, "{page}");
     // Figures, not assertions (tests/k8s/README.md).
     println!(
-        "{prefix}: {PODS} Pods, leader sent {signal} right after creating them: {} serving after {:.1} s, \
-         all {PODS} attached after {:.1} s",
+        "{prefix}: {pods} Pods on {} nodes, leader sent {signal} right after creating them: {} serving after \
+         {:.1} s, all {pods} attached after {:.1} s",
+        nodes.len(),
         if next == leader { "the same replica, restarted," } else { "the standby" },
         serving.as_secs_f64(),
         all.as_secs_f64()
@@ -701,14 +741,14 @@ async fn failover_during_a_storm(prefix: &str, signal: nix::sys::signal::Signal,
 #[ignore = "needs the control plane of tests/k8s/run.sh --stack (make test-k8s)"]
 async fn s8_the_leader_stops_during_an_attach_storm_and_every_pod_gets_its_volume_from_the_next() {
     // A drain or a rollout: the leader releases its Lease as it stops.
-    failover_during_a_storm("s8", nix::sys::signal::Signal::SIGTERM, true).await;
+    failover_during_a_storm("s8", nix::sys::signal::Signal::SIGTERM, true, 100, 10).await;
 }
 
 #[tokio::test]
 #[ignore = "needs the control plane of tests/k8s/run.sh --stack (make test-k8s)"]
 async fn s9_the_leader_crashes_during_an_attach_storm_and_every_pod_gets_its_volume_from_the_next() {
     // A crash: the standby takes the Lease once it lapses on its own clock.
-    failover_during_a_storm("s9", nix::sys::signal::Signal::SIGKILL, true).await;
+    failover_during_a_storm("s9", nix::sys::signal::Signal::SIGKILL, true, 8, 4).await;
 }
 
 #[tokio::test]
@@ -716,5 +756,5 @@ async fn s9_the_leader_crashes_during_an_attach_storm_and_every_pod_gets_its_vol
 async fn s9b_the_leader_is_lost_with_its_node_during_an_attach_storm_and_the_standby_serves_every_pod() {
     // Last of all (it leaves one replica; tests run in name order): the leader's process killed and never restarted, so the
     // standby takes the Lease once it lapses on its own clock.
-    failover_during_a_storm("s9b", nix::sys::signal::Signal::SIGKILL, false).await;
+    failover_during_a_storm("s9b", nix::sys::signal::Signal::SIGKILL, false, 8, 4).await;
 }
