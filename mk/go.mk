@@ -1,4 +1,5 @@
-# The Go package over the C ABI (ffi/go): go vet and the race-enabled tests, linked against the
+# The Go package over the C ABI (ffi/go): go vet, the contract corpus (one line per scenario)
+# and the race-enabled tests, linked against the
 # static library of a prefix `make install` filled (mk/install.mk), found as users find it, through
 # pkg-config; `make bench-go` runs its benchmarks (figures in benches/README.md).
 .PHONY: test-go go-lib bench-go
@@ -24,6 +25,7 @@ GO_ENV = PKG_CONFIG_PATH=$(INSTALL_STAGE)/lib/pkgconfig CGO_ENABLED=1 CGO_CFLAGS
 # checker, verifies every crossing.
 test-go: go-lib
 	cd $(GO_DIR) && $(GO_ENV) $(GO) vet ./...
+	cd $(GO_DIR) && $(GO_ENV) $(GO) test -count=1 -run '^TestCorpus$$' -v . | grep -v '^=== RUN'
 	cd $(GO_DIR) && $(GO_ENV) $(GO) test -race -count=1 ./...
 	cd $(GO_DIR) && $(GO_ENV) GOEXPERIMENT=cgocheck2 $(GO) test -count=1 .
 

@@ -1,6 +1,6 @@
 # The Python package `tether` (python/): a virtual environment with the pinned tools of
 # python/requirements-dev.txt, the extension built and installed by maturin, then pytest
-# (warnings are errors), mypy --strict on the package, stubs and tests, and stubtest.
+# (warnings are errors; the contract corpus first), mypy --strict on the package, stubs and tests, and stubtest.
 .PHONY: test-python python-dev bench-python
 
 TEST_STEPS += test-python
@@ -19,8 +19,10 @@ $(PY_TOOLS): python/requirements-dev.txt
 python-dev: $(PY_TOOLS)
 	cd python && VIRTUAL_ENV=$(PY_VENV) $(PY_VENV)/bin/maturin develop --release --locked --quiet
 
+# The contract corpus first, one line per scenario (tests/contract/), then the rest of the suite.
 test-python: python-dev
-	cd python && $(PY) -m pytest -W error -q
+	cd python && $(PY) -m pytest -W error -v tests/test_corpus.py
+	cd python && $(PY) -m pytest -W error -q --ignore=tests/test_corpus.py
 	cd python && $(PY) -m mypy --strict tether tests
 	cd python && $(PY) -m mypy.stubtest tether
 

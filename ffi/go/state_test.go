@@ -8,51 +8,6 @@ import (
 	"time"
 )
 
-func TestReconcileClearsMissingNodesAfterGrace(t *testing.T) {
-	e := newEngine(t)
-	publish(t, e, "v1", "a", rwo, Attached)
-	publish(t, e, "v2", "b", rwo, Attached)
-	publish(t, e, "v3", "b", rwo, Attached)
-
-	r := must[ReconcileReport](t)(e.Reconcile([]string{"a"}))
-	equal(t, "nothing cleared yet", len(r.Cleared), 0)
-	equal(t, "pending", len(r.Pending), 1)
-	want := PendingNode{Node: "b", MissingSince: r.Pending[0].MissingSince, ClearsIn: 30 * time.Second, Volumes: 2}
-	equal(t, "pending node", r.Pending[0], want)
-	equal(t, "missing since", r.Pending[0].MissingSince.Equal(wall), true)
-
-	advance(t, e, 30*time.Second)
-	r = must[ReconcileReport](t)(e.Reconcile([]string{"a"}))
-	equal(t, "cleared", len(r.Cleared), 2)
-	deepEqual(t, "first cleared", r.Cleared[0], ClearedAttachment{Volume: "v2", Node: "b", Epoch: 2, Fence: Fence{Epoch: 2}})
-	deepEqual(t, "second cleared", r.Cleared[1], ClearedAttachment{Volume: "v3", Node: "b", Epoch: 2, Fence: Fence{Epoch: 2}})
-	equal(t, "count", must[int](t)(e.AttachedCount()), 1)
-}
-
-func TestReconcileReturnedNodeKeepsVolumes(t *testing.T) {
-	e := newEngine(t)
-	publish(t, e, "v", "a", rwo, Attached)
-	must[ReconcileReport](t)(e.Reconcile(nil))
-	advance(t, e, 29*time.Second)
-	r := must[ReconcileReport](t)(e.Reconcile([]string{"a", "other"}))
-	equalSlices(t, "returned", r.Returned, []string{"a"})
-	equal(t, "still attached", must[int](t)(e.AttachedCount()), 1)
-}
-
-func TestReconcileReportsTimedOutMigrationOnce(t *testing.T) {
-	e := newEngine(t)
-	publish(t, e, "v", "a", rwx, Attached)
-	publish(t, e, "v", "b", rwx, MigrationStarted)
-	advance(t, e, 6*time.Minute)
-	r := must[ReconcileReport](t)(e.Reconcile([]string{"a", "b"}))
-	equal(t, "timed out", len(r.TimedOutMigrations), 1)
-	equal(t, "migration", r.TimedOutMigrations[0], TimedOutMigration{
-		Volume: "v", Source: "a", Target: "b", Elapsed: 6 * time.Minute, Timeout: 5 * time.Minute,
-	})
-	r = must[ReconcileReport](t)(e.Reconcile([]string{"a", "b"}))
-	equal(t, "reported once", len(r.TimedOutMigrations), 0)
-}
-
 func TestReconcileRefusesInvalidNameWholly(t *testing.T) {
 	e := newEngine(t)
 	publish(t, e, "v", "a", rwo, Attached)

@@ -59,46 +59,6 @@ def test_migration_status(engine: tether.Engine, clock: tether.ManualClock) -> N
     assert a.migration.timed_out
 
 
-def test_clear_stale(engine: tether.Engine) -> None:
-    assert not engine.clear_stale("pvc-1", "node-a").cleared
-    engine.publish("vm", "node-a", "RWX")
-    engine.publish("vm", "node-b", "RWX")
-    out = engine.clear_stale("vm", "node-a")
-    assert (out.cleared, out.node, out.remaining, out.epoch) == (True, "node-a", "node-b", 3)
-    again = engine.clear_stale("vm", "node-a")
-    assert (again.cleared, again.node, again.remaining, again.epoch) == (False, None, None, None)
-    stats = engine.stats()
-    assert (stats["stale_cleared"], stats["migrations_cleared"], stats["active_migrations"]) == (1, 1, 0)
-
-
-def test_reconcile(engine: tether.Engine, clock: tether.ManualClock) -> None:
-    engine.publish("pvc-1", "node-a")
-    engine.publish("pvc-2", "node-gone")
-    engine.publish("vm", "node-a", "RWX")
-    engine.publish("vm", "node-b", "RWX", migration_timeout=30)
-    first = engine.reconcile(["node-a", "node-b"])
-    assert [(p.node, p.volumes) for p in first.pending] == [("node-gone", 1)]
-    assert first.pending[0].missing_since == START
-    assert first.pending[0].clears_in == timedelta(seconds=30)
-    assert first.cleared == ()
-    clock.advance(31)
-    second = engine.reconcile({"node-a", "node-b"})
-    assert [(c.volume, c.node, c.epoch) for c in second.cleared] == [("pvc-2", "node-gone", 2)]
-    assert [(t.volume, t.source, t.target) for t in second.timed_out_migrations] == [("vm", "node-a", "node-b")]
-    assert second.timed_out_migrations[0].elapsed == timedelta(seconds=31)
-    assert second.timed_out_migrations[0].timeout == timedelta(seconds=30)
-    assert engine.reconcile(n for n in ["node-a", "node-b"]).timed_out_migrations == ()
-    assert engine.stats()["reconciles"] == 3
-
-
-def test_reconcile_returned_node(engine: tether.Engine) -> None:
-    engine.publish("pvc-1", "node-a")
-    engine.reconcile([])
-    back = engine.reconcile(["node-a"])
-    assert back.returned == ("node-a",)
-    assert engine.get("pvc-1") is not None
-
-
 def test_snapshot_round_trip(engine: tether.Engine, clock: tether.ManualClock) -> None:
     engine.publish("pvc-1", "node-a")
     engine.unpublish("pvc-1", "node-a")
@@ -117,18 +77,6 @@ def test_snapshot_round_trip(engine: tether.Engine, clock: tether.ManualClock) -
         assert other.epoch("pvc-1") == 2
         assert other.detach_timestamp("pvc-1") == engine.detach_timestamp("pvc-1")
         assert other.fence("vm") == engine.fence("vm")
-
-
-def test_version_1_document_still_restores(engine: tether.Engine) -> None:
-    attachment = {"mode": "RWX", "readonly": False, "nodes": ["node-a", "node-b"], "since_unix_nanos": 0,
-                  "migration_timeout_ms": 300_000}
-    engine.restore({"version": 1, "taken_at_unix_nanos": 0, "missing_nodes": [],
-                    "volumes": [{"volume": "vm", "epoch": 4, "attachment": attachment}]})
-    restored = engine.get("vm")
-    assert restored is not None
-    assert (restored.nodes, restored.epoch) == (("node-a", "node-b"), 4)
-    assert restored.admitted == (4, 4)  # version 1 has no admissions: each node is taken at the epoch
-    assert engine.snapshot()["version"] == 2
 
 
 def test_settings(engine: tether.Engine) -> None:
