@@ -753,7 +753,7 @@ async fn s8_the_leader_stops_during_an_attach_storm_and_every_pod_gets_its_volum
 #[ignore = "needs the control plane of tests/k8s/run.sh --stack (make test-k8s)"]
 async fn s9_the_leader_crashes_during_an_attach_storm_and_every_pod_gets_its_volume_from_the_next() {
     // A crash: the standby takes the Lease once it lapses on its own clock.
-    failover_during_a_storm("s9", nix::sys::signal::Signal::SIGKILL, true, 8, 4).await;
+    failover_during_a_storm("s9", nix::sys::signal::Signal::SIGKILL, true, 100, 10).await;
 }
 
 #[tokio::test]
