@@ -31,14 +31,17 @@ echo "sdist: $(basename "${sdists[0]}") builds $(basename "$wheel")"
 
 python3 -m venv "$work/venv"
 py=$work/venv/bin/python
-# pytest at the development pins; the package itself from the wheel alone.
-"$py" -m pip install --quiet --disable-pip-version-check -c "$repo/python/requirements-dev.txt" pytest
+# The suite's tools (pytest, hypothesis) at the development pins; the package itself from the
+# wheel alone.
+"$py" -m pip install --quiet --disable-pip-version-check -c "$repo/python/requirements-dev.txt" pytest hypothesis
 "$py" -m pip install --quiet --disable-pip-version-check --no-index "$wheel"
 
-# The suite and the README its example test reads, laid out as in the tree, but elsewhere.
-mkdir -p "$work/suite"
+# The suite, the README its example test reads and the contract corpus its corpus test runs,
+# laid out as in the tree, but elsewhere.
+mkdir -p "$work/suite" "$work/tests"
 cp -r "$repo/python/tests" "$work/suite/tests"
 cp "$repo/README.md" "$work/README.md"
+cp -r "$repo/tests/contract" "$work/tests/contract"
 cd "$work/suite"
 where=$("$py" -c 'import tether; print(tether.__file__)')
 case $where in "$work/venv/"*) ;; *) fail "tether was imported from $where, not from the installed wheel";; esac
