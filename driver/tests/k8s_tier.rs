@@ -813,4 +813,12 @@ async fn s10_a_late_publish_after_the_unpublish_is_an_orphan_cleared_at_once_whe
     assert_eq!(sample(&after, orphans) - before, 1, "{after}");
     tier.event("s10", "StaleAttachmentCleared", "s10-a").await;
     tier.event("s10", "MigrationStarted", "s10-c").await;
+
+    // B's Pod ends too, so no migration is left running for the scenarios after this one.
+    tier.in_use("s10-b", &[]).await;
+    tier.delete_pod("s10", "app-b").await;
+    tier.detached(name, "s10-b").await;
+    tier.event("s10", "MigrationCompleted", "s10-c").await;
+    let page = tier.metrics().await;
+    assert_eq!(sample(&page, "rds_csi_migration_active_migrations"), 0, "{page}");
 }
