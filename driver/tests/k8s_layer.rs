@@ -608,19 +608,7 @@ async fn evidence_an_orphan_holder_is_cleared_at_once_and_an_attached_one_is_nev
 
 /// The epochs of every fence applied in the shared state directory.
 fn applied_epochs(dir: &Path) -> Vec<u64> {
-    let fences = dir.join("state/fences");
-    std::fs::read_dir(&fences)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        // Temporary files of a write in progress start with a dot; a rename makes them whole.
-        .filter(|p| {
-            p.extension().is_some_and(|x| x == "json") && !p.file_name().unwrap().to_string_lossy().starts_with('.')
-        })
-        .map(|p| {
-            let f: serde_json::Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
-            f["epoch"].as_u64().unwrap()
-        })
-        .collect()
+    apiserver::fence_epochs(&dir.join("state"))
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -619,18 +619,7 @@ fn pid(name: &str) -> nix::unistd::Pid {
 fn state_epochs() -> (u64, Vec<u64>) {
     let state = Path::new(&env("TETHER_TIER_DIR")).join("state");
     let term = std::fs::read_to_string(state.join("term")).unwrap().trim().parse().unwrap();
-    let fences = std::fs::read_dir(state.join("fences"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.extension().is_some_and(|x| x == "json") && !p.file_name().unwrap().to_string_lossy().starts_with('.')
-        })
-        .map(|p| {
-            let f: serde_json::Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
-            f["epoch"].as_u64().unwrap()
-        })
-        .collect();
-    (term, fences)
+    (term, apiserver::fence_epochs(&state))
 }
 
 /// A failover during an attach storm: claims bound in `pods` namespaces `{prefix}-N`, their Pods

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::future::Future;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// A variable tests/k8s/run.sh exports; a missing one means the test was not started through it.
@@ -25,4 +26,20 @@ pub async fn until_within<T, F: Future<Output = Option<T>>>(
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The epochs of every fence applied under a store's state directory `state` (`fences/*.json`;
+/// a write in progress is a dot-file until its rename makes it whole).
+pub fn fence_epochs(state: &Path) -> Vec<u64> {
+    std::fs::read_dir(state.join("fences"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "json") && !p.file_name().unwrap().to_string_lossy().starts_with('.')
+        })
+        .map(|p| {
+            let f: serde_json::Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+            f["epoch"].as_u64().unwrap()
+        })
+        .collect()
 }
