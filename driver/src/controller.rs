@@ -178,9 +178,10 @@ impl Driver {
         let access = if req.readonly { cap.access.readonly() } else { cap.access };
         let (result, cleared) = self.publish_past_gone_holders(volume, node, access, meta.migration_timeout());
         let changed = cleared || result.as_ref().is_ok_and(|out| out.kind != Published::AlreadyAttached);
-        // The fence goes to the store on every call, changed or not: the same fence again is a
-        // no-op there, and a retry after a failed apply must not be acknowledged without it.
-        let saved = self.persist_if(changed, &meta).and_then(|()| self.apply_fence(volume));
+        // The fence goes to the store when the call changed it or an earlier apply failed (read
+        // before the persist, which clears the mark): an idempotent call costs no store I/O.
+        let owed = changed || self.owes(volume);
+        let saved = self.persist_if(changed, &meta).and_then(|()| if owed { self.apply_fence(volume) } else { Ok(()) });
         // Posted once the outcome is durable (or could not be made so), with how long it took.
         self.post(events::for_publish(volume, node, &result, started.elapsed()));
         if changed {
@@ -218,8 +219,11 @@ impl Driver {
         }
         let changed = out != UnpublishOutcome::NotAttached;
         if let Some(meta) = meta {
+            let owed = changed || self.owes(volume);
             self.persist_if(changed, &meta)?;
-            self.apply_fence(volume)?;
+            if owed {
+                self.apply_fence(volume)?;
+            }
         }
         if changed {
             self.changed(volume);

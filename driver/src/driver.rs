@@ -181,11 +181,20 @@ impl Driver {
 
     /// Hands `volume`'s current fence to the store (call under the volume's in-flight guard,
     /// after a change and before acknowledging it).
+    /// A failed apply marks the volume unsaved, like a failed persist, so the next call on it
+    /// applies the fence again before it is acknowledged.
     pub(crate) fn apply_fence(&self, volume: &str) -> Result<(), DriverError> {
-        match self.engine.fence(volume)? {
-            Some(fence) => Ok(self.store.apply_fence(volume, &fence)?),
-            None => Ok(()),
-        }
+        let Some(fence) = self.engine.fence(volume)? else { return Ok(()) };
+        self.store.apply_fence(volume, &fence).map_err(|e| {
+            self.unsaved.insert(volume.to_owned());
+            e.into()
+        })
+    }
+
+    /// Whether a call on `volume` that changed nothing still owes the store its state: an
+    /// earlier persist or fence apply of it failed.
+    pub(crate) fn owes(&self, volume: &str) -> bool {
+        self.unsaved.contains(volume)
     }
 
     /// Whether the driver accepts calls: state rebuilt, shutdown not begun.
