@@ -8,6 +8,7 @@ are measured in turn within each repeat, so load from other processes hits them 
 
 from __future__ import annotations
 
+import os
 import sys
 import timeit
 from pathlib import Path
@@ -51,7 +52,8 @@ def main() -> None:
         ("baseline.publish(v, n); baseline.unpublish(v, n)", 20_000),
     ]
     figures = best_ns(rows, ns)
-    print(f"python {sys.version.split()[0]}, tether abi3 extension, best of {REPEATS}, ns per call")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"python {sys.version.split()[0]}, tether abi3 extension, best of {REPEATS}, ns per call (load average {load})")
     for stmt, _ in rows:
         print(f"  {figures[stmt]:8.1f} ns  {stmt}")
     grace = figures["engine.is_within_grace_period(v)"]
