@@ -1,5 +1,5 @@
 // Benchmark hooks of the Go package (see benchhook.go): the library's grace check called in a
-// loop from C, so a Go benchmark can set the same check without any cgo crossing beside the
+// loop from C, so a Go benchmark can time the same check without any cgo crossing beside the
 // check through cgo, in the same process, on the same engine and keys.
 #ifndef TETHER_GO_BENCHHOOK_H
 #define TETHER_GO_BENCHHOOK_H

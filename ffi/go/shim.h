@@ -3,7 +3,7 @@
 // goroutine may change threads between two cgo calls, so reading the error in a second call
 // could return another call's error. Each returns NULL on success and the failure otherwise
 // (returned rather than stored through an argument, which would cost a cgo pointer check on
-// every call).
+// every call); the grace check, the hot path, returns its failure as an integer instead (below).
 #ifndef TETHER_GO_SHIM_H
 #define TETHER_GO_SHIM_H
 
