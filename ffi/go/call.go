@@ -31,6 +31,7 @@ package tether
 #cgo nocallback tg_clear_stale
 #cgo noescape tg_is_within_grace_period
 #cgo nocallback tg_is_within_grace_period
+#cgo nocallback tg_failure_at
 #cgo noescape tg_detach_timestamp_get
 #cgo nocallback tg_detach_timestamp_get
 #cgo noescape tg_detach_timestamp_clear

@@ -16,14 +16,18 @@ func (e *Engine) IsWithinGracePeriod(volume string, grace time.Duration) (bool, 
 	if err != nil {
 		return false, err
 	}
-	var out C.bool
+	var out C.tg_grace_result
 	vp, vl := str(volume)
 	h, err := e.handle()
 	if err != nil {
 		return false, err
 	}
-	err = e.check(C.tg_is_within_grace_period(h, vp, vl, ns, &out), volume, "")
-	return bool(out), err
+	C.tg_is_within_grace_period(h, vp, vl, ns, &out)
+	var f *C.tg_failure
+	if out.failure != 0 {
+		f = C.tg_failure_at(out.failure)
+	}
+	return bool(out.within), e.check(f, volume, "")
 }
 
 // DetachTimestamp reads volume's last full detach; ok is false when there is none.

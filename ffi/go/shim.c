@@ -94,9 +94,15 @@ tg_failure *tg_clear_stale(tg_engine e, const uint8_t *volume, size_t volume_len
     return capture(tether_engine_clear_stale(engine(e), volume, volume_len, node, node_len, out));
 }
 
-tg_failure *tg_is_within_grace_period(tg_engine e, const uint8_t *volume, size_t volume_len,
-                                        uint64_t grace_ns, bool *out) {
-    return capture(tether_engine_is_within_grace_period(engine(e), volume, volume_len, grace_ns, out));
+void tg_is_within_grace_period(tg_engine e, const uint8_t *volume, size_t volume_len, uint64_t grace_ns,
+                               tg_grace_result *out) {
+    out->within = false;
+    out->failure = (uintptr_t)capture(
+        tether_engine_is_within_grace_period(engine(e), volume, volume_len, grace_ns, &out->within));
+}
+
+tg_failure *tg_failure_at(uintptr_t failure) {
+    return (tg_failure *)failure;
 }
 
 tg_failure *tg_detach_timestamp_get(tg_engine e, const uint8_t *volume, size_t volume_len, bool *found,

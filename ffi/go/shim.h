@@ -3,7 +3,7 @@
 // goroutine may change threads between two cgo calls, so reading the error in a second call
 // could return another call's error. Each returns NULL on success and the failure otherwise
 // (returned rather than stored through an argument, which would cost a cgo pointer check on
-// every call).
+// every call); the grace check, the hot path, returns its failure as an integer instead (below).
 #ifndef TETHER_GO_SHIM_H
 #define TETHER_GO_SHIM_H
 
@@ -51,8 +51,19 @@ tg_failure *tg_unpublish_all(tg_engine e, const uint8_t *volume, size_t volume_l
 tg_failure *tg_clear_stale(tg_engine e, const uint8_t *volume, size_t volume_len, const uint8_t *node,
                              size_t node_len, tether_stale_result *out);
 
-tg_failure *tg_is_within_grace_period(tg_engine e, const uint8_t *volume, size_t volume_len,
-                                        uint64_t grace_ns, bool *out);
+// The grace check, the package's hot path, returns nothing: a cgo call with a result pays for
+// two extra calls (_cgo_topofstack) to find where to store it. Its answer and its failure come
+// back in one struct of the caller's that holds no pointer type, so cgo has nothing to check in
+// it either. failure is 0 on success, otherwise a tg_failure * as an integer (read it with
+// tg_failure_at).
+typedef struct tg_grace_result {
+    uintptr_t failure;
+    bool within;
+} tg_grace_result;
+
+void tg_is_within_grace_period(tg_engine e, const uint8_t *volume, size_t volume_len, uint64_t grace_ns,
+                               tg_grace_result *out);
+tg_failure *tg_failure_at(uintptr_t failure);
 tg_failure *tg_detach_timestamp_get(tg_engine e, const uint8_t *volume, size_t volume_len, bool *found,
                                       tether_detach_record *out);
 tg_failure *tg_detach_timestamp_clear(tg_engine e, const uint8_t *volume, size_t volume_len,

@@ -67,8 +67,10 @@ pub unsafe extern "C" fn tether_engine_is_within_grace_period(
     grace_ns: u64,
     out: *mut bool,
 ) -> tether_status {
-    // SAFETY: the caller's promises are those `on_volume` and `grace` need.
-    unsafe { on_volume(engine, Id::Bytes(volume, volume_len), grace(grace_ns, out)) }
+    // SAFETY: the caller's promises are those `on_volume` and `grace` need. (A closure of its
+    // own, so this export's guard is not shared with the `_cstr` one's and the id's kind is
+    // known where it is read.)
+    unsafe { on_volume(engine, Id::Bytes(volume, volume_len), |h, v| grace(grace_ns, out)(h, v)) }
 }
 
 /// `tether_engine_is_within_grace_period` with a NUL-terminated `volume`.

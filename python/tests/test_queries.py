@@ -30,6 +30,23 @@ def test_grace_period_and_detach_record(engine: tether.Engine, clock: tether.Man
     assert not engine.is_within_grace_period("pvc-1")
 
 
+def test_grace_check_default_follows_the_setting(engine: tether.Engine, clock: tether.ManualClock) -> None:
+    """The check without a grace period uses the engine's, as set last; a refused setting
+    changes nothing."""
+    engine.publish("pvc-1", "node-a")
+    engine.unpublish("pvc-1", "node-a")
+    clock.advance(20)
+    assert engine.is_within_grace_period("pvc-1")
+    engine.grace_period = 10
+    assert not engine.is_within_grace_period("pvc-1")
+    with pytest.raises(tether.InvalidInput):
+        engine.grace_period = 7200
+    assert not engine.is_within_grace_period("pvc-1")
+    engine.grace_period = timedelta(seconds=25)
+    assert engine.is_within_grace_period("pvc-1")
+    assert tether.Engine(grace_period=5, clock=clock).grace_period == timedelta(seconds=5)
+
+
 def test_get_list_epoch_count(engine: tether.Engine, clock: tether.ManualClock) -> None:
     assert engine.list() == []
     assert engine.epoch("pvc-9") == 0
