@@ -1,7 +1,8 @@
 # The Go package over the C ABI (ffi/go): go vet, the contract corpus (one line per scenario)
 # and the race-enabled tests, linked against the
 # static library of a prefix `make install` filled (mk/install.mk), found as users find it, through
-# pkg-config; `make bench-go` runs its benchmarks (figures in benches/README.md).
+# pkg-config; `make bench-go` runs its benchmarks (figures in benches/README.md), with the C-side
+# hooks of -tags tether_bench, which users' builds leave out.
 .PHONY: test-go go-lib bench-go
 
 TEST_STEPS += test-go
@@ -24,7 +25,7 @@ GO_ENV = PKG_CONFIG_PATH=$(INSTALL_STAGE)/lib/pkgconfig CGO_ENABLED=1 CGO_CFLAGS
 # The package hands Go memory to C without copies: the last run, under the strict cgo pointer
 # checker, verifies every crossing.
 test-go: go-lib
-	cd $(GO_DIR) && $(GO_ENV) $(GO) vet ./...
+	cd $(GO_DIR) && $(GO_ENV) $(GO) vet ./... && $(GO_ENV) $(GO) vet -tags tether_bench ./...
 	cd $(GO_DIR) && $(GO_ENV) $(GO) test -count=1 -run '^TestCorpus$$' -v . | grep -v '^=== RUN'
 	cd $(GO_DIR) && $(GO_ENV) $(GO) test -race -count=1 ./...
 	cd $(GO_DIR) && $(GO_ENV) GOEXPERIMENT=cgocheck2 $(GO) test -count=1 .
@@ -33,6 +34,6 @@ $(GO_BIN)/benchstat:
 	GOBIN=$(GO_BIN) $(GO) install golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION)
 
 bench-go: go-lib $(GO_BIN)/benchstat
-	cd $(GO_DIR) && $(GO_ENV) $(GO) test -run '^$$' -bench . -benchtime 1s -cpu 1,2 -count $(BENCH_GO_COUNT) . \
+	cd $(GO_DIR) && $(GO_ENV) $(GO) test -tags tether_bench -run '^$$' -bench . -benchtime 1s -cpu 1,2 -count $(BENCH_GO_COUNT) . \
 		> $(CURDIR)/.cache/bench-go.txt
 	$(GO_BIN)/benchstat $(CURDIR)/.cache/bench-go.txt

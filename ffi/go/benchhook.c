@@ -1,3 +1,5 @@
+//go:build tether_bench
+
 // The benchmark hooks declared in benchhook.h.
 #include <stdlib.h>
 #include <string.h>

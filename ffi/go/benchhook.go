@@ -1,3 +1,5 @@
+//go:build tether_bench
+
 // Benchmark hooks (test files cannot use cgo themselves): the grace check looped in C, for the
 // benchmarks' figure of the check without a cgo crossing per call.
 
