@@ -1,8 +1,9 @@
 # The C ABI (ffi/, include/tether.h) and its C consumer (tests/c/): header drift check, the C
 # program under ASan+UBSan and under valgrind, the README's C snippet, the crate's Rust tests,
-# and Miri on the tests Miri can run.
-.PHONY: test-ffi ffi-tools ffi-lib ffi-header ffi-header-check ffi-c-asan ffi-c-valgrind ffi-readme-c ffi-rust-tests \
-	ffi-miri bench-ffi
+# the contract corpus over the C ABI (tests/c/corpus/) the same two ways, and Miri on the tests
+# Miri can run.
+.PHONY: test-ffi ffi-tools ffi-lib ffi-header ffi-header-check ffi-c-asan ffi-c-valgrind ffi-corpus-asan \
+	ffi-corpus-valgrind ffi-readme-c ffi-rust-tests ffi-miri bench-ffi
 
 TEST_STEPS += test-ffi
 
@@ -22,13 +23,21 @@ FFI_CC ?= gcc
 FFI_CFLAGS := -std=c11 -Wall -Wextra -Wpedantic -Werror -g -Iinclude
 FFI_ASAN := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 FFI_C_SOURCES := $(wildcard tests/c/*.c)
+# The corpus runner reads JSON with json-c (tests/c/corpus/corpus.h says why that library),
+# Debian's libjson-c-dev at this version, found through pkg-config.
+JSON_C_PKG := libjson-c-dev=0.16-2
+FFI_CORPUS_SOURCES := $(wildcard tests/c/corpus/*.c)
+FFI_CORPUS_DIR := tests/contract
 # The deliberate-panic test prints Rust's panic report; a backtrace there is only noise.
 FFI_RUN_ENV := RUST_BACKTRACE=0
 
 # gcc (with its sanitizer runtimes) and valgrind come with the machine; installed only if missing.
+# json-c's headers are installed at the pinned version when pkg-config does not find them.
 ffi-tools:
 	@command -v $(FFI_CC) >/dev/null && command -v valgrind >/dev/null || { \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc valgrind; }
+	@pkg-config --exists json-c 2>/dev/null || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pkgconf $(JSON_C_PKG); }
 
 $(CBINDGEN_STAMP):
 	$(CARGO) install cbindgen --version $(CBINDGEN_VERSION) --locked --root $(CBINDGEN_ROOT)
@@ -65,6 +74,23 @@ ffi-c-valgrind: ffi-lib ffi-tools
 	$(FFI_RUN_ENV) valgrind --quiet --leak-check=full --errors-for-leak-kinds=definite,indirect,possible \
 		--error-exitcode=1 $(FFI_BUILD)/test-plain
 
+# The contract corpus over the C ABI, against the public library: one line per scenario and
+# "corpus-c: N passed, N failed"; any failed scenario fails the step. Under ASan+UBSan, then
+# unsanitised under valgrind.
+FFI_CORPUS_CC = $(FFI_CC) $(FFI_CFLAGS) $(shell pkg-config --cflags json-c) $(FFI_CORPUS_SOURCES) $(FFI_LIB) \
+	$(shell pkg-config --libs json-c) $(FFI_LDLIBS)
+ffi-corpus-asan: ffi-lib ffi-tools
+	mkdir -p $(FFI_BUILD)
+	$(FFI_CORPUS_CC) $(FFI_ASAN) -o $(FFI_BUILD)/corpus-asan
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		$(FFI_BUILD)/corpus-asan $(FFI_CORPUS_DIR)
+
+ffi-corpus-valgrind: ffi-lib ffi-tools
+	mkdir -p $(FFI_BUILD)
+	$(FFI_CORPUS_CC) -O1 -o $(FFI_BUILD)/corpus-plain
+	valgrind --quiet --leak-check=full --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=1 \
+		$(FFI_BUILD)/corpus-plain $(FFI_CORPUS_DIR) | tail -n 1
+
 # The C snippet of README.md's ffi section is a test too: extracted, compiled, run.
 ffi-readme-c: ffi-lib ffi-tools
 	mkdir -p $(FFI_BUILD)
@@ -91,7 +117,8 @@ ffi-miri:
 		echo "SKIPPED miri: toolchain '$(MIRI_TOOLCHAIN)' with the miri and rust-src components is not installed and could not be added"; \
 	fi
 
-test-ffi: ffi-lib ffi-header-check ffi-c-asan ffi-c-valgrind ffi-readme-c ffi-rust-tests ffi-miri
+test-ffi: ffi-lib ffi-header-check ffi-c-asan ffi-c-valgrind ffi-corpus-asan ffi-corpus-valgrind ffi-readme-c \
+	ffi-rust-tests ffi-miri
 
 # The C ABI against native Rust, in one criterion run, then the same calls' exact instruction
 # counts under callgrind (which other load on the machine cannot disturb). Figures in
