@@ -2,8 +2,8 @@
 # program under ASan+UBSan and under valgrind, the README's C snippet, the crate's Rust tests,
 # the contract corpus over the C ABI (tests/c/corpus/) the same two ways, and Miri on the tests
 # Miri can run.
-.PHONY: test-ffi ffi-tools ffi-lib ffi-header ffi-header-check ffi-c-asan ffi-c-valgrind ffi-corpus-asan \
-	ffi-corpus-valgrind ffi-readme-c ffi-rust-tests ffi-miri bench-ffi
+.PHONY: test-ffi ffi-tools ffi-lib ffi-hooks-lib ffi-public-symbols ffi-header ffi-header-check ffi-c-asan \
+	ffi-c-valgrind ffi-corpus-asan ffi-corpus-valgrind ffi-readme-c ffi-rust-tests ffi-miri bench-ffi
 
 TEST_STEPS += test-ffi
 
@@ -16,6 +16,10 @@ CBINDGEN := $(CBINDGEN_ROOT)/bin/cbindgen
 
 FFI_BUILD := $(CURDIR)/tests/c/build
 FFI_LIB := target/release/libtether.a
+# The same library with the `test-hooks` feature (tether_debug_panic, for the panic-boundary
+# tests), in a target folder of its own so the two builds never overwrite each other's archive.
+FFI_HOOKS_TARGET := $(abspath $(or $(CARGO_TARGET_DIR),target))/test-hooks
+FFI_HOOKS_LIB := $(FFI_HOOKS_TARGET)/release/libtether.a
 # What the Rust standard library needs from the system when linked statically
 # (`cargo rustc -p tether-ffi --release -- --print native-static-libs`).
 FFI_LDLIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
@@ -23,6 +27,7 @@ FFI_CC ?= gcc
 FFI_CFLAGS := -std=c11 -Wall -Wextra -Wpedantic -Werror -g -Iinclude
 FFI_ASAN := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 FFI_C_SOURCES := $(wildcard tests/c/*.c)
+FFI_HOOKS_CFLAGS := -DTETHER_TEST_HOOKS
 # The corpus runner reads JSON with json-c (tests/c/corpus/corpus.h says why that library),
 # Debian's libjson-c-dev at this version, found through pkg-config.
 JSON_C_PKG := libjson-c-dev=0.16-2
@@ -46,6 +51,17 @@ $(CBINDGEN_STAMP):
 ffi-lib:
 	$(CARGO) build -p tether-ffi --release --locked
 
+ffi-hooks-lib:
+	CARGO_TARGET_DIR=$(FFI_HOOKS_TARGET) $(CARGO) build -p tether-ffi --release --locked --features test-hooks
+
+# The test hook is no part of the public ABI: not in the header, not exported by the library
+# built without the feature (the one `make install` installs; tests/install/c.sh checks the
+# installed copy too).
+ffi-public-symbols: ffi-lib
+	! grep -n tether_debug_panic include/tether.h || { echo "include/tether.h declares the test hook" >&2; exit 1; }
+	! nm -D --defined-only target/release/libtether.so | grep -w tether_debug_panic \
+		|| { echo "libtether.so exports the test hook" >&2; exit 1; }
+
 # Regenerates the committed header (run after changing the C ABI, then commit the result).
 ffi-header: $(CBINDGEN_STAMP)
 	$(CBINDGEN) --quiet --config ffi/cbindgen.toml --crate tether-ffi --output include/tether.h ffi
@@ -59,18 +75,20 @@ ffi-header-check: $(CBINDGEN_STAMP)
 
 # The C program with AddressSanitizer (and its leak checker) and UBSan; first proves that the
 # sanitizer runtime is really in the binary.
-ffi-c-asan: ffi-lib ffi-tools
+ffi-c-asan: ffi-hooks-lib ffi-tools
 	mkdir -p $(FFI_BUILD)
-	$(FFI_CC) $(FFI_CFLAGS) $(FFI_ASAN) $(FFI_C_SOURCES) $(FFI_LIB) $(FFI_LDLIBS) -o $(FFI_BUILD)/test-asan
+	$(FFI_CC) $(FFI_CFLAGS) $(FFI_HOOKS_CFLAGS) $(FFI_ASAN) $(FFI_C_SOURCES) $(FFI_HOOKS_LIB) $(FFI_LDLIBS) \
+		-o $(FFI_BUILD)/test-asan
 	nm $(FFI_BUILD)/test-asan | grep ' __asan_init' >/dev/null || { echo "ASan is not linked in" >&2; exit 1; }
 	ldd $(FFI_BUILD)/test-asan | grep libasan >/dev/null || { echo "libasan is not loaded" >&2; exit 1; }
 	$(FFI_RUN_ENV) ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		$(FFI_BUILD)/test-asan
 
 # The same program, unsanitised, under valgrind: any error or leak fails.
-ffi-c-valgrind: ffi-lib ffi-tools
+ffi-c-valgrind: ffi-hooks-lib ffi-tools
 	mkdir -p $(FFI_BUILD)
-	$(FFI_CC) $(FFI_CFLAGS) -O1 $(FFI_C_SOURCES) $(FFI_LIB) $(FFI_LDLIBS) -o $(FFI_BUILD)/test-plain
+	$(FFI_CC) $(FFI_CFLAGS) $(FFI_HOOKS_CFLAGS) -O1 $(FFI_C_SOURCES) $(FFI_HOOKS_LIB) $(FFI_LDLIBS) \
+		-o $(FFI_BUILD)/test-plain
 	$(FFI_RUN_ENV) valgrind --quiet --leak-check=full --errors-for-leak-kinds=definite,indirect,possible \
 		--error-exitcode=1 $(FFI_BUILD)/test-plain
 
@@ -117,8 +135,8 @@ ffi-miri:
 		echo "SKIPPED miri: toolchain '$(MIRI_TOOLCHAIN)' with the miri and rust-src components is not installed and could not be added"; \
 	fi
 
-test-ffi: ffi-lib ffi-header-check ffi-c-asan ffi-c-valgrind ffi-corpus-asan ffi-corpus-valgrind ffi-readme-c \
-	ffi-rust-tests ffi-miri
+test-ffi: ffi-lib ffi-header-check ffi-public-symbols ffi-c-asan ffi-c-valgrind ffi-corpus-asan ffi-corpus-valgrind \
+	ffi-readme-c ffi-rust-tests ffi-miri
 
 # The C ABI against native Rust, in one criterion run, then the same calls' exact instruction
 # counts under callgrind (which other load on the machine cannot disturb). Figures in
