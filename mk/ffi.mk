@@ -118,8 +118,9 @@ ffi-readme-c: ffi-lib ffi-tools
 	$(FFI_CC) $(FFI_CFLAGS) $(FFI_ASAN) $(FFI_BUILD)/readme.c $(FFI_LIB) $(FFI_LDLIBS) -o $(FFI_BUILD)/readme
 	$(FFI_RUN_ENV) $(FFI_BUILD)/readme
 
+# With the test hook, for tests/abi.rs's panic test (in target/debug: the release archive stays public).
 ffi-rust-tests:
-	$(CARGO) test -p tether-ffi --locked
+	$(CARGO) test -p tether-ffi --features test-hooks --locked
 
 # Miri needs the nightly toolchain's miri and rust-src components: added when missing; when
 # they cannot be had (no nightly toolchain on this machine), the step says so and skips.
@@ -129,8 +130,8 @@ ffi-miri:
 		rustup component add --toolchain $(MIRI_TOOLCHAIN) miri rust-src >/dev/null 2>&1 || true; \
 	fi; \
 	if rustup run $(MIRI_TOOLCHAIN) cargo miri --version >/dev/null 2>&1; then \
-		echo "cargo +$(MIRI_TOOLCHAIN) miri test -p tether-ffi"; \
-		$(CARGO) +$(MIRI_TOOLCHAIN) miri test -p tether-ffi --locked; \
+		echo "cargo +$(MIRI_TOOLCHAIN) miri test -p tether-ffi --features test-hooks"; \
+		$(CARGO) +$(MIRI_TOOLCHAIN) miri test -p tether-ffi --features test-hooks --locked; \
 	else \
 		echo "SKIPPED miri: toolchain '$(MIRI_TOOLCHAIN)' with the miri and rust-src components is not installed and could not be added"; \
 	fi
