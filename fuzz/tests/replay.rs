@@ -61,7 +61,7 @@ fn node_requests() {
 fn node_requests_seed_reaches_sessions() {
     let seed = tether_fuzz::node::seed();
     assert_eq!(tether_fuzz::node::sessions(&seed), 3);
-    // How the first input of corpus/node_requests/ was written.
+    // How the node target's first input was written (the fuzz runs grew corpus/node_requests/ from it).
     if let Some(path) = std::env::var_os("TETHER_FUZZ_WRITE_SEED") {
         std::fs::write(path, seed).unwrap();
     }
