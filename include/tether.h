@@ -847,13 +847,6 @@ tether_status tether_last_error_copy(char *buf,
 tether_status tether_last_error_info(struct tether_error_info *out);
 
 /**
- * Panics inside the panic boundary on purpose and returns `TETHER_PANIC`, with a last error
- * saying so: lets a consumer check that a library panic reaches it as a status rather than
- * killing its process. Has no other effect. Thread-safe.
- */
-tether_status tether_debug_panic(void);
-
-/**
  * Writes to `*out` whether `volume` was last fully detached less than `grace_ns` nanoseconds
  * ago (false for a volume never detached or unknown). Allocates nothing. Thread-safe.
  */

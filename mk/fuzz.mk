@@ -15,7 +15,7 @@ CARGO_FUZZ_STAMP := $(CARGO_FUZZ_ROOT)/installed-$(CARGO_FUZZ_VERSION)
 # The nightly the targets build with: the machine's `nightly` toolchain, checked to be this one
 # (no other toolchain can be downloaded here).
 FUZZ_NIGHTLY_DATE := 2026-05-19
-FUZZ_TARGETS := snapshot_restore store_records controller_requests abi_calls
+FUZZ_TARGETS := snapshot_restore store_records controller_requests abi_calls node_requests
 FUZZ_SECONDS ?= 300
 FUZZ_SMOKE_SECONDS ?= 3
 FUZZ := PATH=$(CARGO_FUZZ_ROOT)/bin:$$PATH $(CARGO) +nightly fuzz

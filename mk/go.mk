@@ -20,15 +20,23 @@ go-lib: install-stage
 
 # The package's cgo flags leave out -Werror, so a newer compiler's new warning cannot break a
 # user's build; its own tests keep it.
-GO_ENV = PKG_CONFIG_PATH=$(INSTALL_STAGE)/lib/pkgconfig CGO_ENABLED=1 CGO_CFLAGS="-g -O2 -Werror"
+GO_CGO_ENV := CGO_ENABLED=1 CGO_CFLAGS="-g -O2 -Werror"
+GO_ENV = PKG_CONFIG_PATH=$(INSTALL_STAGE)/lib/pkgconfig $(GO_CGO_ENV)
 
-# The package hands Go memory to C without copies: the last run, under the strict cgo pointer
-# checker, verifies every crossing.
-test-go: go-lib
+# The panic-boundary test needs the library's test hook: it alone runs with -tags tether_test_hooks
+# against a prefix of the library built with the `test-hooks` feature (install-stage-hooks).
+GO_HOOKS_ENV = PKG_CONFIG_PATH=$(INSTALL_HOOKS_STAGE)/lib/pkgconfig $(GO_CGO_ENV)
+
+# The package hands Go memory to C without copies: the cgocheck2 run, under the strict cgo
+# pointer checker, verifies every crossing.
+test-go: go-lib install-stage-hooks
 	cd $(GO_DIR) && $(GO_ENV) $(GO) vet ./... && $(GO_ENV) $(GO) vet -tags tether_bench ./...
+	cd $(GO_DIR) && $(GO_HOOKS_ENV) $(GO) vet -tags tether_test_hooks ./...
 	cd $(GO_DIR) && $(GO_ENV) $(GO) test -count=1 -run '^TestCorpus$$' -v . | grep -v '^=== RUN'
 	cd $(GO_DIR) && $(GO_ENV) $(GO) test -race -count=1 ./...
 	cd $(GO_DIR) && $(GO_ENV) GOEXPERIMENT=cgocheck2 $(GO) test -count=1 .
+	cd $(GO_DIR) && $(GO_HOOKS_ENV) $(GO) test -race -count=1 -tags tether_test_hooks -run '^TestLibraryPanicIsAnError$$' -v . \
+		| grep -- '--- PASS: TestLibraryPanicIsAnError'
 
 $(GO_BIN)/benchstat:
 	GOBIN=$(GO_BIN) $(GO) install golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION)

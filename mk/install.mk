@@ -1,7 +1,7 @@
 # Tether as its users install it: `make install` (C library, header, pkg-config file), `make wheel`
 # (Python wheel and sdist), `make image` (the tether-csi image tarball); `make test-install` uses
 # each one from outside the source tree. Figures and layout in tests/install/README.md.
-.PHONY: install install-stage install-tools image-runtime-tools wheel image test-install test-install-c test-install-go \
+.PHONY: install install-stage install-stage-hooks install-tools image-runtime-tools wheel image test-install test-install-c test-install-go \
 	test-install-wheel test-install-image
 
 TEST_STEPS += test-install
@@ -33,7 +33,8 @@ install-tools:
 install:
 	@case "$(PREFIX)" in /*) ;; *) echo "PREFIX must be an absolute path, not '$(PREFIX)'" >&2; exit 1;; esac
 	mkdir -p $(CARGO_OUT)
-	$(CARGO) rustc -p tether-ffi --release --locked --lib -- --print native-static-libs 2>&1 | tee $(FFI_BUILD_LOG)
+	$(CARGO) rustc -p tether-ffi --release --locked --lib $(FFI_FEATURES) -- --print native-static-libs 2>&1 \
+		| tee $(FFI_BUILD_LOG)
 	libs=$$(sed -n 's/^note: native-static-libs: //p' $(FFI_BUILD_LOG) | tail -n 1); \
 	test -n "$$libs" || { echo "rustc printed no native-static-libs line (see $(FFI_BUILD_LOG))" >&2; exit 1; }; \
 	install -d $(INSTALL_DIR)/lib/pkgconfig $(INSTALL_DIR)/include; \
@@ -48,6 +49,13 @@ install:
 
 install-stage:
 	$(MAKE) --no-print-directory install PREFIX=$(INSTALL_STAGE) DESTDIR=
+
+# The same layout from the library with the `test-hooks` feature (its own target folder, as
+# mk/ffi.mk's), for the Go package's panic-boundary test alone; never installed elsewhere.
+INSTALL_HOOKS_STAGE := $(CARGO_OUT)/tether-prefix-hooks
+install-stage-hooks:
+	$(MAKE) --no-print-directory install PREFIX=$(INSTALL_HOOKS_STAGE) DESTDIR= \
+		CARGO_TARGET_DIR=$(CARGO_OUT)/test-hooks FFI_FEATURES="--features test-hooks"
 
 # C: the test program built from the installed prefix with pkg-config alone, shared and static;
 # a DESTDIR install lays out the same files for another prefix.

@@ -13,6 +13,7 @@ use crate::catalog::Catalog;
 use crate::events::{Event, EventSink};
 use crate::inflight::InFlight;
 use crate::metrics::Metrics;
+use crate::mount::{Mounter, SystemMounts};
 use crate::nodes::NodeDirectory;
 use crate::persisted;
 use crate::status::DriverError;
@@ -84,6 +85,8 @@ pub struct Driver {
     events: Arc<dyn EventSink>,
     changes: Option<Arc<dyn ChangeListener>>,
     pub(crate) inflight: InFlight,
+    /// Where the Node handlers mount: the kernel, unless [`Driver::set_mounts`] said otherwise.
+    pub(crate) mounts: Arc<dyn Mounter>,
     phase: AtomicU8,
     /// Volumes whose last persist failed: the engine moved on but the disk did not, so the
     /// next call on them persists even if it changes nothing (an idempotent retry must not
@@ -159,6 +162,7 @@ impl Driver {
             events: parts.events,
             changes: parts.changes,
             inflight: InFlight::default(),
+            mounts: Arc::new(SystemMounts),
             phase: AtomicU8::new(if parts.awaits_rebuild { phase::REBUILDING } else { phase::SERVING }),
             calls: AtomicUsize::new(0),
             unsaved: DashSet::new(),
@@ -167,6 +171,12 @@ impl Driver {
             driver.refence()?;
         }
         Ok(driver)
+    }
+
+    /// Makes the Node handlers mount through `mounts` instead of the kernel (a
+    /// [`crate::mount::RecordedMounts`] for tests and fuzzing). Call it before serving.
+    pub fn set_mounts(&mut self, mounts: Arc<dyn Mounter>) {
+        self.mounts = mounts;
     }
 
     /// Re-fences every volume at this start's term and hands each fence to the store before

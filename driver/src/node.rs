@@ -11,7 +11,6 @@ use crate::capability;
 use crate::controller::EPOCH_KEY;
 use crate::csi::{NodePublishVolumeRequest, NodeStageVolumeRequest, VolumeCapability};
 use crate::driver::Driver;
-use crate::mount;
 use crate::status::DriverError;
 use crate::store::io_error;
 use crate::volume::VolumeKind;
@@ -75,13 +74,14 @@ impl Driver {
         capability::check_fits(cap, &meta.id, meta.kind)?;
         let _guard = self.inflight.begin(&req.volume_id)?;
         self.fence(&meta.id, &req.publish_context)?;
-        if meta.kind == VolumeKind::Block || mount::mounted(staging).map_err(io("read mounts for", staging))?.is_some()
+        if meta.kind == VolumeKind::Block
+            || self.mounts.mounted(staging).map_err(io("read mounts for", staging))?.is_some()
         {
             return Ok(());
         }
         make_target(staging, VolumeKind::Filesystem)?;
         let source = self.store.source(&meta.id);
-        mount::bind(&source, staging, false).map_err(io("bind-mount onto", staging))
+        self.mounts.bind(&source, staging, false).map_err(io("bind-mount onto", staging))
     }
 
     /// `NodeUnstageVolume`: unmounts the staging path if it is mounted.
@@ -89,8 +89,8 @@ impl Driver {
         check_volume_id(volume)?;
         let staging = required(staging_path, "staging target path")?;
         let _guard = self.inflight.begin(volume)?;
-        if mount::mounted(staging).map_err(io("read mounts for", staging))?.is_some() {
-            mount::unbind(staging).map_err(io("unmount", staging))?;
+        if self.mounts.mounted(staging).map_err(io("read mounts for", staging))?.is_some() {
+            self.mounts.unbind(staging).map_err(io("unmount", staging))?;
         }
         Ok(())
     }
@@ -107,7 +107,7 @@ impl Driver {
         let readonly = req.readonly || cap.access.readonly;
         let _guard = self.inflight.begin(&req.volume_id)?;
         self.fence(&meta.id, &req.publish_context)?;
-        if let Some(ro) = mount::mounted(target).map_err(io("read mounts for", target))? {
+        if let Some(ro) = self.mounts.mounted(target).map_err(io("read mounts for", target))? {
             if ro == readonly {
                 return Ok(());
             }
@@ -119,7 +119,7 @@ impl Driver {
         }
         let source = match meta.kind {
             VolumeKind::Filesystem => {
-                if mount::mounted(staging).map_err(io("read mounts for", staging))?.is_none() {
+                if self.mounts.mounted(staging).map_err(io("read mounts for", staging))?.is_none() {
                     return Err(DriverError::Precondition(format!(
                         "volume {:?} is not staged at {}; call NodeStageVolume first",
                         meta.id,
@@ -131,7 +131,7 @@ impl Driver {
             VolumeKind::Block => self.store.source(&meta.id),
         };
         make_target(target, meta.kind)?;
-        mount::bind(&source, target, readonly).map_err(io("bind-mount onto", target))
+        self.mounts.bind(&source, target, readonly).map_err(io("bind-mount onto", target))
     }
 
     /// `NodeUnpublishVolume`: unmounts the target path and removes it.
@@ -140,8 +140,8 @@ impl Driver {
         let target = required(target_path, "target path")?;
         // No catalogue check: a deleted volume's leftover mount must still be removable.
         let _guard = self.inflight.begin(volume)?;
-        while mount::mounted(target).map_err(io("read mounts for", target))?.is_some() {
-            mount::unbind(target).map_err(io("unmount", target))?;
+        while self.mounts.mounted(target).map_err(io("read mounts for", target))?.is_some() {
+            self.mounts.unbind(target).map_err(io("unmount", target))?;
         }
         let removed = if target.is_dir() { fs::remove_dir(target) } else { fs::remove_file(target) };
         match removed {

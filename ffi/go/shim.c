@@ -34,8 +34,8 @@ void tg_failure_free(tg_failure *f) {
 
 void tg_noop(void) {}
 
-tg_failure *tg_debug_panic(void) {
-    return capture(tether_debug_panic());
+tg_failure *tg_capture(tether_status status) {
+    return capture(status);
 }
 
 tg_failure *tg_config_default(tether_config *out) {

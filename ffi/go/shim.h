@@ -30,8 +30,9 @@ void tg_failure_free(tg_failure *f);
 
 // Does nothing: the cost of a cgo call alone, for the benchmarks.
 void tg_noop(void);
-// Makes the library panic inside its boundary, for the tests.
-tg_failure *tg_debug_panic(void);
+// The failure of a call made outside this shim (NULL for success): for the test hooks of
+// debug_hooks.go, which call a function the public header does not declare.
+tg_failure *tg_capture(tether_status status);
 
 tg_failure *tg_config_default(tether_config *out);
 tg_failure *tg_new(const tether_config *config, bool manual, uint64_t wall_unix_ns, tg_engine *out);

@@ -3,7 +3,7 @@
 
 use std::ffi::{c_char, CStr, CString};
 
-use crate::boundary::{guard, guard_value, with_last_error, Out};
+use crate::boundary::{guard_value, with_last_error, Out};
 use crate::status::tether_status;
 use crate::types::tether_error_info;
 
@@ -135,7 +135,11 @@ pub unsafe extern "C" fn tether_last_error_info(out: *mut tether_error_info) -> 
 /// Panics inside the panic boundary on purpose and returns `TETHER_PANIC`, with a last error
 /// saying so: lets a consumer check that a library panic reaches it as a status rather than
 /// killing its process. Has no other effect. Thread-safe.
+///
+/// A test hook, not part of the public C ABI: only a library built with the `test-hooks` feature
+/// has it, and include/tether.h leaves it out (ffi/cbindgen.toml).
+#[cfg(feature = "test-hooks")]
 #[no_mangle]
 pub extern "C" fn tether_debug_panic() -> tether_status {
-    guard(|| panic!("tether_debug_panic was called; this panic is deliberate"))
+    crate::boundary::guard(|| panic!("tether_debug_panic was called; this panic is deliberate"))
 }

@@ -106,6 +106,8 @@ fn last_error_copy_reports_length_and_never_overflows() {
     assert_eq!(CStr::from_bytes_with_nul(&buf).unwrap().to_str().unwrap(), last_error());
 }
 
+/// Needs the test hook: `make test-ffi` runs this crate's tests with `--features test-hooks`.
+#[cfg(feature = "test-hooks")]
 #[test]
 fn a_panic_becomes_a_status() {
     assert_eq!(tether_debug_panic(), tether_status::TETHER_PANIC);

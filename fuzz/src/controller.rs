@@ -5,8 +5,9 @@
 //! An input is a sequence of `[op][len: u16 le][protobuf bytes]` chunks. A volume id of one
 //! byte names the n-th volume created so far and a node id of one byte one of the three
 //! nodes, so the fuzzer reaches real volumes and nodes; any other id goes through as it is.
-//! The node handlers are left out: they mount at paths the request names.
+//! The node handlers are `node_requests`' (crate::node), which builds on this world.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -22,17 +23,26 @@ use tether_driver::{Driver, Parts, Settings};
 
 use crate::invariants::check;
 
-const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
+/// The driver's own node (`Settings::node_id`) comes first.
+pub(crate) const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
 
-struct World {
-    _dir: tempfile::TempDir,
+pub(crate) struct World {
+    pub(crate) dir: tempfile::TempDir,
     clock: Arc<ManualClock>,
-    driver: Driver,
+    pub(crate) driver: Driver,
     volumes: Vec<String>,
+    /// The publish context of each volume's last successful publish to the driver's own node.
+    pub(crate) contexts: HashMap<String, HashMap<String, String>>,
 }
 
-fn open() -> World {
-    let dir = tempfile::tempdir().unwrap();
+/// A scratch directory in memory where the machine has one (/dev/shm, a tmpfs): the store's
+/// fsyncs then cost nothing, so the fuzzer gets through many more inputs a second.
+fn scratch() -> tempfile::TempDir {
+    tempfile::tempdir_in("/dev/shm").or_else(|_| tempfile::tempdir()).unwrap()
+}
+
+pub(crate) fn open() -> World {
+    let dir = scratch();
     let clock = Arc::new(ManualClock::with_wall_time(SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_000_000)));
     let settings = Settings {
         driver_name: "tether.csi.fuzz".into(),
@@ -51,11 +61,22 @@ fn open() -> World {
         awaits_rebuild: false,
     };
     let driver = Driver::open(settings, parts).unwrap();
-    World { _dir: dir, clock, driver, volumes: Vec::new() }
+    World { dir, clock, driver, volumes: Vec::new(), contexts: HashMap::new() }
+}
+
+/// An input's `[op][len: u16 le][protobuf bytes]` chunks (a short last chunk is cut to what is left).
+pub(crate) fn chunks(mut data: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
+    std::iter::from_fn(move || {
+        let [op, l0, l1, rest @ ..] = data else { return None };
+        let len = usize::from(u16::from_le_bytes([*l0, *l1])).min(rest.len());
+        let (bytes, tail) = rest.split_at(len);
+        data = tail;
+        Some((*op, bytes))
+    })
 }
 
 impl World {
-    fn volume(&self, id: &mut String) {
+    pub(crate) fn volume(&self, id: &mut String) {
         if let [b] = id.as_bytes() {
             if !self.volumes.is_empty() {
                 *id = self.volumes[usize::from(*b) % self.volumes.len()].clone();
@@ -70,7 +91,7 @@ impl World {
     }
 
     /// One request; `false` when the bytes are not that request.
-    fn call(&mut self, op: u8, bytes: &[u8]) -> Option<bool> {
+    pub(crate) fn call(&mut self, op: u8, bytes: &[u8]) -> Option<bool> {
         let d = &self.driver;
         Some(match op % 5 {
             0 => {
@@ -87,7 +108,11 @@ impl World {
                 let mut req = ControllerPublishVolumeRequest::decode(bytes).ok()?;
                 self.volume(&mut req.volume_id);
                 Self::node(&mut req.node_id);
-                d.controller_publish(&req).is_ok()
+                let published = d.controller_publish(&req);
+                if let (Ok(r), true) = (&published, req.node_id == NODES[0]) {
+                    self.contexts.insert(req.volume_id.clone(), r.publish_context.clone());
+                }
+                published.is_ok()
             }
             3 => {
                 let mut req = ControllerUnpublishVolumeRequest::decode(bytes).ok()?;
@@ -103,14 +128,11 @@ impl World {
     }
 }
 
-pub fn run(mut data: &[u8]) {
+pub fn run(data: &[u8]) {
     let mut w = open();
-    while let [op, l0, l1, rest @ ..] = data {
-        let len = usize::from(u16::from_le_bytes([*l0, *l1])).min(rest.len());
-        let (bytes, tail) = rest.split_at(len);
-        data = tail;
+    for (op, bytes) in chunks(data) {
         let before = w.driver.engine.snapshot();
-        if w.call(*op, bytes) == Some(false) {
+        if w.call(op, bytes) == Some(false) {
             assert_eq!(w.driver.engine.snapshot(), before, "a refused call (op {op}) changed the engine's state");
         }
         check(&w.driver.engine);

@@ -4,5 +4,6 @@
 pub mod abi;
 pub mod controller;
 pub mod invariants;
+pub mod node;
 pub mod snapshot;
 pub mod store;

@@ -48,3 +48,21 @@ fn controller_requests() {
 fn abi_calls() {
     replay("abi_calls", tether_fuzz::abi::run);
 }
+
+#[test]
+fn node_requests() {
+    replay("node_requests", tether_fuzz::node::run);
+}
+
+/// The node target's seed reaches real sessions (the filesystem volume's stage and publish, the
+/// block volume's publish, which needs no stage, are accepted), so the fuzzer starts from inputs
+/// that pass the fence check.
+#[test]
+fn node_requests_seed_reaches_sessions() {
+    let seed = tether_fuzz::node::seed();
+    assert_eq!(tether_fuzz::node::sessions(&seed), 3);
+    // How the node target's first input was written (the fuzz runs grew corpus/node_requests/ from it).
+    if let Some(path) = std::env::var_os("TETHER_FUZZ_WRITE_SEED") {
+        std::fs::write(path, seed).unwrap();
+    }
+}

@@ -9,6 +9,12 @@
 
 #include "tether.h"
 
+#ifdef TETHER_TEST_HOOKS
+/* The test hook of a library built with the `test-hooks` feature (mk/ffi.mk builds the tests
+ * against one); not in the public header, and the installed library does not have it. */
+tether_status tether_debug_panic(void);
+#endif
+
 /* A fixed wall-clock start for manual clocks (2025-11-26T10:04:42Z), so reports are exact. */
 #define WALL0 1764151482000000000ULL
 #define SEC 1000000000ULL

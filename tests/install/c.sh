@@ -23,6 +23,12 @@ exported=$(nm -D --defined-only "$lib" | awk '{print $3}')
 others=$(grep -v '^tether_' <<<"$exported" || true)
 [ -z "$others" ] || fail "$lib exports symbols outside tether_*: $others"
 echo "$lib: SONAME $soname, $(wc -l <<<"$exported") exported symbols, all tether_*"
+# The test hook (the `test-hooks` feature, for the panic-boundary tests) is not installed: not in
+# the libraries, not in the header.
+! grep -qx tether_debug_panic <<<"$exported" || fail "$lib exports the test hook tether_debug_panic"
+! nm --defined-only "$prefix/lib/libtether.a" 2>/dev/null | grep -qw tether_debug_panic \
+	|| fail "libtether.a defines the test hook tether_debug_panic"
+! grep -q tether_debug_panic "$prefix/include/tether.h" || fail "tether.h declares the test hook tether_debug_panic"
 
 # Shared: found at run time through LD_LIBRARY_PATH, as for any library outside the loader's path.
 # shellcheck disable=SC2046 # pkg-config's output is a list of flags
