@@ -183,14 +183,14 @@ impl Engine {
     /// follow the entry's own order.
     fn publish_locked(&self, rec: &mut VolumeRecord, req: &PublishRequest<'_>) -> Result<(Decision, Fence), Refusal> {
         let decided = rec.publish(req, self.moment());
-        let c = &self.counters;
+        let c = self.counters.local();
         match decided {
             Ok(Decision::Attached) => c.attached.incr(),
             Ok(Decision::AlreadyAttached) => c.already_attached.incr(),
             Ok(Decision::HandedOff { .. }) => c.handed_off.incr(),
             Ok(Decision::MigrationStarted { .. }) => {
                 c.migrations_started.incr();
-                c.active_migrations.incr();
+                self.counters.active_migrations.incr();
             }
             Err(Refusal::Conflict { .. }) => c.conflicts.incr(),
             Err(Refusal::Incompatible { .. }) => c.incompatible.incr(),
@@ -233,7 +233,7 @@ impl Engine {
 
     /// Counts and returns the refusal of a change whose epoch could not grow.
     fn exhausted(&self, volume: &str, Exhausted(epoch): Exhausted) -> CoreError {
-        self.counters.epoch_exhausted.incr();
+        self.counters.local().epoch_exhausted.incr();
         CoreError::EpochExhausted { volume: volume.to_owned(), epoch }
     }
 
@@ -244,7 +244,7 @@ impl Engine {
 
     /// Counts and returns an invalid-input error.
     pub(crate) fn invalid(&self, e: InvalidInput) -> CoreError {
-        self.counters.invalid_input.incr();
+        self.counters.local().invalid_input.incr();
         CoreError::InvalidInput(e)
     }
 
@@ -291,30 +291,30 @@ impl Engine {
     }
 
     fn not_attached(&self) -> UnpublishOutcome {
-        self.counters.not_attached.incr();
+        self.counters.local().not_attached.incr();
         UnpublishOutcome::NotAttached
     }
 
     /// Counts an unpublish. Every migration ends exactly once: completed, aborted, or ended by
     /// a full detach (here) or a stale clear (`clear_stale_id`).
     fn count_unpublish(&self, done: Unpublished) {
-        let c = &self.counters;
+        let c = self.counters.local();
         match done {
             Unpublished::NotAttached => c.not_attached.incr(),
             Unpublished::Detached { migrating, .. } => {
                 c.detached.incr();
                 if migrating {
                     c.migrations_detached.incr();
-                    c.active_migrations.decr();
+                    self.counters.active_migrations.decr();
                 }
             }
             Unpublished::MigrationCompleted { .. } => {
                 c.migrations_completed.incr();
-                c.active_migrations.decr();
+                self.counters.active_migrations.decr();
             }
             Unpublished::MigrationAborted { .. } => {
                 c.migrations_aborted.incr();
-                c.active_migrations.decr();
+                self.counters.active_migrations.decr();
             }
         }
     }
@@ -342,9 +342,9 @@ impl Engine {
         if !rec.clear_node(node, seen, self.moment()).map_err(|e| self.exhausted(volume, e))? {
             return Ok(StaleOutcome::NotAttached);
         }
-        self.counters.stale_cleared.incr();
+        self.counters.local().stale_cleared.incr();
         if was_migrating {
-            self.counters.migrations_cleared.incr();
+            self.counters.local().migrations_cleared.incr();
             self.counters.active_migrations.decr();
         }
         let (remaining, epoch, fence) = (rec.primary(), rec.epoch, self.fence_of(&rec));
@@ -379,7 +379,7 @@ impl Engine {
             return Err(CoreError::StillAttached { volume: volume.to_owned(), nodes: self.names(nodes) });
         }
         if removed.is_some() {
-            self.counters.forgotten.incr();
+            self.counters.local().forgotten.incr();
         }
         Ok(removed.is_some())
     }

@@ -171,7 +171,7 @@ impl Engine {
                 fences.push(VolumeFence { volume: rec.key().to_string(), fence: self.fence_of(&rec) });
             }
         }
-        self.counters.refenced.add(fences.len() as u64);
+        self.counters.local().refenced.add(fences.len() as u64);
         fences.sort_unstable_by(|a, b| a.volume.cmp(&b.volume));
         fences
     }

@@ -5,7 +5,7 @@ use loom::sync::Arc;
 use loom::thread;
 
 use crate::record::{next_epoch, DetachStamp};
-use crate::stats::Counter;
+use crate::stats::{Counter, Counters};
 use crate::sync::{AtomicU64, Ordering};
 
 /// Two shared-guard clears race: exactly one of them reports that it dropped the stamp.
@@ -70,19 +70,25 @@ fn gauge_changed_under_a_guard_never_reads_negative() {
     });
 }
 
-/// Two threads counting the same outcome lose no increment.
+/// Two threads counting the same outcome lose no increment, whether each counts in its own
+/// stripe (as two threads of an engine do) or both in one (as threads beyond the stripes do):
+/// the reading sums the stripes, and one taken meanwhile is never above what was counted nor
+/// below what this thread counted.
 #[test]
 fn concurrent_increments_are_all_counted() {
     loom::model(|| {
-        let c = Arc::new(Counter::default());
+        let c = Arc::new(Counters::default());
         let c2 = Arc::clone(&c);
         let t = thread::spawn(move || {
-            c2.incr();
-            c2.incr();
+            c2.stripe(1).attached.add(2);
+            c2.stripe(0).attached.incr();
         });
-        c.incr();
+        c.stripe(0).attached.incr();
+        let seen = c.read().attached;
+        assert!((1..=4).contains(&seen), "read {seen}");
         t.join().unwrap();
-        assert_eq!(c.get(), 3);
+        assert_eq!(c.read().attached, 4);
+        assert_eq!(c.read().fields().iter().map(|(_, v)| v).sum::<u64>(), 4, "no other field moved");
     });
 }
 

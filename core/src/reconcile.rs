@@ -31,7 +31,7 @@ impl Engine {
         }
         let live: HashSet<NodeId> = live_nodes.iter().filter_map(|n| self.nodes.lookup(n.as_ref())).collect();
         let mut missing = self.missing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        self.counters.reconciles.incr();
+        self.counters.local().reconciles.incr();
         let now = self.clock.now();
         let grace = duration_to_nanos(self.config().grace_period);
         let scan = self.scan(&live, now);
@@ -83,7 +83,7 @@ impl Engine {
             // The swap under a shared guard makes "reported once" hold even if two passes
             // overlapped; the flag is reset under the write guard when a migration starts.
             if rec.is_migrating() && elapsed > rec.migration_timeout() && rec.mark_timeout_reported() {
-                self.counters.migrations_timed_out.incr();
+                self.counters.local().migrations_timed_out.incr();
                 scan.timed_out.push(TimedOutMigration {
                     volume: rec.key().to_string(),
                     source: self.nodes.name(rec.nodes()[0]),

@@ -254,3 +254,31 @@ fn concurrent_operations_keep_every_invariant() {
         assert!(stats.contains_key(counter), "the mix never produced {counter}: {stats:?}");
     }
 }
+
+/// Threads intern new node names at once (names in different shards of the name map are
+/// interned in parallel, across several buckets of the id-to-name table): every name gets an
+/// id of its own, and every outcome and query names the node that was asked for.
+#[test]
+fn names_interned_concurrently_each_resolve_to_their_own_node() {
+    const PER_THREAD: usize = 300;
+    let engine = Engine::new();
+    thread::scope(|s| {
+        for t in 0..THREADS {
+            let engine = &engine;
+            s.spawn(move || {
+                for i in 0..PER_THREAD {
+                    let (volume, node) = (format!("vol-{t}-{i}"), format!("node-{t}-{i}"));
+                    let out = engine.publish(&volume, &node, Access::RWO, None).expect("a new volume attaches");
+                    assert_eq!(out.fence.nodes().map(|a| &*a.node).collect::<Vec<_>>(), [node.as_str()]);
+                }
+            });
+        }
+    });
+    assert_eq!(engine.interned_nodes(), THREADS * PER_THREAD);
+    for t in 0..THREADS {
+        for i in 0..PER_THREAD {
+            let attachment = engine.get(&format!("vol-{t}-{i}")).unwrap().expect("attached");
+            assert_eq!(&*attachment.nodes.primary, format!("node-{t}-{i}"));
+        }
+    }
+}
