@@ -124,9 +124,11 @@ fn embedded(dir: &Path, threads: usize) -> (Vec<Duration>, f64) {
         .map(|i| {
             let store = Arc::clone(&store);
             std::thread::spawn(move || {
-                let meta = meta(i);
+                let mut meta = meta(i);
                 (0..COMMITS)
-                    .map(|_| {
+                    .map(|round| {
+                        // A new record each time: SQLite writes nothing for an unchanged row.
+                        meta.name = format!("pvc-{i:08}-{round}");
                         let t = Instant::now();
                         store.save(&meta, None, None).expect("save");
                         t.elapsed()

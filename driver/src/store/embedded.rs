@@ -104,10 +104,7 @@ fn migrate(conn: &mut Connection, root: &Path, db: &Path) -> Result<(), StoreErr
 }
 
 fn setting(conn: &Connection, db: &Path, key: &str) -> Result<Option<u64>, StoreError> {
-    let value: Option<i64> = conn
-        .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0))
-        .optional()
-        .map_err(db_error("read", db))?;
+    let value: Option<i64> = lookup(conn, db, "SELECT value FROM settings WHERE key = ?1", key)?;
     value
         .map(|v| {
             u64::try_from(v)
@@ -122,31 +119,48 @@ fn put_setting(conn: &Connection, db: &Path, key: &str, value: u64) -> Result<()
         path: db.into(),
         message: format!("setting {key} is too large: {value}"),
     })?;
-    conn.execute(
+    run(
+        conn,
+        db,
         "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         params![key, value],
     )
-    .map(drop)
-    .map_err(db_error("write to", db))
+}
+
+/// Runs one write through the connection's cache of prepared statements.
+fn run(conn: &Connection, db: &Path, sql: &str, params: impl rusqlite::Params) -> Result<(), StoreError> {
+    conn.prepare_cached(sql).and_then(|mut stmt| stmt.execute(params)).map(drop).map_err(db_error("write to", db))
+}
+
+/// The first column of the row `sql` selects with `key`, if any, through the statement cache.
+fn lookup<T: rusqlite::types::FromSql>(
+    conn: &Connection,
+    db: &Path,
+    sql: &str,
+    key: &str,
+) -> Result<Option<T>, StoreError> {
+    conn.prepare_cached(sql)
+        .and_then(|mut stmt| stmt.query_row([key], |r| r.get(0)).optional())
+        .map_err(db_error("read", db))
 }
 
 fn put_record(conn: &Connection, db: &Path, id: &str, record: &[u8]) -> Result<(), StoreError> {
-    conn.execute(
+    run(
+        conn,
+        db,
         "INSERT INTO volumes (id, record) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET record = excluded.record",
         params![id, record],
     )
-    .map(drop)
-    .map_err(db_error("write to", db))
 }
 
 fn put_fence(conn: &Connection, db: &Path, id: &str, fence: &Fence) -> Result<(), StoreError> {
     let bytes = serde_json::to_vec(&StoredFence::from(fence)).expect("a fence always serialises");
-    conn.execute(
+    run(
+        conn,
+        db,
         "INSERT INTO fences (id, fence) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET fence = excluded.fence",
         params![id, bytes],
     )
-    .map(drop)
-    .map_err(db_error("write to", db))
 }
 
 fn decode_record(db: &Path, id: &str, bytes: &[u8]) -> Result<StoredVolume, StoreError> {
@@ -167,22 +181,23 @@ fn decode_fence(db: &Path, id: &str, bytes: &[u8]) -> Result<Fence, StoreError> 
 }
 
 fn read_fence(conn: &Connection, db: &Path, id: &str) -> Result<Option<Fence>, StoreError> {
-    let bytes: Option<Vec<u8>> = conn
-        .query_row("SELECT fence FROM fences WHERE id = ?1", [id], |r| r.get(0))
-        .optional()
-        .map_err(db_error("read", db))?;
+    let bytes: Option<Vec<u8>> = lookup(conn, db, "SELECT fence FROM fences WHERE id = ?1", id)?;
     bytes.map(|b| decode_fence(db, id, &b)).transpose()
 }
 
 /// Applies `fence` to `id` by the target's rule, inside the committer's transaction (which
 /// holds the write lock of every process on the database): the same fence again changes
 /// nothing, an older or equal other one is refused.
-fn apply_one(conn: &Connection, db: &Path, data: &Path, id: &str, fence: &Fence) -> Result<(), StoreError> {
-    let known: Option<i64> = conn
-        .query_row("SELECT 1 FROM volumes WHERE id = ?1", [id], |r| r.get(0))
-        .optional()
-        .map_err(db_error("read", db))?;
-    if known.is_none() {
+/// `recorded` says the caller just wrote the volume's record in this transaction.
+fn apply_one(
+    conn: &Connection,
+    db: &Path,
+    data: &Path,
+    id: &str,
+    fence: &Fence,
+    recorded: bool,
+) -> Result<(), StoreError> {
+    if !recorded && lookup::<i64>(conn, db, "SELECT 1 FROM volumes WHERE id = ?1", id)?.is_none() {
         let source = std::io::Error::from(std::io::ErrorKind::NotFound);
         return Err(StoreError::Io { op: "apply a fence to", path: data.join(id), source });
     }
@@ -223,11 +238,7 @@ impl EmbeddedStore {
 
     /// One volume's record as stored, if any.
     pub fn stored(&self, id: &str) -> Result<Option<StoredVolume>, StoreError> {
-        let bytes: Option<Vec<u8>> = self
-            .reader()
-            .query_row("SELECT record FROM volumes WHERE id = ?1", [id], |r| r.get(0))
-            .optional()
-            .map_err(db_error("read", &self.db))?;
+        let bytes: Option<Vec<u8>> = lookup(&self.reader(), &self.db, "SELECT record FROM volumes WHERE id = ?1", id)?;
         bytes.map(|b| decode_record(&self.db, id, &b)).transpose()
     }
 
@@ -256,11 +267,15 @@ impl EmbeddedStore {
     ) -> Result<Vec<(String, T)>, StoreError> {
         let reader = self.reader();
         let mut stmt = reader.prepare(sql).map_err(db_error("read", &self.db))?;
-        let rows: Vec<(String, Vec<u8>)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .and_then(Iterator::collect)
-            .map_err(db_error("read", &self.db))?;
-        rows.into_iter().map(|(id, bytes)| decode(&self.db, &id, &bytes).map(|v| (id, v))).collect()
+        let mut rows = stmt.query([]).map_err(db_error("read", &self.db))?;
+        let mut decoded = Vec::new();
+        while let Some(row) = rows.next().map_err(db_error("read", &self.db))? {
+            let (id, bytes): (String, Vec<u8>) =
+                row.get(0).and_then(|id| Ok((id, row.get(1)?))).map_err(db_error("read", &self.db))?;
+            let value = decode(&self.db, &id, &bytes)?;
+            decoded.push((id, value));
+        }
+        Ok(decoded)
     }
 
     fn commit(
@@ -323,7 +338,7 @@ impl VolumeStore for EmbeddedStore {
         let (id, record, fence) = (meta.id.clone(), Self::record_bytes(meta, engine), fence.cloned());
         self.commit(move |conn, db, data| {
             put_record(conn, db, &id, &record)?;
-            fence.map_or(Ok(()), |f| apply_one(conn, db, data, &id, &f))?;
+            fence.map_or(Ok(()), |f| apply_one(conn, db, data, &id, &f, true))?;
             Ok(0)
         })
         .map(drop)
@@ -334,7 +349,7 @@ impl VolumeStore for EmbeddedStore {
         let owned = id.to_owned();
         self.commit(move |conn, db, _| {
             for sql in ["DELETE FROM volumes WHERE id = ?1", "DELETE FROM fences WHERE id = ?1"] {
-                conn.execute(sql, [&owned]).map_err(db_error("delete from", db))?;
+                run(conn, db, sql, [&owned])?;
             }
             Ok(0)
         })?;
@@ -360,7 +375,7 @@ impl VolumeStore for EmbeddedStore {
 
     fn apply_fence(&self, id: &str, fence: &Fence) -> Result<(), StoreError> {
         let (id, fence) = (id.to_owned(), fence.clone());
-        self.commit(move |conn, db, data| apply_one(conn, db, data, &id, &fence).map(|()| 0)).map(drop)
+        self.commit(move |conn, db, data| apply_one(conn, db, data, &id, &fence, false).map(|()| 0)).map(drop)
     }
 
     /// One transaction, so one sync, for the whole batch (100 000 volumes re-fence in
@@ -368,7 +383,7 @@ impl VolumeStore for EmbeddedStore {
     fn apply_fences(&self, fences: &[VolumeFence]) -> Result<(), StoreError> {
         let fences = fences.to_vec();
         self.commit(move |conn, db, data| {
-            fences.iter().try_for_each(|vf| apply_one(conn, db, data, &vf.volume, &vf.fence)).map(|()| 0)
+            fences.iter().try_for_each(|vf| apply_one(conn, db, data, &vf.volume, &vf.fence, false)).map(|()| 0)
         })
         .map(drop)
     }
