@@ -1,9 +1,9 @@
 //! What one durable change of a volume costs in each candidate for the driver's store, with one
 //! change per commit and with 64 changes sharing one commit, beside a bare `fdatasync` of the
-//! same filesystem measured in the same run:
+//! same filesystem, all taken in turns in the same run:
 //!
 //! - files (the store before issue 13): each change is its own file, replaced by write, fsync,
-//!   rename and directory fsync; nothing can share a commit.
+//!   rename and directory fsync; nothing can share a commit, so only one change per commit.
 //! - `SQLite` (rusqlite, bundled) in write-ahead-log mode with `synchronous = FULL`.
 //! - redb with `Durability::Immediate`.
 //!
@@ -32,18 +32,8 @@ fn record(i: usize) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Sorted latencies of `COMMITS` calls of `commit(k)`, each making `batch` changes durable.
-fn commits(batch: usize, mut commit: impl FnMut(usize)) -> Vec<Duration> {
-    let mut lat: Vec<_> = (0..COMMITS)
-        .map(|k| {
-            let t = Instant::now();
-            commit(k * batch);
-            t.elapsed()
-        })
-        .collect();
-    lat.sort_unstable();
-    lat
-}
+/// One candidate: makes `batch` changes durable per call, starting at change `first`.
+type Commit = Box<dyn FnMut(usize)>;
 
 fn report(what: &str, batch: usize, lat: &[Duration], floor: Duration) {
     let p50 = percentile(lat, 500);
@@ -55,23 +45,24 @@ fn report(what: &str, batch: usize, lat: &[Duration], floor: Duration) {
     );
 }
 
-fn files(dir: &Path, batch: usize) -> Vec<Duration> {
+fn files(dir: &Path, batch: usize) -> Commit {
     std::fs::create_dir_all(dir).expect("dir");
-    commits(batch, |first| {
+    let dir = dir.to_path_buf();
+    Box::new(move |first| {
         for i in first..first + batch {
-            write_atomic(dir, &format!("pvc-{}.json", i % 1000), &record(i)).expect("write");
+            write_atomic(&dir, &format!("pvc-{}.json", i % 1000), &record(i)).expect("write");
         }
     })
 }
 
-fn sqlite(dir: &Path, batch: usize) -> Vec<Duration> {
+fn sqlite(dir: &Path, batch: usize) -> Commit {
     std::fs::create_dir_all(dir).expect("dir");
     let mut conn = rusqlite::Connection::open(dir.join("bench.db")).expect("open");
     let _: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).expect("wal");
     conn.pragma_update(None, "synchronous", "FULL").expect("synchronous");
     conn.execute_batch("CREATE TABLE volumes (id TEXT PRIMARY KEY NOT NULL, record BLOB NOT NULL) STRICT")
         .expect("table");
-    commits(batch, |first| {
+    Box::new(move |first| {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).expect("begin");
         for i in first..first + batch {
             tx.execute(
@@ -86,10 +77,10 @@ fn sqlite(dir: &Path, batch: usize) -> Vec<Duration> {
 
 const VOLUMES: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("volumes");
 
-fn redb(dir: &Path, batch: usize) -> Vec<Duration> {
+fn redb(dir: &Path, batch: usize) -> Commit {
     std::fs::create_dir_all(dir).expect("dir");
     let db = redb::Database::create(dir.join("bench.redb")).expect("open");
-    commits(batch, |first| {
+    Box::new(move |first| {
         let mut tx = db.begin_write().expect("begin");
         tx.set_durability(redb::Durability::Immediate);
         {
@@ -100,6 +91,27 @@ fn redb(dir: &Path, batch: usize) -> Vec<Duration> {
         }
         tx.commit().expect("commit");
     })
+}
+
+/// Every candidate's commits and bare `fdatasync`s, taken in turns (one of each per round), so
+/// that the others' load on the disk falls on all of them alike: (bare `fdatasync` latencies,
+/// each candidate's latencies), all sorted.
+fn interleaved(root: &Path, candidates: &mut [(&str, usize, Commit)]) -> (Vec<Duration>, Vec<Vec<Duration>>) {
+    let mut floor = Vec::with_capacity(COMMITS);
+    let mut lat = vec![Vec::with_capacity(COMMITS); candidates.len()];
+    for k in 0..COMMITS {
+        floor.extend(fdatasync_latencies(root, 1));
+        for ((_, batch, commit), lat) in candidates.iter_mut().zip(&mut lat) {
+            let t = Instant::now();
+            commit(k * *batch);
+            lat.push(t.elapsed());
+        }
+    }
+    floor.sort_unstable();
+    for l in &mut lat {
+        l.sort_unstable();
+    }
+    (floor, lat)
 }
 
 fn meta(i: usize) -> VolumeMeta {
@@ -158,13 +170,18 @@ fn main() {
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).expect("state root");
     println!("under {}", root.display());
-    let floor = fdatasync_latencies(&root, COMMITS);
+    let mut candidates: Vec<(&str, usize, Commit)> = Vec::new();
+    // Files cannot share a commit: 64 changes cost 64 times one.
+    candidates.push(("files: write, fsync, rename, fsync", 1, files(&root.join("files"), 1)));
+    for batch in [1, BATCH] {
+        candidates.push(("SQLite WAL, synchronous=FULL", batch, sqlite(&root.join(format!("sqlite-{batch}")), batch)));
+        candidates.push(("redb, Durability::Immediate", batch, redb(&root.join(format!("redb-{batch}")), batch)));
+    }
+    let (floor, lat) = interleaved(&root, &mut candidates);
     let p50 = percentile(&floor, 500);
     println!("{:<34} p50={p50:>9.1?} p99={:>9.1?}", "bare fdatasync (baseline)", percentile(&floor, 990));
-    for batch in [1, BATCH] {
-        report("files: write, fsync, rename, fsync", batch, &files(&root.join(format!("files-{batch}")), batch), p50);
-        report("SQLite WAL, synchronous=FULL", batch, &sqlite(&root.join(format!("sqlite-{batch}")), batch), p50);
-        report("redb, Durability::Immediate", batch, &redb(&root.join(format!("redb-{batch}")), batch), p50);
+    for ((what, batch, _), lat) in candidates.iter().zip(&lat) {
+        report(what, *batch, lat, p50);
     }
     for threads in [1, BATCH] {
         let (lat, per_s) = embedded(&root.join(format!("embedded-{threads}")), threads);
