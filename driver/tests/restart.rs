@@ -1,6 +1,9 @@
 //! The real binary under SIGKILL, SIGTERM and corrupt state: every acknowledged volume and
 //! attachment survives a kill in the middle of concurrent traffic, nothing unacknowledged is
-//! left half-made, SIGTERM exits 0 and removes the socket, and bad state stops start-up.
+//! left half-made, SIGTERM exits 0 and removes the socket, bad state (a torn, scribbled or
+//! garbled database, a record that does not load or cannot be reached) stops start-up naming
+//! the file, and a state directory of the file-per-record layout migrates on the first start,
+//! even one killed during it. The state is read through the store, opened beside the driver.
 
 mod common;
 
