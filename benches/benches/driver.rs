@@ -3,7 +3,9 @@
 //! server and socket, the same `Probe` through the authority adapter (as `tether-csi` serves
 //! its socket) and the engine alone, all in one run; then the resident memory of a
 //! driver holding 100 000 volumes. Latencies are per call (p50, p99); throughput is
-//! publish+unpublish pairs (or probe pairs) per second.
+//! publish+unpublish pairs (or probe pairs) per second. A bare `fdatasync` on the state
+//! directory's filesystem is timed in the same run, and the ratios issue 13 sets targets for are
+//! printed last.
 //!
 //! `cargo bench -p tether-benches --bench driver` — the store lives under
 //! `TETHER_BENCH_STATE_DIR` (default: a temporary directory under `target/`, on disk).
@@ -12,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tether_benches::{fdatasync_latencies, percentile};
 use tether_core::{Access, Engine, MonotonicClock};
 use tether_driver::authority::AuthorityFix;
 use tether_driver::csi::controller_client::ControllerClient;
@@ -30,6 +33,8 @@ use tokio_stream::wrappers::UnixListenerStream;
 use tokio_stream::StreamExt;
 
 const RUN_FOR: Duration = Duration::from_secs(3);
+/// `fdatasync`s timed before the RPC runs, and as many after.
+const FDATASYNCS: usize = 200;
 const CLIENTS: [usize; 3] = [1, 8, 64];
 
 fn settings() -> Settings {
@@ -71,10 +76,8 @@ struct Figures {
 
 fn figures(mut lat: Vec<Duration>, pairs: usize, wall: Duration) -> Figures {
     lat.sort_unstable();
-    // Nearest-rank percentile, in per-mille to stay in integers.
-    let at = |per_mille: usize| lat[(lat.len() - 1) * per_mille / 1000];
     let pairs = f64::from(u32::try_from(pairs).unwrap_or(u32::MAX));
-    Figures { p50: at(500), p99: at(990), pairs_per_s: pairs / wall.as_secs_f64() }
+    Figures { p50: percentile(&lat, 500), p99: percentile(&lat, 990), pairs_per_s: pairs / wall.as_secs_f64() }
 }
 
 fn print(what: &str, clients: usize, f: &Figures) {
@@ -147,6 +150,9 @@ async fn rpc_bench(state: &Path) {
         volumes.push(setup.create_volume(req).await.expect("create").into_inner().volume.expect("volume").volume_id);
     }
     let volumes = Arc::new(volumes);
+    // The floor of one durable write where the store keeps its state, before and after the RPCs.
+    let mut fdatasync = fdatasync_latencies(state, FDATASYNCS);
+    let mut runs = Vec::new();
     for clients in CLIENTS {
         let probe = probe_figures(&socket, clients).await;
         print("Identity/Probe (baseline)", clients, &probe);
@@ -185,7 +191,33 @@ async fn rpc_bench(state: &Path) {
         })
         .await;
         print("ControllerPublish+Unpublish", clients, &publish);
+        runs.push((clients, probe, publish));
     }
+    fdatasync.extend(fdatasync_latencies(state, FDATASYNCS));
+    fdatasync.sort_unstable();
+    let sync_p50 = percentile(&fdatasync, 500);
+    println!("{:<28} p50={sync_p50:>9.1?} p99={:>9.1?}", "bare fdatasync (state dir)", percentile(&fdatasync, 990));
+    print_targets(&runs, sync_p50);
+}
+
+/// The ratios issue 13 sets targets for, from this run's figures.
+fn print_targets(runs: &[(usize, Figures, Figures)], sync_p50: Duration) {
+    let (Some((_, probe_1, publish_1)), Some((_, probe_64, publish_64))) = (runs.first(), runs.last()) else { return };
+    println!(
+        "target: {} clients, publish+unpublish pairs/s against Probe's: {:.2} (at least 0.6)",
+        CLIENTS[2],
+        publish_64.pairs_per_s / probe_64.pairs_per_s
+    );
+    println!(
+        "target: {} clients, p99 against Probe's p99: {:.2} (at most 2)",
+        CLIENTS[2],
+        publish_64.p99.as_secs_f64() / probe_64.p99.as_secs_f64()
+    );
+    println!(
+        "target: 1 client, p50 against Probe's p50 + one fdatasync ({:.1?} + {sync_p50:.1?}): {:.2} (at most 1)",
+        probe_1.p50,
+        publish_1.p50.as_secs_f64() / (probe_1.p50 + sync_p50).as_secs_f64()
+    );
 }
 
 fn engine_bench() {

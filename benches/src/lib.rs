@@ -1,5 +1,6 @@
 //! What the benchmarks compare: the engine, the `Mutex<HashMap>` baseline with the same
-//! contract, and the floor a grace check can approach (a bare `DashMap::get` plus a clock read).
+//! contract, the floor a grace check can approach (a bare `DashMap::get` plus a clock read), and
+//! the floor of a durable write (a bare `fdatasync`).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -116,4 +117,34 @@ pub fn resident_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
     let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).expect("statm resident field");
     pages * 4096
+}
+
+/// Latencies of `n` bare `fdatasync`s of a 4 KiB block rewritten in place, in a file under
+/// `dir`: the floor of one durable write on that filesystem, sorted.
+pub fn fdatasync_latencies(dir: &std::path::Path, n: usize) -> Vec<std::time::Duration> {
+    use std::io::{Seek, SeekFrom, Write};
+    let path = dir.join("fdatasync-floor");
+    let mut f = std::fs::File::create(&path).expect("floor file");
+    let block = [0x5a_u8; 4096];
+    f.write_all(&block).expect("write");
+    f.sync_all().expect("fsync");
+    let mut lat: Vec<_> = (0..n)
+        .map(|_| {
+            f.seek(SeekFrom::Start(0)).expect("seek");
+            f.write_all(&block).expect("write");
+            let t = std::time::Instant::now();
+            f.sync_data().expect("fdatasync");
+            t.elapsed()
+        })
+        .collect();
+    drop(f);
+    let _ = std::fs::remove_file(&path);
+    lat.sort_unstable();
+    lat
+}
+
+/// The nearest-rank percentile `per_mille` / 1000 of sorted latencies (per mille, to stay in
+/// integers).
+pub fn percentile(sorted: &[std::time::Duration], per_mille: usize) -> std::time::Duration {
+    sorted[(sorted.len() - 1) * per_mille / 1000]
 }

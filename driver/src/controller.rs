@@ -178,10 +178,9 @@ impl Driver {
         let access = if req.readonly { cap.access.readonly() } else { cap.access };
         let (result, cleared) = self.publish_past_gone_holders(volume, node, access, meta.migration_timeout());
         let changed = cleared || result.as_ref().is_ok_and(|out| out.kind != Published::AlreadyAttached);
-        // The fence goes to the store when the call changed it or an earlier apply failed (read
-        // before the persist, which clears the mark): an idempotent call costs no store I/O.
-        let owed = changed || self.owes(volume);
-        let saved = self.persist_if(changed, &meta).and_then(|()| if owed { self.apply_fence(volume) } else { Ok(()) });
+        // The record and the fence go to the store together, in one durable change, when the
+        // call changed them or an earlier persist failed: an idempotent call costs no store I/O.
+        let saved = self.persist_if(changed, &meta);
         // Posted once the outcome is durable (or could not be made so), with how long it took.
         self.post(events::for_publish(volume, node, &result, started.elapsed()));
         if changed {
@@ -219,11 +218,7 @@ impl Driver {
         }
         let changed = out != UnpublishOutcome::NotAttached;
         if let Some(meta) = meta {
-            let owed = changed || self.owes(volume);
             self.persist_if(changed, &meta)?;
-            if owed {
-                self.apply_fence(volume)?;
-            }
         }
         if changed {
             self.changed(volume);

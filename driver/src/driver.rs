@@ -189,24 +189,6 @@ impl Driver {
         Ok(())
     }
 
-    /// Hands `volume`'s current fence to the store (call under the volume's in-flight guard,
-    /// after a change and before acknowledging it).
-    /// A failed apply marks the volume unsaved, like a failed persist, so the next call on it
-    /// applies the fence again before it is acknowledged.
-    pub(crate) fn apply_fence(&self, volume: &str) -> Result<(), DriverError> {
-        let Some(fence) = self.engine.fence(volume)? else { return Ok(()) };
-        self.store.apply_fence(volume, &fence).map_err(|e| {
-            self.unsaved.insert(volume.to_owned());
-            e.into()
-        })
-    }
-
-    /// Whether a call on `volume` that changed nothing still owes the store its state: an
-    /// earlier persist or fence apply of it failed.
-    pub(crate) fn owes(&self, volume: &str) -> bool {
-        self.unsaved.contains(volume)
-    }
-
     /// Whether the driver accepts calls: state rebuilt, shutdown not begun.
     pub fn is_ready(&self) -> bool {
         self.phase.load(Ordering::Acquire) == phase::SERVING
@@ -274,22 +256,32 @@ impl Driver {
     /// Writes the engine's state for `meta`'s volume beside its metadata; call under the
     /// volume's in-flight guard, before acknowledging.
     pub(crate) fn persist(&self, meta: &VolumeMeta) -> Result<(), DriverError> {
+        self.write(meta, None)
+    }
+
+    /// If the call changed the volume, or an earlier change of it never reached the disk (a
+    /// persist or a fence apply failed): writes the engine's state for it beside its metadata
+    /// and hands its current fence to the store, as one durable change. Call under the
+    /// volume's in-flight guard, before acknowledging.
+    pub(crate) fn persist_if(&self, changed: bool, meta: &VolumeMeta) -> Result<(), DriverError> {
+        if !changed && !self.unsaved.contains(&meta.id) {
+            return Ok(());
+        }
+        let fence = self.engine.fence(&meta.id)?;
+        self.write(meta, fence.as_ref())
+    }
+
+    /// The engine's state for `meta`'s volume, and `fence` if given, to the store. A failure
+    /// marks the volume unsaved, so the next call on it writes both again before it is
+    /// acknowledged.
+    fn write(&self, meta: &VolumeMeta, fence: Option<&tether_core::Fence>) -> Result<(), DriverError> {
         let entry = self.engine.volume_entry(&meta.id)?;
-        if let Err(e) = self.store.save(meta, entry.as_ref()) {
+        if let Err(e) = self.store.save(meta, entry.as_ref(), fence) {
             self.unsaved.insert(meta.id.clone());
             return Err(e.into());
         }
         self.unsaved.remove(&meta.id);
         Ok(())
-    }
-
-    /// Persists if the call changed the volume, or if an earlier change never reached the disk.
-    pub(crate) fn persist_if(&self, changed: bool, meta: &VolumeMeta) -> Result<(), DriverError> {
-        if changed || self.unsaved.contains(&meta.id) {
-            self.persist(meta)
-        } else {
-            Ok(())
-        }
     }
 
     /// One reconcile pass against the live nodes: posts its events and persists what it

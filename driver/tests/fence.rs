@@ -7,28 +7,12 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{assert_code, epoch_of, nth, Harness, NODES};
-use tether_core::{Access, Admission, CoreError, Fence};
+use common::{assert_code, block_volume as volume, epoch_of, fence, nth, Harness, NODES};
+use tether_core::CoreError;
 use tether_driver::csi::volume_capability::access_mode::Mode;
 use tether_driver::csi::{ControllerPublishVolumeResponse, DeleteVolumeRequest, NodeStageVolumeRequest};
-use tether_driver::store::{EmbeddedStore, StoreError, VolumeStore};
-use tether_driver::volume::{VolumeKind, VolumeMeta};
+use tether_driver::store::{EmbeddedStore, StoreError, VolumeStore, DB_FILE};
 use tonic::Code;
-
-fn fence(epoch: u64, nodes: &[(&str, u64)]) -> Fence {
-    let nodes = nodes.iter().map(|&(n, e)| Admission { node: n.into(), epoch: e }).collect();
-    Fence::new(epoch, Access::RWO, nodes).unwrap()
-}
-
-fn volume(id: &str) -> VolumeMeta {
-    VolumeMeta {
-        id: id.into(),
-        name: id.into(),
-        kind: VolumeKind::Block,
-        capacity_bytes: 1 << 20,
-        parameters: std::collections::BTreeMap::new(),
-    }
-}
 
 /// A second process on the same state directory, as a stale leader would be.
 fn two_stores() -> (tempfile::TempDir, EmbeddedStore, EmbeddedStore) {
@@ -39,15 +23,11 @@ fn two_stores() -> (tempfile::TempDir, EmbeddedStore, EmbeddedStore) {
     (dir, a, b)
 }
 
-fn fence_file(dir: &tempfile::TempDir) -> Vec<u8> {
-    std::fs::read(dir.path().join("fences/v.json")).unwrap()
-}
-
 #[test]
 fn a_fence_replayed_with_an_older_epoch_is_refused_and_leaves_the_store_as_it_was() {
-    let (dir, store, _) = two_stores();
+    let (_dir, store, other) = two_stores();
     store.apply_fence("v", &fence(5, &[("node-a", 5)])).unwrap();
-    let before = fence_file(&dir);
+    let before = other.applied_fences().unwrap();
     for older in [fence(3, &[("node-b", 3)]), fence(5, &[("node-b", 5)])] {
         let err = store.apply_fence("v", &older).unwrap_err();
         assert!(
@@ -56,7 +36,7 @@ fn a_fence_replayed_with_an_older_epoch_is_refused_and_leaves_the_store_as_it_wa
         );
         assert!(err.to_string().contains("epoch 5 is already applied"), "names both epochs: {err}");
     }
-    assert_eq!(fence_file(&dir), before, "the refused fences wrote nothing");
+    assert_eq!(other.applied_fences().unwrap(), before, "the refused fences wrote nothing");
     assert_eq!(store.applied_fence("v").unwrap(), Some(fence(5, &[("node-a", 5)])));
     store.apply_fence("v", &fence(5, &[("node-a", 5)])).expect("the same fence again is a no-op");
     store.apply_fence("v", &fence(6, &[])).expect("a newer fence replaces it");
@@ -86,12 +66,21 @@ fn a_term_above_the_lease_floor_and_every_stored_term_is_durable() {
 }
 
 #[test]
-fn a_corrupt_fence_file_is_an_error_naming_it() {
+fn a_corrupt_fence_row_is_an_error_naming_the_database() {
     let (dir, store, _) = two_stores();
-    std::fs::write(dir.path().join("fences/v.json"), br#"{"epoch":3,"mode":"RWO","readonly":false,"nodes":[["a",9]]}"#)
-        .unwrap();
+    let db = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
+    let invalid = br#"{"epoch":3,"mode":"RWO","readonly":false,"nodes":[["a",9]]}"#.as_slice();
+    db.execute("INSERT INTO fences (id, fence) VALUES ('v', ?1)", [invalid]).unwrap();
     let err = store.applied_fence("v").unwrap_err();
-    assert!(matches!(err, StoreError::Corrupt { ref path, .. } if path.ends_with("fences/v.json")), "{err}");
+    assert!(matches!(err, StoreError::Corrupt { ref path, .. } if path.ends_with(DB_FILE)), "{err}");
+    assert!(err.to_string().contains(r#"volume "v""#), "names the volume: {err}");
+}
+
+#[test]
+fn a_fence_for_an_unknown_volume_is_refused() {
+    let (_dir, store, _) = two_stores();
+    assert!(matches!(store.apply_fence("nope", &fence(1, &[])), Err(StoreError::Io { .. })));
+    assert_eq!(store.applied_fence("nope").unwrap(), None);
 }
 
 /// `NodeStage` of block volume `v` on this driver's node (block volumes need no mount), with
@@ -192,12 +181,12 @@ async fn delete_volume_forgets_the_engine_record() {
     h.controller.delete_volume(DeleteVolumeRequest { volume_id: v.clone(), ..Default::default() }).await.unwrap();
     assert_eq!(h.driver.engine.fence(&v).unwrap(), None, "the record is gone");
     assert_eq!(h.driver.engine.stats().forgotten, 1);
-    assert!(!h.dir.path().join(format!("state/fences/{v}.json")).exists(), "so is the applied fence");
+    assert_eq!(h.store.applied_fence(&v).unwrap(), None, "so is the applied fence");
 }
 
 #[test]
-fn a_batch_of_fences_follows_the_same_rule_for_each_and_leaves_no_temporary_file() {
-    let (dir, store, _) = two_stores();
+fn a_batch_of_fences_follows_the_same_rule_for_each() {
+    let (_dir, store, _) = two_stores();
     store.create(&volume("w")).unwrap();
     store.apply_fence("w", &fence(9, &[("node-a", 9)])).unwrap();
     let batch = |epoch_v, epoch_w| {
@@ -212,7 +201,4 @@ fn a_batch_of_fences_follows_the_same_rule_for_each_and_leaves_no_temporary_file
     let err = store.apply_fences(&batch(5, 8)).unwrap_err();
     assert!(matches!(err, StoreError::Fence(CoreError::StaleFence { epoch: 8, applied: 10, .. })), "{err}");
     assert_eq!(store.applied_fence("w").unwrap(), Some(fence(10, &[])), "the older one was not applied");
-    store.load().unwrap();
-    let left: Vec<_> = std::fs::read_dir(dir.path().join("fences")).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert!(left.iter().all(|n| !n.to_string_lossy().ends_with(".tmp")), "after a load: {left:?}");
 }

@@ -194,7 +194,7 @@ async fn a_retry_after_a_failed_persist_is_acknowledged_only_once_durable() {
     let v = h.create("pvc-disk-full", false, &[]).await;
     h.store.fail_next.store(true, std::sync::atomic::Ordering::SeqCst);
     let failed = assert_code(h.rwo(&v, "node-a").await, Code::Internal);
-    assert!(failed.message().contains(&format!("{v}.json")), "{}", failed.message());
+    assert!(failed.message().contains(tether_driver::store::DB_FILE), "names the file: {}", failed.message());
     assert!(h.stored(&v).engine.is_none(), "nothing reached the disk");
     // The engine already holds the attachment, so the retry is idempotent; it must still
     // write the record before it is acknowledged.

@@ -668,7 +668,7 @@ async fn a_leader_killed_mid_traffic_is_replaced_at_a_higher_term_and_its_late_f
 
     readyz(&second, 200, "ready").await;
     assert_eq!(env.lease_holder("tl9-lease").await.as_deref(), Some("tl9-second"));
-    let term: u64 = std::fs::read_to_string(dir.path().join("state/term")).unwrap().parse().unwrap();
+    let term = apiserver::term(&dir.path().join("state"));
     assert_eq!(term, 2);
     let refenced = applied_epochs(dir.path());
     assert!(refenced.iter().all(|&e| e >= term << 32 && e > before), "re-fenced before serving: {refenced:?}");

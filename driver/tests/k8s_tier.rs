@@ -618,8 +618,7 @@ fn pid(name: &str) -> nix::unistd::Pid {
 /// The shared state directory's current term and the epochs of every fence applied in it.
 fn state_epochs() -> (u64, Vec<u64>) {
     let state = Path::new(&env("TETHER_TIER_DIR")).join("state");
-    let term = std::fs::read_to_string(state.join("term")).unwrap().trim().parse().unwrap();
-    (term, apiserver::fence_epochs(&state))
+    (apiserver::term(&state), apiserver::fence_epochs(&state))
 }
 
 /// A failover during an attach storm: claims bound in `pods` namespaces `{prefix}-N`, their Pods

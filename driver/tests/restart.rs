@@ -1,11 +1,14 @@
 //! The real binary under SIGKILL, SIGTERM and corrupt state: every acknowledged volume and
 //! attachment survives a kill in the middle of concurrent traffic, nothing unacknowledged is
-//! left half-made, SIGTERM exits 0 and removes the socket, and bad state stops start-up.
+//! left half-made, SIGTERM exits 0 and removes the socket, bad state (a torn, scribbled or
+//! garbled database, a record that does not load or cannot be reached) stops start-up naming
+//! the file, and a state directory of the file-per-record layout migrates on the first start,
+//! even one killed during it. The state is read through the store, opened beside the driver.
 
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -18,6 +21,7 @@ use tether_driver::csi::{
     ControllerPublishVolumeRequest, ControllerUnpublishVolumeRequest, CreateVolumeRequest, ListVolumesRequest,
 };
 use tether_driver::server::connect_unix;
+use tether_driver::store::{EmbeddedStore, VolumeStore, DB_FILE};
 use tonic::transport::Channel;
 
 const NODES: [&str; 4] = ["node-a", "node-b", "node-c", "node-d"];
@@ -148,14 +152,14 @@ async fn creator(mut c: ControllerClient<Channel>, acks: Arc<AtomicUsize>) -> (V
     unreachable!()
 }
 
-fn file_stems(dir: &Path, ext: Option<&str>) -> BTreeSet<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| PathBuf::from(e.unwrap().file_name()))
-        .inspect(|p| assert!(!p.to_string_lossy().ends_with(".tmp"), "a temporary file survived: {}", p.display()))
-        .filter(|p| ext.is_none_or(|x| p.extension().is_some_and(|e| e == x)))
-        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
-        .collect()
+/// The names in `dir`.
+fn names(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect()
+}
+
+/// The store under `state`, opened beside a running driver as a second process would.
+fn open_store(state: &Path) -> EmbeddedStore {
+    EmbeddedStore::open(state, 1 << 40).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -216,25 +220,26 @@ async fn sigkill_during_concurrent_publishes_loses_nothing_acknowledged() {
     // The new start took a higher term and re-fenced every volume at it before serving, so
     // every epoch issued after the kill is above every epoch issued before it.
     let state = dir.path().join("state");
-    let term: u64 = std::fs::read_to_string(state.join("term")).unwrap().parse().unwrap();
+    let store = open_store(&state);
+    let term = store.term().unwrap();
     assert_eq!(term, 2, "the second start's term");
     let before = known.values().filter_map(|k| k.acked.as_ref().map(|(_, e)| *e)).max().unwrap();
     assert!(before < term << 32, "epochs before the kill are of term 1: {before}");
     for v in known.keys() {
-        let applied: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(state.join(format!("fences/{v}.json"))).unwrap()).unwrap();
-        assert!(applied["epoch"].as_u64().unwrap() >= term << 32, "volume {v}: {applied}");
+        let applied = store.applied_fence(v).unwrap().unwrap();
+        assert!(applied.epoch >= term << 32, "volume {v}: {applied:?}");
     }
     let v = create(&mut c, "pvc-after").await.unwrap();
     let after = c.controller_publish_volume(publish_req(&v, NODES[1])).await.unwrap().into_inner();
     assert!(epoch_of(&after) > before, "a new attach at {} after {before}", epoch_of(&after));
-    // Nothing half-made: every record has its data and every piece of data its record.
-    assert_eq!(file_stems(&state.join("volumes"), Some("json")), file_stems(&state.join("data"), None));
-    let mut listed: BTreeSet<String> = listed.keys().cloned().collect();
-    listed.insert(v);
-    assert_eq!(file_stems(&state.join("volumes"), Some("json")), listed);
     child.kill().unwrap();
     child.wait().unwrap();
+    // Nothing half-made: every record has its data and every piece of data its record.
+    let records: BTreeSet<String> = store.volume_ids().unwrap().into_iter().collect();
+    assert_eq!(records, names(&state.join("data")));
+    let mut listed: BTreeSet<String> = listed.keys().cloned().collect();
+    listed.insert(v);
+    assert_eq!(records, listed);
 }
 
 #[tokio::test]
@@ -251,12 +256,17 @@ async fn sigterm_exits_zero_and_removes_the_socket() {
     assert!(!dir.path().join("csi.sock").exists(), "the socket was left behind");
     drop(c);
     // The acknowledged attachment is there for the next start.
-    let mut child = spawn(dir.path());
-    let mut c = client(dir.path(), &mut child).await;
+    assert_eq!(first_volume_nodes(dir.path()).await, ["node-b"]);
+}
+
+/// Starts the driver on `dir` and returns the nodes its first listed volume is published to.
+async fn first_volume_nodes(dir: &Path) -> Vec<String> {
+    let mut child = spawn(dir);
+    let mut c = client(dir, &mut child).await;
     let listed = c.list_volumes(ListVolumesRequest::default()).await.unwrap().into_inner().entries;
-    assert_eq!(listed[0].status.as_ref().unwrap().published_node_ids, ["node-b"]);
     child.kill().unwrap();
     child.wait().unwrap();
+    listed[0].status.clone().unwrap().published_node_ids
 }
 
 fn start_fails_naming(dir: &Path, file: &Path) {
@@ -265,6 +275,13 @@ fn start_fails_naming(dir: &Path, file: &Path) {
     assert!(!status.success(), "tether-csi started on bad state");
     let stderr = std::fs::read_to_string(dir.join("driver.log")).unwrap();
     assert!(stderr.contains(&file.display().to_string()), "the error does not name {}: {stderr}", file.display());
+}
+
+/// Folds the write-ahead log into the database file and closes it, so that the file alone
+/// holds every page (as after a clean stop).
+fn checkpoint(db: &Path) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
 }
 
 #[tokio::test]
@@ -277,14 +294,147 @@ async fn corrupt_or_truncated_state_stops_start_up_naming_the_file() {
     child.kill().unwrap();
     child.wait().unwrap();
     drop(c);
-    let record = dir.path().join("state").join("volumes").join(format!("{v}.json"));
-    let good = std::fs::read(&record).unwrap();
-    std::fs::write(&record, &good[..good.len() / 2]).unwrap();
-    start_fails_naming(dir.path(), &record);
-    std::fs::write(&record, b"\x00\x00garbage").unwrap();
-    start_fails_naming(dir.path(), &record);
-    // An attachment the contract cannot reach (an RWO volume on two nodes) is refused too.
-    let text = String::from_utf8(good).unwrap().replace(r#"["node-b"]"#, r#"["node-b","node-c"]"#);
-    std::fs::write(&record, text).unwrap();
-    start_fails_naming(dir.path(), &record);
+    let db = dir.path().join("state").join(DB_FILE);
+    checkpoint(&db);
+    let good = std::fs::read(&db).unwrap();
+    // Replaces the database file, with no log beside it that could belong to another content.
+    let put = |bytes: &[u8]| {
+        for log in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{log}", db.display()));
+        }
+        std::fs::write(&db, bytes).unwrap();
+    };
+    // Torn: the file ends before the pages its header and tree point to.
+    put(&good[..good.len() / 2]);
+    start_fails_naming(dir.path(), &db);
+    put(b"\x00\x00garbage");
+    start_fails_naming(dir.path(), &db);
+    // A page overwritten in the middle of the file.
+    let mut scribbled = good.clone();
+    let page = scribbled.len() - 4096;
+    scribbled[page..page + 64].fill(0xa5);
+    put(&scribbled);
+    start_fails_naming(dir.path(), &db);
+    // A whole database whose record does not parse, or parses to what the contract cannot
+    // reach (an RWO volume on two nodes), is refused too, naming the database.
+    let edit = |record: &[u8]| {
+        put(&good);
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute("UPDATE volumes SET record = ?1 WHERE id = ?2", rusqlite::params![record, v]).unwrap();
+    };
+    edit(b"{\"meta\":");
+    start_fails_naming(dir.path(), &db);
+    let text = String::from_utf8(open_record(&good, &v)).unwrap().replace(r#"["node-b"]"#, r#"["node-b","node-c"]"#);
+    edit(text.as_bytes());
+    start_fails_naming(dir.path(), &db);
+    // The good file starts again.
+    put(&good);
+    assert_eq!(first_volume_nodes(dir.path()).await, ["node-b"]);
+}
+
+/// Volume `v`'s record in the database file `bytes`, read through a copy.
+fn open_record(bytes: &[u8], v: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(DB_FILE), bytes).unwrap();
+    let conn = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
+    conn.query_row("SELECT record FROM volumes WHERE id = ?1", [v], |r| r.get(0)).unwrap()
+}
+
+/// Lays `state` out as the file-per-record store kept it (`volumes/<id>.json`,
+/// `fences/<id>.json`, `term`: the same JSON the database keeps per row), with `extra`
+/// unattached volumes more, and removes the database.
+fn to_old_layout(state: &Path, extra: usize) {
+    let store = open_store(state);
+    let ids = store.volume_ids().unwrap();
+    let template = store.stored(&ids[0]).unwrap().unwrap();
+    let (records, fences) = (state.join("volumes"), state.join("fences"));
+    std::fs::create_dir_all(&records).unwrap();
+    std::fs::create_dir_all(&fences).unwrap();
+    for id in &ids {
+        let stored = store.stored(id).unwrap().unwrap();
+        std::fs::write(records.join(format!("{id}.json")), serde_json::to_vec(&stored).unwrap()).unwrap();
+    }
+    for i in 0..extra {
+        let mut stored = template.clone();
+        stored.meta.id = format!("extra-{i}");
+        stored.meta.name = stored.meta.id.clone();
+        stored.engine = None;
+        std::fs::write(records.join(format!("{}.json", stored.meta.id)), serde_json::to_vec(&stored).unwrap()).unwrap();
+    }
+    for (id, fence) in store.applied_fences().unwrap() {
+        let stored = tether_driver::store::StoredFence::from(&fence);
+        std::fs::write(fences.join(format!("{id}.json")), serde_json::to_vec(&stored).unwrap()).unwrap();
+    }
+    std::fs::write(state.join("term"), store.term().unwrap().to_string()).unwrap();
+    drop(store);
+    for file in [DB_FILE.to_owned(), format!("{DB_FILE}-wal"), format!("{DB_FILE}-shm")] {
+        let _ = std::fs::remove_file(state.join(file));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_old_state_directory_migrates_on_first_start_even_when_killed_during_it() {
+    const EXTRA: usize = 3000;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let mut child = spawn(dir.path());
+    let mut c = client(dir.path(), &mut child).await;
+    let mut acked = BTreeMap::new();
+    for i in 0..20 {
+        let v = create(&mut c, &format!("pvc-{i}")).await.unwrap();
+        let node = (i % 2 == 0).then(|| NODES[1 + i % 3]);
+        let epoch = match node {
+            Some(n) => Some(epoch_of(&c.controller_publish_volume(publish_req(&v, n)).await.unwrap().into_inner())),
+            None => None,
+        };
+        acked.insert(v, node.zip(epoch));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(c);
+    to_old_layout(&state, EXTRA);
+    let old_term: u64 = std::fs::read_to_string(state.join("term")).unwrap().parse().unwrap();
+    // A first start killed as soon as its database appears: before, in the middle of or after
+    // the import's transaction (the test cannot choose which; each must be safe).
+    let mut first = spawn(dir.path());
+    while !state.join(DB_FILE).exists() && first.try_wait().unwrap().is_none() {
+        std::thread::yield_now();
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let committed = rusqlite::Connection::open(state.join(DB_FILE))
+        .and_then(|db| db.query_row("SELECT count(*) FROM volumes", [], |r| r.get::<_, i64>(0)))
+        .is_ok_and(|n| n > 0);
+    let at = match (committed, state.join("volumes").exists()) {
+        (false, _) => "before the import's commit",
+        (true, true) => "after the import's commit, before the old files were removed",
+        (true, false) => "after the old files were removed",
+    };
+    eprintln!("the first start was killed {at}");
+    let mut child = spawn(dir.path());
+    let mut c = client(dir.path(), &mut child).await;
+    let listed = c.list_volumes(ListVolumesRequest::default()).await.unwrap().into_inner().entries;
+    let listed: BTreeMap<String, Vec<String>> =
+        listed.into_iter().map(|e| (e.volume.unwrap().volume_id, e.status.unwrap().published_node_ids)).collect();
+    assert_eq!(listed.len(), acked.len() + EXTRA, "every volume of the old layout is there");
+    for (v, on) in &acked {
+        let nodes: Vec<String> = on.iter().map(|(n, _)| (*n).to_owned()).collect();
+        assert_eq!(listed[v], nodes, "volume {v}");
+        if let Some((node, epoch)) = on {
+            let again = c.controller_publish_volume(publish_req(v, node)).await.unwrap().into_inner();
+            assert_eq!(epoch_of(&again), *epoch, "volume {v}: the epoch survived the migration");
+        }
+    }
+    for old in ["volumes", "fences", "term"] {
+        assert!(!state.join(old).exists(), "{old} is left after the migration");
+    }
+    let store = open_store(&state);
+    assert!(store.term().unwrap() > old_term, "the term went on from the old layout's {old_term}");
+    for (v, (node, _)) in acked.iter().filter_map(|(v, on)| Some((v, (*on)?))) {
+        let applied = store.applied_fence(v).unwrap().expect("re-fenced at the new term");
+        assert!(applied.epoch >= store.term().unwrap() << 32, "volume {v}");
+        assert_eq!(applied.nodes().map(|a| a.node.to_string()).collect::<Vec<_>>(), [node], "volume {v}");
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
 }

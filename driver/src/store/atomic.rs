@@ -29,13 +29,3 @@ pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StoreErr
 pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io("fsync directory", dir))
 }
-
-/// Removes a file durably; a missing file is fine.
-pub fn remove_durably(dir: &Path, name: &str) -> Result<(), StoreError> {
-    let path = dir.join(name);
-    match fs::remove_file(&path) {
-        Ok(()) => sync_dir(dir),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(StoreError::Io { op: "remove", path, source: e }),
-    }
-}

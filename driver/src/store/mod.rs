@@ -2,15 +2,17 @@
 //! kept. The embedded store is the default; another backend implements [`VolumeStore`].
 
 mod atomic;
+mod commit;
 mod embedded;
 mod fence;
+mod legacy;
 
 use std::path::PathBuf;
 
 use tether_core::{CoreError, Fence, VolumeEntry, VolumeFence};
 
 pub use atomic::{io as io_error, write_atomic};
-pub use embedded::EmbeddedStore;
+pub use embedded::{EmbeddedStore, DB_FILE};
 pub use fence::StoredFence;
 
 use crate::volume::VolumeMeta;
@@ -40,6 +42,9 @@ pub enum StoreError {
     Io { op: &'static str, path: PathBuf, source: std::io::Error },
     #[error("state file {path} is corrupt or truncated: {message}; restore it from a backup or remove the volume's files by hand")]
     Corrupt { path: PathBuf, message: String },
+    /// The database refused or failed an operation (I/O, locking, a full disk).
+    #[error("{op} {path}: {message}")]
+    Db { op: &'static str, path: PathBuf, message: String },
     /// The backend refused a fence by the fence rule (not newer than the one it applied).
     #[error(transparent)]
     Fence(CoreError),
@@ -52,13 +57,16 @@ pub trait VolumeStore: Send + Sync + 'static {
     fn load(&self) -> Result<Vec<StoredVolume>, StoreError>;
     /// Provisions the volume's data (directory or sparse file) and records it.
     fn create(&self, meta: &VolumeMeta) -> Result<(), StoreError>;
-    /// Records a new state of an existing volume: its metadata and the engine's entry.
-    fn save(&self, meta: &VolumeMeta, engine: Option<&VolumeEntry>) -> Result<(), StoreError>;
+    /// Records a new state of an existing volume: its metadata and the engine's entry, and
+    /// then, if given, applies its new fence (as [`VolumeStore::apply_fence`], by the same
+    /// rule), as one durable change. A refused fence is an error and leaves the record saved;
+    /// an error saving the record applies no fence.
+    fn save(&self, meta: &VolumeMeta, engine: Option<&VolumeEntry>, fence: Option<&Fence>) -> Result<(), StoreError>;
     /// Forgets a volume and removes its data. Deleting an unknown volume succeeds.
     fn delete(&self, id: &str) -> Result<(), StoreError>;
     /// Where a node mounts the volume from.
     fn source(&self, id: &str) -> PathBuf;
-    /// Where the volume's record lives, for error messages.
+    /// Where the volume's record lives (the file holding it), for error messages.
     fn record_path(&self, id: &str) -> PathBuf;
     /// Bytes the backend can hold in total.
     fn capacity_bytes(&self) -> u64;

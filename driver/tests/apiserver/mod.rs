@@ -28,18 +28,14 @@ pub async fn until_within<T, F: Future<Output = Option<T>>>(
     }
 }
 
-/// The epochs of every fence applied under a store's state directory `state` (`fences/*.json`;
-/// a write in progress is a dot-file until its rename makes it whole).
+/// The epochs of every fence applied under a store's state directory `state`, read through
+/// the store opened beside the running drivers (as another replica would).
 pub fn fence_epochs(state: &Path) -> Vec<u64> {
-    std::fs::read_dir(state.join("fences"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.extension().is_some_and(|x| x == "json") && !p.file_name().unwrap().to_string_lossy().starts_with('.')
-        })
-        .map(|p| {
-            let f: serde_json::Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
-            f["epoch"].as_u64().unwrap()
-        })
-        .collect()
+    let store = tether_driver::store::EmbeddedStore::open(state, 1 << 40).unwrap();
+    store.applied_fences().unwrap().into_iter().map(|(_, f)| f.epoch).collect()
+}
+
+/// The last controller term handed out under `state`.
+pub fn term(state: &Path) -> u64 {
+    tether_driver::store::EmbeddedStore::open(state, 1 << 40).unwrap().term().unwrap()
 }

@@ -67,7 +67,12 @@ impl VolumeStore for GatedStore {
     fn create(&self, meta: &VolumeMeta) -> Result<(), StoreError> {
         self.inner.create(meta)
     }
-    fn save(&self, meta: &VolumeMeta, engine: Option<&VolumeEntry>) -> Result<(), StoreError> {
+    fn save(
+        &self,
+        meta: &VolumeMeta,
+        engine: Option<&VolumeEntry>,
+        fence: Option<&tether_core::Fence>,
+    ) -> Result<(), StoreError> {
         if self.fail_next.swap(false, std::sync::atomic::Ordering::SeqCst) {
             let source = std::io::Error::from_raw_os_error(28);
             return Err(StoreError::Io { op: "write", path: self.record_path(&meta.id), source });
@@ -77,7 +82,7 @@ impl VolumeStore for GatedStore {
             entered.send(()).unwrap();
             release.recv().unwrap();
         }
-        self.inner.save(meta, engine)
+        self.inner.save(meta, engine, fence)
     }
     fn delete(&self, id: &str) -> Result<(), StoreError> {
         self.inner.delete(id)
@@ -274,12 +279,28 @@ impl Harness {
 
     /// The volume's record as stored.
     pub fn stored(&self, volume: &str) -> StoredVolume {
-        let path = self.store.record_path(volume);
-        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+        self.store.inner.stored(volume).unwrap().expect("the volume is stored")
     }
 
     pub fn reasons(&self) -> Vec<&'static str> {
         self.events.0.lock().unwrap().iter().map(|e| e.reason.as_str()).collect()
+    }
+}
+
+/// An RWO fence at `epoch` admitting `nodes` (node, admission epoch).
+pub fn fence(epoch: u64, nodes: &[(&str, u64)]) -> tether_core::Fence {
+    let nodes = nodes.iter().map(|&(n, e)| tether_core::Admission { node: n.into(), epoch: e }).collect();
+    tether_core::Fence::new(epoch, tether_core::Access::RWO, nodes).unwrap()
+}
+
+/// A 1 MiB block volume `id`, as the store records it.
+pub fn block_volume(id: &str) -> VolumeMeta {
+    VolumeMeta {
+        id: id.into(),
+        name: id.into(),
+        kind: tether_driver::volume::VolumeKind::Block,
+        capacity_bytes: 1 << 20,
+        parameters: std::collections::BTreeMap::new(),
     }
 }
 

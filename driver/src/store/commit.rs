@@ -1,0 +1,118 @@
+//! Group commit: one thread owns the database's write connection. Whoever calls while it is
+//! busy with a commit queues up, and the next commit takes every queued change in one
+//! transaction, so concurrent changes share one write and one sync; each caller is woken with
+//! its own result only after that commit is durable (or failed).
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::thread::JoinHandle;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::StoreError;
+
+/// One caller's change, run inside the shared transaction. Its `Ok` value is handed back (a
+/// term, or 0). An `Err` other than [`StoreError::Db`] is that caller's alone (a refused
+/// fence, a corrupt row), and whatever it wrote before returning stays; a `Db` error aborts
+/// the whole transaction and fails every caller in it.
+pub type Op = Box<dyn FnOnce(&Connection) -> Result<u64, StoreError> + Send>;
+
+struct Request {
+    op: Op,
+    reply: SyncSender<Result<u64, StoreError>>,
+}
+
+/// At most this many changes share one transaction.
+const MAX_BATCH: usize = 4096;
+
+/// Names the operation and database an error came from; corruption is [`StoreError::Corrupt`].
+pub fn db_error(op: &'static str, path: &Path) -> impl FnOnce(rusqlite::Error) -> StoreError + use<> {
+    let path = path.to_path_buf();
+    move |e| match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase) => {
+            StoreError::Corrupt { path, message: e.to_string() }
+        }
+        _ => StoreError::Db { op, path, message: e.to_string() },
+    }
+}
+
+/// The committing thread and the queue to it; dropping it lets the thread finish what is
+/// queued, close the connection and end.
+#[derive(Debug)]
+pub struct Committer {
+    queue: Option<Sender<Request>>,
+    thread: Option<JoinHandle<()>>,
+    db: PathBuf,
+}
+
+impl Committer {
+    pub fn start(conn: Connection, db: &Path) -> Result<Self, StoreError> {
+        let (queue, requests) = mpsc::channel();
+        let path = db.to_path_buf();
+        let thread = std::thread::Builder::new()
+            .name("tether-store-commit".into())
+            .spawn(move || run(conn, &path, &requests))
+            .map_err(super::io_error("start the committer of", db))?;
+        Ok(Self { queue: Some(queue), thread: Some(thread), db: db.to_path_buf() })
+    }
+
+    /// Runs `op` in the next commit and returns its result once that commit is durable.
+    pub fn commit(&self, op: Op) -> Result<u64, StoreError> {
+        let stopped =
+            || StoreError::Db { op: "commit to", path: self.db.clone(), message: "the committer stopped".into() };
+        let (reply, done) = mpsc::sync_channel(1);
+        let queue = self.queue.as_ref().ok_or_else(stopped)?;
+        queue.send(Request { op, reply }).map_err(|_| stopped())?;
+        done.recv().map_err(|_| stopped())?
+    }
+}
+
+impl Drop for Committer {
+    fn drop(&mut self) {
+        drop(self.queue.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run(mut conn: Connection, db: &Path, requests: &Receiver<Request>) {
+    while let Ok(first) = requests.recv() {
+        let batch: Vec<Request> = std::iter::once(first).chain(requests.try_iter().take(MAX_BATCH - 1)).collect();
+        let (ops, replies): (Vec<Op>, Vec<_>) = batch.into_iter().map(|r| (r.op, r.reply)).unzip();
+        match commit_all(&mut conn, db, ops) {
+            Ok(results) => {
+                for (reply, result) in replies.into_iter().zip(results) {
+                    let _ = reply.send(result);
+                }
+            }
+            Err((op, path, message)) => {
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::Db { op, path: path.clone(), message: message.clone() }));
+                }
+            }
+        }
+    }
+}
+
+type Aborted = (&'static str, PathBuf, String);
+
+/// One transaction for `ops`, committed (and so synced) once.
+fn commit_all(conn: &mut Connection, db: &Path, ops: Vec<Op>) -> Result<Vec<Result<u64, StoreError>>, Aborted> {
+    let abort = |e: StoreError| match e {
+        StoreError::Db { op, path, message } => (op, path, message),
+        other => ("commit to", db.to_path_buf(), other.to_string()),
+    };
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| abort(db_error("begin a transaction on", db)(e)))?;
+    let mut results = Vec::with_capacity(ops.len());
+    for op in ops {
+        match op(&tx) {
+            Err(e @ StoreError::Db { .. }) => return Err(abort(e)), // the transaction rolls back on drop
+            result => results.push(result),
+        }
+    }
+    tx.commit().map_err(|e| abort(db_error("commit to", db)(e)))?;
+    Ok(results)
+}
