@@ -259,6 +259,28 @@ impl Driver {
         self.write(meta, None)
     }
 
+    /// [`Driver::persist`] for many volumes as one store call, which the store may make durable
+    /// in one commit. A failure marks every one of them unsaved.
+    fn persist_all(&self, volumes: &[&String]) -> Result<(), DriverError> {
+        let mut records = Vec::with_capacity(volumes.len());
+        for volume in volumes {
+            if let Some(meta) = self.catalog.get(volume) {
+                let entry = self.engine.volume_entry(volume)?;
+                records.push((meta, entry));
+            }
+        }
+        if let Err(e) = self.store.save_all(&records) {
+            for (meta, _) in &records {
+                self.unsaved.insert(meta.id.clone());
+            }
+            return Err(e.into());
+        }
+        for (meta, _) in &records {
+            self.unsaved.remove(&meta.id);
+        }
+        Ok(())
+    }
+
     /// If the call changed the volume, or an earlier change of it never reached the disk (a
     /// persist or a fence apply failed): writes the engine's state for it beside its metadata
     /// and hands its current fence to the store, as one durable change. Call under the
@@ -322,10 +344,8 @@ impl Driver {
         let mut to_persist: Vec<&String> = report.changed().chain(&owed).collect();
         to_persist.sort_unstable();
         to_persist.dedup();
+        self.persist_all(&to_persist)?;
         for volume in to_persist {
-            if let Some(meta) = self.catalog.get(volume) {
-                self.persist(&meta)?;
-            }
             self.changed(volume);
         }
         for r in &report.refused {

@@ -143,3 +143,28 @@ fn old_files_left_by_a_crash_after_the_import_commit_are_removed_unread() {
     assert_eq!(store.applied_fence(&ids[0]).unwrap(), Some(fence(500, &[])), "the database wins");
     assert_old_files_gone(dir.path());
 }
+
+#[test]
+fn save_all_records_every_volume_it_is_given_in_one_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let volumes: Vec<_> = (0..300).map(|i| Arc::new(volume(&format!("v{i}")))).collect();
+    for v in &volumes {
+        store.create(v).unwrap();
+    }
+    let entry = |i: u64, id: &str| tether_core::VolumeEntry {
+        volume: id.into(),
+        epoch: i + 1,
+        attachment: None,
+        last_detach: None,
+    };
+    let batch: Vec<_> = (0..).zip(&volumes).map(|(i, v)| (Arc::clone(v), Some(entry(i, &v.id)))).collect();
+    store.save_all(&batch).unwrap();
+    drop(store);
+    let loaded = open(dir.path()).load().unwrap();
+    assert_eq!(loaded.len(), volumes.len());
+    for (meta, engine) in &batch {
+        let stored = loaded.iter().find(|s| s.meta.id == meta.id).unwrap();
+        assert_eq!(stored.engine.as_ref(), engine.as_ref(), "volume {}", meta.id);
+    }
+}

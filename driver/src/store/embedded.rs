@@ -15,7 +15,7 @@
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -340,6 +340,17 @@ impl VolumeStore for EmbeddedStore {
             put_record(conn, db, &id, &record)?;
             fence.map_or(Ok(()), |f| apply_one(conn, db, data, &id, &f, true))?;
             Ok(0)
+        })
+        .map(drop)
+    }
+
+    /// One transaction, so one sync, for every record: 10 000 adopted volumes persist in one
+    /// commit instead of 10 000.
+    fn save_all(&self, volumes: &[(Arc<VolumeMeta>, Option<VolumeEntry>)]) -> Result<(), StoreError> {
+        let records: Vec<(String, Vec<u8>)> =
+            volumes.iter().map(|(meta, engine)| (meta.id.clone(), Self::record_bytes(meta, engine.as_ref()))).collect();
+        self.commit(move |conn, db, _| {
+            records.iter().try_for_each(|(id, record)| put_record(conn, db, id, record)).map(|()| 0)
         })
         .map(drop)
     }

@@ -8,6 +8,7 @@ mod fence;
 mod legacy;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use tether_core::{CoreError, Fence, VolumeEntry, VolumeFence};
 
@@ -62,6 +63,12 @@ pub trait VolumeStore: Send + Sync + 'static {
     /// rule), as one durable change. A refused fence is an error and leaves the record saved;
     /// an error saving the record applies no fence.
     fn save(&self, meta: &VolumeMeta, engine: Option<&VolumeEntry>, fence: Option<&Fence>) -> Result<(), StoreError>;
+    /// [`VolumeStore::save`] of many volumes' records, without fences (an adoption at start-up
+    /// persisting what it changed); a backend may make them durable together. Stops at the
+    /// first error.
+    fn save_all(&self, volumes: &[(Arc<VolumeMeta>, Option<VolumeEntry>)]) -> Result<(), StoreError> {
+        volumes.iter().try_for_each(|(meta, engine)| self.save(meta, engine.as_ref(), None))
+    }
     /// Forgets a volume and removes its data. Deleting an unknown volume succeeds.
     fn delete(&self, id: &str) -> Result<(), StoreError>;
     /// Where a node mounts the volume from.
