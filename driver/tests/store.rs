@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use common::{block_volume as volume, fence};
 use tether_core::CoreError;
-use tether_driver::store::{EmbeddedStore, StoreError, StoredFence, StoredVolume, VolumeStore, DB_FILE};
+use tether_driver::store::{DbFailure, EmbeddedStore, StoreError, StoredFence, StoredVolume, VolumeStore, DB_FILE};
 
 fn open(root: &Path) -> EmbeddedStore {
     EmbeddedStore::open(root, 1 << 30).unwrap()
@@ -167,4 +167,17 @@ fn save_all_records_every_volume_it_is_given_in_one_call() {
         let stored = loaded.iter().find(|s| s.meta.id == meta.id).unwrap();
         assert_eq!(stored.engine.as_ref(), engine.as_ref(), "volume {}", meta.id);
     }
+}
+
+#[test]
+fn a_failed_commit_names_its_cause_as_a_value_and_leaves_the_store_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let term = store.next_term(0).unwrap();
+    // A term SQLite's signed 64-bit integers cannot hold fails the transaction it is in.
+    match store.next_term(u64::MAX) {
+        Err(StoreError::Db { source: DbFailure::TooLarge { key: "term", value: u64::MAX }, .. }) => {}
+        other => panic!("expected a TooLarge database failure, got {other:?}"),
+    }
+    assert_eq!(store.next_term(0).unwrap(), term + 1, "the refused term left no trace");
 }

@@ -5,11 +5,12 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use super::StoreError;
+use super::{DbFailure, StoreError};
 
 /// One caller's change, run inside the shared transaction. Its `Ok` value is handed back (a
 /// term, or 0). An `Err` other than [`StoreError::Db`] is that caller's alone (a refused
@@ -32,7 +33,7 @@ pub fn db_error(op: &'static str, path: &Path) -> impl FnOnce(rusqlite::Error) -
         Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase) => {
             StoreError::Corrupt { path, message: e.to_string() }
         }
-        _ => StoreError::Db { op, path, message: e.to_string() },
+        _ => StoreError::Db { op, path, source: DbFailure::Sqlite(e) },
     }
 }
 
@@ -58,8 +59,7 @@ impl Committer {
 
     /// Runs `op` in the next commit and returns its result once that commit is durable.
     pub fn commit(&self, op: Op) -> Result<u64, StoreError> {
-        let stopped =
-            || StoreError::Db { op: "commit to", path: self.db.clone(), message: "the committer stopped".into() };
+        let stopped = || StoreError::Db { op: "commit to", path: self.db.clone(), source: DbFailure::CommitterStopped };
         let (reply, done) = mpsc::sync_channel(1);
         let queue = self.queue.as_ref().ok_or_else(stopped)?;
         queue.send(Request { op, reply }).map_err(|_| stopped())?;
@@ -86,33 +86,37 @@ fn run(mut conn: Connection, db: &Path, requests: &Receiver<Request>) {
                     let _ = reply.send(result);
                 }
             }
-            Err((op, path, message)) => {
-                for reply in replies {
-                    let _ = reply.send(Err(StoreError::Db { op, path: path.clone(), message: message.clone() }));
-                }
-            }
+            Err(e) => fail_all(replies, e),
         }
     }
 }
 
-type Aborted = (&'static str, PathBuf, String);
+/// Hands the error of a failed transaction to every caller in it: as it is to a lone caller,
+/// shared otherwise.
+fn fail_all(mut replies: Vec<SyncSender<Result<u64, StoreError>>>, e: StoreError) {
+    if replies.len() == 1 {
+        let _ = replies.pop().map(|reply| reply.send(Err(e)));
+        return;
+    }
+    let shared = Arc::new(e);
+    for reply in replies {
+        let _ = reply.send(Err(StoreError::Shared(Arc::clone(&shared))));
+    }
+}
 
-/// One transaction for `ops`, committed (and so synced) once.
-fn commit_all(conn: &mut Connection, db: &Path, ops: Vec<Op>) -> Result<Vec<Result<u64, StoreError>>, Aborted> {
-    let abort = |e: StoreError| match e {
-        StoreError::Db { op, path, message } => (op, path, message),
-        other => ("commit to", db.to_path_buf(), other.to_string()),
-    };
+/// One transaction for `ops`, committed (and so synced) once. An error beginning or committing
+/// it, or a [`StoreError::Db`] of one op, fails the whole transaction.
+fn commit_all(conn: &mut Connection, db: &Path, ops: Vec<Op>) -> Result<Vec<Result<u64, StoreError>>, StoreError> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(|e| abort(db_error("begin a transaction on", db)(e)))?;
+        .map_err(db_error("begin a transaction on", db))?;
     let mut results = Vec::with_capacity(ops.len());
     for op in ops {
         match op(&tx) {
-            Err(e @ StoreError::Db { .. }) => return Err(abort(e)), // the transaction rolls back on drop
+            Err(e @ StoreError::Db { .. }) => return Err(e), // the transaction rolls back on drop
             result => results.push(result),
         }
     }
-    tx.commit().map_err(|e| abort(db_error("commit to", db)(e)))?;
+    tx.commit().map_err(db_error("commit to", db))?;
     Ok(results)
 }

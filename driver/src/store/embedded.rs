@@ -23,7 +23,7 @@ use tether_core::{Fence, VolumeEntry, VolumeFence};
 
 use super::atomic::{io as io_error, sync_dir};
 use super::commit::{db_error, Committer, Op};
-use super::{legacy, StoreError, StoredFence, StoredVolume, StoredVolumeRef, VolumeStore};
+use super::{legacy, DbFailure, StoreError, StoredFence, StoredVolume, StoredVolumeRef, VolumeStore};
 use crate::volume::{VolumeKind, VolumeMeta};
 
 /// The database's file name under the state directory.
@@ -60,7 +60,11 @@ fn connect(db: &Path) -> Result<Connection, StoreError> {
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
         .map_err(db_error("set the journal mode of", db))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::Db { op: "set the journal mode of", path: db.into(), message: format!("got {mode}") });
+        return Err(StoreError::Db {
+            op: "set the journal mode of",
+            path: db.into(),
+            source: DbFailure::JournalMode(mode),
+        });
     }
     conn.pragma_update(None, "synchronous", "FULL").map_err(db_error("configure", db))?;
     Ok(conn)
@@ -113,11 +117,11 @@ fn setting(conn: &Connection, db: &Path, key: &str) -> Result<Option<u64>, Store
         .transpose()
 }
 
-fn put_setting(conn: &Connection, db: &Path, key: &str, value: u64) -> Result<(), StoreError> {
+fn put_setting(conn: &Connection, db: &Path, key: &'static str, value: u64) -> Result<(), StoreError> {
     let value = i64::try_from(value).map_err(|_| StoreError::Db {
         op: "write to",
         path: db.into(),
-        message: format!("setting {key} is too large: {value}"),
+        source: DbFailure::TooLarge { key, value },
     })?;
     run(
         conn,

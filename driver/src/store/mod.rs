@@ -44,11 +44,28 @@ pub enum StoreError {
     #[error("state file {path} is corrupt or truncated: {message}; restore it from a backup or remove the volume's files by hand")]
     Corrupt { path: PathBuf, message: String },
     /// The database refused or failed an operation (I/O, locking, a full disk).
-    #[error("{op} {path}: {message}")]
-    Db { op: &'static str, path: PathBuf, message: String },
+    #[error("{op} {path}: {source}")]
+    Db { op: &'static str, path: PathBuf, source: DbFailure },
+    /// The shared transaction this change was in failed for every change in it (group
+    /// commit): the one error, handed to each caller.
+    #[error(transparent)]
+    Shared(Arc<StoreError>),
     /// The backend refused a fence by the fence rule (not newer than the one it applied).
     #[error(transparent)]
     Fence(CoreError),
+}
+
+/// What went wrong inside the database, kept whole.
+#[derive(Debug, thiserror::Error)]
+pub enum DbFailure {
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the journal mode stayed {0:?}, not WAL")]
+    JournalMode(String),
+    #[error("setting {key} is too large for the database: {value}")]
+    TooLarge { key: &'static str, value: u64 },
+    #[error("the committer thread stopped")]
+    CommitterStopped,
 }
 
 /// A place to keep volumes. Every method that changes state has made the change durable
