@@ -8,9 +8,7 @@
 //! `cargo bench -p tether-benches --bench adopt` — the store lives under
 //! `TETHER_BENCH_STATE_DIR` (default: a directory under `target/`, on disk).
 
-use std::fs::File;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -113,23 +111,6 @@ fn decode<T: ListableResource + DeserializeOwned>(pages: &[String]) -> Vec<T> {
     pages.iter().flat_map(|p| serde_json::from_str::<List<T>>(p).expect("page").items).collect()
 }
 
-/// The median of `n` bare `fdatasync`s of an 8-byte write in `dir`.
-fn fdatasync(dir: &Path, n: usize) -> Duration {
-    let path = dir.join("fdatasync-probe");
-    let mut f = File::create(&path).expect("probe file");
-    let mut took: Vec<Duration> = (0..n)
-        .map(|i| {
-            f.write_all(&(i as u64).to_le_bytes()).expect("write");
-            let t = Instant::now();
-            f.sync_data().expect("fdatasync");
-            t.elapsed()
-        })
-        .collect();
-    std::fs::remove_file(&path).expect("remove probe");
-    took.sort_unstable();
-    took[n / 2]
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -168,24 +149,19 @@ fn report(what: &str, [decoded, worked_out, adopted]: [Duration; 3], changed: us
     );
 }
 
-fn state_root() -> PathBuf {
-    std::env::var_os("TETHER_BENCH_STATE_DIR")
-        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/adopt-bench"), PathBuf::from)
-}
-
 fn main() {
     // `cargo bench` passes --bench; under `cargo test --benches` there is nothing to measure.
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let root = state_root();
+    let root = tether_benches::state_root("adopt-bench");
     let _ = std::fs::remove_dir_all(&root);
     let state = root.join("state");
     std::fs::create_dir_all(&state).expect("state dir");
     let ids = create_volumes(&state);
     let va_pages = pages(&(0..VOLUMES).map(va).collect::<Vec<_>>());
     let pv_pages = pages(&ids.iter().enumerate().map(|(i, id)| pv(i, id)).collect::<Vec<_>>());
-    let sync = fdatasync(&root, 200);
+    let sync = tether_benches::fdatasync_latencies(&root, 200)[100];
     println!(
         "adopt: {VOLUMES} volumes under {}; one bare fdatasync {:.0} µs (median of 200)",
         root.display(),

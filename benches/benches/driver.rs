@@ -302,11 +302,6 @@ fn memory_bench(state: &Path) {
     assert!(status.success(), "memory child failed");
 }
 
-fn state_root() -> PathBuf {
-    std::env::var_os("TETHER_BENCH_STATE_DIR")
-        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/driver-bench"), PathBuf::from)
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--memory-child") {
@@ -317,7 +312,7 @@ fn main() {
     if !args.iter().any(|a| a == "--bench") {
         return;
     }
-    let root = state_root();
+    let root = tether_benches::state_root("driver-bench");
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).expect("state root");
     println!("RPC state under {}", root.display());

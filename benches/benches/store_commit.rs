@@ -13,7 +13,7 @@
 //! `cargo bench -p tether-benches --bench store_commit` — under `TETHER_BENCH_STATE_DIR`
 //! (default: a temporary directory under `target/`, on disk).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -156,17 +156,12 @@ fn embedded(dir: &Path, threads: usize) -> (Vec<Duration>, f64) {
     (lat, saves / wall.as_secs_f64())
 }
 
-fn state_root() -> PathBuf {
-    std::env::var_os("TETHER_BENCH_STATE_DIR")
-        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/store-bench"), PathBuf::from)
-}
-
 fn main() {
     // `cargo bench` passes --bench; under `cargo test --benches` there is nothing to measure.
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let root = state_root();
+    let root = tether_benches::state_root("store-bench");
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).expect("state root");
     println!("under {}", root.display());

@@ -148,3 +148,10 @@ pub fn fdatasync_latencies(dir: &std::path::Path, n: usize) -> Vec<std::time::Du
 pub fn percentile(sorted: &[std::time::Duration], per_mille: usize) -> std::time::Duration {
     sorted[(sorted.len() - 1) * per_mille / 1000]
 }
+
+/// Where a bench that writes to disk keeps its state: `TETHER_BENCH_STATE_DIR`, or the folder
+/// `name` under the workspace's `target/` (on disk, not tmpfs).
+pub fn state_root(name: &str) -> std::path::PathBuf {
+    std::env::var_os("TETHER_BENCH_STATE_DIR")
+        .map_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target").join(name), Into::into)
+}
