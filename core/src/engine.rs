@@ -11,7 +11,6 @@ use dashmap::DashMap;
 use crate::clock::{duration_to_nanos, nanos_to_duration, Clock, CoarseClock, Nanos};
 use crate::config::{check_grace_period, clamp_migration_timeout, Config};
 use crate::error::{CoreError, InvalidInput};
-use crate::fence::Fence;
 use crate::ids::{check_node_id, check_volume_id};
 use crate::nodes::{NodeId, NodeTable};
 use crate::outcome::{Access, Nodes, PublishOutcome, Published, StaleOutcome, UnpublishOutcome};
@@ -141,7 +140,7 @@ impl Engine {
         let config = self.config.load();
         let timeout = clamp_migration_timeout(migration_timeout.unwrap_or(config.default_migration_timeout));
         let req = PublishRequest {
-            node: self.nodes.lookup(node),
+            node: None, // looked up inside the entry guard (`publish_locked`)
             name: node,
             names: &self.nodes,
             access,
@@ -149,27 +148,21 @@ impl Engine {
             grace: duration_to_nanos(config.grace_period),
             still_attached,
         };
-        let decided = match self.volumes.get_mut(volume) {
-            Some(mut rec) => self.publish_locked(&mut rec, &req),
+        let locked = |rec: &mut VolumeRecord| self.publish_locked(volume, rec, &req, timeout);
+        match self.volumes.get_mut(volume) {
+            Some(mut rec) => locked(&mut rec),
             None => match self.volumes.entry(volume.into()) {
-                Entry::Occupied(mut o) => self.publish_locked(o.get_mut(), &req),
+                Entry::Occupied(mut o) => locked(o.get_mut()),
                 Entry::Vacant(v) => {
                     // The floor is written under this shard's lock too (see `forget`).
                     let mut rec = VolumeRecord::new(self.epoch_floor.load(Ordering::Acquire));
-                    let out = self.publish_locked(&mut rec, &req);
+                    let out = locked(&mut rec);
                     if out.is_ok() {
                         v.insert(rec);
                     }
                     out
                 }
             },
-        };
-        match decided {
-            Ok((decision, fence)) => {
-                let admitted = fence.admission(node).expect("a granted publish admits the node");
-                Ok(PublishOutcome { kind: self.published(decision, timeout), epoch: fence.epoch, admitted, fence })
-            }
-            Err(refusal) => Err(self.refused(volume, node, access, refusal)),
         }
     }
 
@@ -179,10 +172,48 @@ impl Engine {
         Moment { now: self.clock.now(), term: self.term.load(Ordering::Acquire) }
     }
 
-    /// Applies the table and counts the outcome, inside the entry guard so counts and gauges
-    /// follow the entry's own order.
-    fn publish_locked(&self, rec: &mut VolumeRecord, req: &PublishRequest<'_>) -> Result<(Decision, Fence), Refusal> {
-        let decided = rec.publish(req, self.moment());
+    /// Settles every part of a publish inside the entry guard: the node's identity (looked up
+    /// here, so two first publishes of one new node agree on it), the table, the counts, the
+    /// outcome's names (read while the record still holds them) and the node table's holds.
+    fn publish_locked(
+        &self,
+        volume: &str,
+        rec: &mut VolumeRecord,
+        req: &PublishRequest<'_>,
+        timeout: Duration,
+    ) -> Result<PublishOutcome, CoreError> {
+        let before = rec.held();
+        let req = PublishRequest { node: self.nodes.lookup(req.name), ..*req };
+        let decided = rec.publish(&req, self.moment());
+        self.count_publish(&decided);
+        let (out, pinned) = match decided {
+            Ok(decision) => {
+                let fence = self.fence_of(rec);
+                let admitted = fence.admission(req.name).expect("a granted publish admits the node");
+                let kind = self.published(decision, timeout);
+                let pinned = match decision {
+                    Decision::AlreadyAttached => None,
+                    Decision::MigrationStarted { .. } => Some(rec.nodes()[1]),
+                    Decision::Attached | Decision::HandedOff { .. } => Some(rec.primary()),
+                };
+                (Ok(PublishOutcome { kind, epoch: fence.epoch, admitted, fence }), pinned)
+            }
+            Err(refusal) => (Err(self.refused(volume, req.name, req.access, refusal)), None),
+        };
+        self.settle(rec, &before, pinned);
+        out
+    }
+
+    /// Ends a change of `rec` (under its write guard, after the outcome's names are read):
+    /// moves the record's holds in the node table from `before` to what it holds now.
+    fn settle(&self, rec: &mut VolumeRecord, before: &[NodeId; 3], pinned: Option<NodeId>) {
+        rec.drop_consumed_detach();
+        self.nodes.settle(before, &rec.held(), pinned);
+    }
+
+    /// Counts a publish's outcome, inside the entry guard so counts and gauges follow the
+    /// entry's own order.
+    fn count_publish(&self, decided: &Result<Decision, Refusal>) {
         let c = self.counters.local();
         match decided {
             Ok(Decision::Attached) => c.attached.incr(),
@@ -198,7 +229,6 @@ impl Engine {
             Err(Refusal::MigrationTimedOut { .. }) => c.migration_timed_out.incr(),
             Err(Refusal::EpochExhausted { .. }) => c.epoch_exhausted.incr(),
         }
-        decided.map(|d| (d, self.fence_of(rec)))
     }
 
     fn published(&self, decision: Decision, timeout: Duration) -> Published {
@@ -255,21 +285,23 @@ impl Engine {
     /// decision and its write.
     pub fn unpublish(&self, volume: &str, node: Option<&str>) -> Result<UnpublishOutcome, CoreError> {
         check_volume_id(volume).map_err(|e| self.invalid(e))?;
-        let node_id = match node {
-            Some(n) => {
-                check_node_id(n).map_err(|e| self.invalid(e))?;
-                // A name never interned holds nothing.
-                let Some(id) = self.nodes.lookup(n) else { return Ok(self.not_attached()) };
-                Some(id)
-            }
+        if let Some(n) = node {
+            check_node_id(n).map_err(|e| self.invalid(e))?;
+        }
+        let Some(mut rec) = self.volumes.get_mut(volume) else { return Ok(self.not_attached()) };
+        // The node's id is looked up under the guard: an id this volume holds cannot be
+        // released and given to another name meanwhile.
+        let node_id = match node.map(|n| self.nodes.lookup(n)) {
+            // A name not interned holds nothing.
+            Some(None) => return Ok(self.not_attached()),
+            Some(Some(id)) => Some(id),
             None => None,
         };
-        let Some(mut rec) = self.volumes.get_mut(volume) else { return Ok(self.not_attached()) };
+        let before = rec.held();
         let done = rec.unpublish(node_id, self.moment()).map_err(|e| self.exhausted(volume, e))?;
         self.count_unpublish(done);
         let (epoch, fence) = (rec.epoch, self.fence_of(&rec));
-        drop(rec);
-        Ok(match done {
+        let out = match done {
             Unpublished::NotAttached => UnpublishOutcome::NotAttached,
             Unpublished::Detached { nodes, .. } => {
                 UnpublishOutcome::Detached { nodes: self.names(nodes), epoch, fence }
@@ -287,7 +319,9 @@ impl Engine {
                 epoch,
                 fence,
             },
-        })
+        };
+        self.settle(&mut rec, &before, None);
+        Ok(out)
     }
 
     fn not_attached(&self) -> UnpublishOutcome {
@@ -296,7 +330,7 @@ impl Engine {
     }
 
     /// Counts an unpublish. Every migration ends exactly once: completed, aborted, or ended by
-    /// a full detach (here) or a stale clear (`clear_stale_id`).
+    /// a full detach (here) or a stale clear (`clear_stale_with`).
     fn count_unpublish(&self, done: Unpublished) {
         let c = self.counters.local();
         match done {
@@ -325,20 +359,23 @@ impl Engine {
     /// Locking behaviour: holds the volume's entry write guard.
     pub fn clear_stale(&self, volume: &str, node: &str) -> Result<StaleOutcome, CoreError> {
         check_volume_id(volume).and_then(|()| check_node_id(node)).map_err(|e| self.invalid(e))?;
-        let Some(id) = self.nodes.lookup(node) else { return Ok(StaleOutcome::NotAttached) };
-        self.clear_stale_id(volume, id, None)
+        self.clear_stale_with(volume, &|names| names.lookup(node), None)
     }
 
-    /// [`Engine::clear_stale`] by id; with `seen`, only while the volume's epoch is still the
-    /// one the caller's scan saw (reconcile clears by epoch).
-    pub(crate) fn clear_stale_id(
+    /// [`Engine::clear_stale`] of the node `resolve` names, resolved under the entry guard (or
+    /// an id the caller pins); with `seen`, only while the volume's epoch is still the one the
+    /// caller's scan saw (reconcile clears by epoch).
+    ///
+    /// Locking behaviour: holds the volume's entry write guard.
+    pub(crate) fn clear_stale_with(
         &self,
         volume: &str,
-        node: NodeId,
+        resolve: &dyn Fn(&NodeTable) -> Option<NodeId>,
         seen: Option<u64>,
     ) -> Result<StaleOutcome, CoreError> {
         let Some(mut rec) = self.volumes.get_mut(volume) else { return Ok(StaleOutcome::NotAttached) };
-        let was_migrating = rec.is_migrating();
+        let Some(node) = resolve(&self.nodes) else { return Ok(StaleOutcome::NotAttached) };
+        let (was_migrating, before) = (rec.is_migrating(), rec.held());
         if !rec.clear_node(node, seen, self.moment()).map_err(|e| self.exhausted(volume, e))? {
             return Ok(StaleOutcome::NotAttached);
         }
@@ -348,13 +385,14 @@ impl Engine {
             self.counters.active_migrations.decr();
         }
         let (remaining, epoch, fence) = (rec.primary(), rec.epoch, self.fence_of(&rec));
-        drop(rec);
-        Ok(StaleOutcome::Cleared {
+        let out = StaleOutcome::Cleared {
             node: self.nodes.name(node),
             remaining: (!remaining.is_none()).then(|| self.nodes.name(remaining)),
             epoch,
             fence,
-        })
+        };
+        self.settle(&mut rec, &before, None);
+        Ok(out)
     }
 
     /// Drops the record of `volume` (epoch, detach record) once it is attached nowhere; the
@@ -362,13 +400,15 @@ impl Engine {
     /// volume of the same name made later starts above the forgotten epoch. Refuses an
     /// attached volume, naming its nodes.
     ///
-    /// Locking behaviour: holds the volume's shard write lock.
+    /// Locking behaviour: holds the volume's shard write lock; lets the node table go of the
+    /// record's detach node after it (see `NodeTable::release`).
     pub fn forget(&self, volume: &str) -> Result<bool, CoreError> {
         check_volume_id(volume).map_err(|e| self.invalid(e))?;
         let mut attached = None;
         let removed = self.volumes.remove_if(volume, |_, rec| {
             if rec.is_attached() {
-                attached = Some(rec.nodes());
+                // Named under the guard, while the record holds them.
+                attached = Some(self.names(rec.nodes()));
                 return false;
             }
             // Under the shard lock, as the floor's reader in `publish` is.
@@ -376,9 +416,11 @@ impl Engine {
             true
         });
         if let Some(nodes) = attached {
-            return Err(CoreError::StillAttached { volume: volume.to_owned(), nodes: self.names(nodes) });
+            return Err(CoreError::StillAttached { volume: volume.to_owned(), nodes });
         }
-        if removed.is_some() {
+        if let Some((_, rec)) = &removed {
+            // The record is gone: its detach record's node is held by nothing of it any more.
+            self.nodes.settle(&rec.held(), &[], None);
             self.counters.local().forgotten.incr();
         }
         Ok(removed.is_some())

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::clock::{duration_to_nanos, nanos_to_duration, Clock, Nanos};
 use crate::config::{clamp_migration_timeout, Config};
-use crate::error::{CoreError, InputField, InvalidInput, Problem};
+use crate::error::{CoreError, Inconsistency, InputField, InvalidInput, Problem, SnapshotError};
 use crate::fence::{Admission, Fence, VolumeFence, MAX_TERM};
 use crate::ids::{check_node_id, check_volume_id};
 use crate::outcome::{
@@ -324,10 +324,28 @@ impl Model {
         }
     }
 
+    /// [`Model::next`] under the term in force after a restore bringing `doc_term`.
+    fn next_under(&self, volume: &str, epoch: u64, doc_term: u64) -> Result<u64, CoreError> {
+        let term = self.term.max(doc_term);
+        self.next(volume, epoch).map(|e| e.max(term << 32))
+    }
+
     /// Replaces the state with a (well-formed) document's, never lowering an epoch: a volume
     /// not above its live epoch with another state goes one above it; one not live, above
-    /// the floor; dropped volumes raise the floor.
+    /// the floor; a volume dropped while attached stays, detached, one change above; other
+    /// dropped volumes raise the floor. Every raised epoch is of the term in force after it.
     pub fn restore(&mut self, doc: &Snapshot) -> Result<(), CoreError> {
+        // An epoch or floor the next change could not raise is refused (epochs never wrap).
+        let cannot_grow = |subject: &str, epoch: u64| {
+            let problem = Inconsistency::EpochCannotGrow(epoch);
+            CoreError::BadSnapshot(SnapshotError::Inconsistent { subject: subject.into(), problem })
+        };
+        if self.next_under("", doc.epoch_floor, doc.term).is_err() {
+            return Err(cannot_grow("epoch_floor", doc.epoch_floor));
+        }
+        if let Some(e) = doc.volumes.iter().find(|e| self.next_under(&e.volume, e.epoch, doc.term).is_err()) {
+            return Err(cannot_grow(&e.volume, e.epoch));
+        }
         let now = self.clock.now();
         let wall = unix_nanos(self.clock.wall_time(now));
         let reference = wall.max(doc.taken_at_unix_nanos);
@@ -351,12 +369,19 @@ impl Model {
                 None => (self.floor, false),
             };
             if v.epoch < base || (v.epoch == base && !same && base > 0) {
-                let term = std::mem::take(&mut self.term);
-                let raised = self.next(&e.volume, base);
-                self.term = term;
-                v.epoch = raised?;
+                v.epoch = self.next_under(&e.volume, base, doc.term)?;
             }
             next.insert(e.volume.clone(), v);
+        }
+        // A volume dropped while attached stays, detached, one change above its epoch.
+        let kept: Vec<(String, u64)> = self
+            .volumes
+            .iter()
+            .filter(|(k, l)| !l.nodes.is_empty() && !next.contains_key(*k))
+            .map(|(k, l)| Ok((k.clone(), self.next_under(k, l.epoch, doc.term)?)))
+            .collect::<Result<_, CoreError>>()?;
+        for (k, epoch) in kept {
+            next.insert(k, Volume { epoch, ..Volume::default() });
         }
         let dropped = self.volumes.iter().filter(|(k, _)| !next.contains_key(*k)).map(|(_, v)| v.epoch).max();
         self.floor = self.floor.max(dropped.unwrap_or(0)).max(doc.epoch_floor);

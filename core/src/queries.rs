@@ -30,10 +30,11 @@ impl Engine {
         check_volume_id(volume).map_err(|e| self.invalid(e))?;
         let Some(rec) = self.volumes.get(volume) else { return Ok(None) };
         let Some(at) = rec.detached_at.get() else { return Ok(None) };
-        let node = rec.detached_from;
+        // Named under the guard, while the record holds the node.
+        let node = self.nodes.name(rec.detached_from);
         drop(rec);
         Ok(Some(DetachRecord {
-            node: self.nodes.name(node),
+            node,
             at: self.clock.wall_time(at),
             age: nanos_to_duration(self.clock.now().saturating_sub(at)),
         }))
@@ -78,12 +79,21 @@ impl Engine {
         all
     }
 
-    /// How many node names the engine holds: only names that an attachment, a detach record or
-    /// a missing mark ever held are interned, so refused and invalid calls never grow it.
+    /// How many node names the engine holds: a name is interned only while an attachment, a
+    /// detach record or a missing mark holds it, so refused and invalid calls never grow it,
+    /// and a name nothing holds any more is released.
     ///
-    /// Locking behaviour: the node table's read lock.
+    /// Locking behaviour: a read lock on each shard of the node table's name map in turn.
     pub fn interned_nodes(&self) -> usize {
         self.nodes.len()
+    }
+
+    /// How many slots the node table's id-to-name array uses: released ids are reused, so this
+    /// is bounded by the most names held at once, not by every name ever seen.
+    ///
+    /// Locking behaviour: none; one atomic read.
+    pub fn node_slots(&self) -> usize {
+        self.nodes.slots()
     }
 
     /// How many volumes are attached now.

@@ -24,17 +24,28 @@ impl Engine {
     ///
     /// Locking behaviour: holds the engine's reconcile lock throughout (reconciles, snapshots
     /// and restores run one at a time); takes shared guards on one map shard at a time while
-    /// scanning, then each cleared volume's entry write guard in turn.
+    /// scanning, then each cleared volume's entry write guard in turn. Pins the live and the
+    /// orphaned node names in the node table for the pass (see `NodeTable::pin`).
     pub fn reconcile<S: AsRef<str>>(&self, live_nodes: &[S]) -> Result<ReconcileReport, CoreError> {
         for n in live_nodes {
             check_node_id(n.as_ref()).map_err(|e| self.invalid(e))?;
         }
-        let live: HashSet<NodeId> = live_nodes.iter().filter_map(|n| self.nodes.lookup(n.as_ref())).collect();
+        // Pinned, so that no live id is released and given to another name during the pass.
+        let pins: Vec<NodeId> = live_nodes.iter().filter_map(|n| self.nodes.pin(n.as_ref())).collect();
+        let live: HashSet<NodeId> = pins.iter().copied().collect();
         let mut missing = self.missing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let report = self.reconcile_locked(&live, &mut missing);
+        drop(missing);
+        self.nodes.release_all(pins);
+        Ok(report)
+    }
+
+    /// The pass itself, under the reconcile lock (`missing`), with the live ids pinned.
+    fn reconcile_locked(&self, live: &HashSet<NodeId>, missing: &mut HashMap<NodeId, Nanos>) -> ReconcileReport {
         self.counters.local().reconciles.incr();
         let now = self.clock.now();
         let grace = duration_to_nanos(self.config().grace_period);
-        let scan = self.scan(&live, now);
+        let scan = self.scan(live, now);
 
         let mut report = ReconcileReport { timed_out_migrations: scan.timed_out, ..ReconcileReport::default() };
         // Marks of nodes that are live again, or that no longer hold anything, are dropped.
@@ -42,6 +53,9 @@ impl Engine {
             let keep = scan.orphans.contains_key(node);
             if !keep && live.contains(node) {
                 report.returned.push(self.nodes.name(*node));
+            }
+            if !keep {
+                self.nodes.release(*node); // the mark's hold
             }
             keep
         });
@@ -51,12 +65,17 @@ impl Engine {
         // Epochs this pass itself issued: clearing both sides of a migration changes the epoch
         // between the two clears, and the second must still match.
         let mut ours = HashMap::new();
-        for (_, node, volumes) in orphans {
-            let since = *missing.entry(node).or_insert(now);
+        for (_, node, volumes) in &orphans {
+            let node = *node;
+            let since = *missing.entry(node).or_insert_with(|| {
+                self.nodes.hold(node); // the new mark's hold; the scan's pin keeps it valid
+                now
+            });
             let missing_for = now.saturating_sub(since);
             if missing_for >= grace {
-                report.cleared.extend(self.clear_node_everywhere(node, &volumes, &mut ours));
+                report.cleared.extend(self.clear_node_everywhere(node, volumes, &mut ours));
                 missing.remove(&node);
+                self.nodes.release(node);
             } else {
                 report.pending.push(PendingNode {
                     node: self.nodes.name(node),
@@ -70,14 +89,21 @@ impl Engine {
         report.timed_out_migrations.sort_unstable_by(|a, b| a.volume.cmp(&b.volume));
         report.pending.sort_unstable_by(|a, b| a.node.cmp(&b.node));
         report.returned.sort_unstable();
-        Ok(report)
+        self.nodes.release_all(orphans.into_iter().map(|(_, id, _)| id)); // the scan's pins
+        report
     }
 
     fn scan(&self, live: &HashSet<NodeId>, now: Nanos) -> Scan {
         let mut scan = Scan::default();
         for rec in &self.volumes {
             for node in rec.nodes().into_iter().filter(|n| !n.is_none() && !live.contains(n)) {
-                scan.orphans.entry(node).or_default().push((rec.key().clone(), rec.epoch));
+                let volumes = scan.orphans.entry(node).or_insert_with(|| {
+                    // Pinned under the guard, while this record holds it: the pass names and
+                    // marks the node after the guard is gone.
+                    self.nodes.hold(node);
+                    Vec::new()
+                });
+                volumes.push((rec.key().clone(), rec.epoch));
             }
             let elapsed = now.saturating_sub(rec.since);
             // The swap under a shared guard makes "reported once" hold even if two passes
@@ -109,7 +135,7 @@ impl Engine {
             .iter()
             .filter_map(|(v, seen)| {
                 let seen = ours.get(v).copied().unwrap_or(*seen);
-                match self.clear_stale_id(v, node, Some(seen)) {
+                match self.clear_stale_with(v, &|_| Some(node), Some(seen)) {
                     Ok(StaleOutcome::Cleared { node, epoch, fence, .. }) => {
                         ours.insert(v.clone(), epoch);
                         Some(ClearedAttachment { volume: v.to_string(), node, epoch, fence })

@@ -96,9 +96,10 @@ pub(crate) const MAX_NODE_ID: u32 = ID_BITS - 1;
 pub(crate) struct Exhausted(pub(crate) u64);
 
 /// `epoch` raised for a change under `term`: `max(epoch + 1, term << 32)`, refused when it
-/// cannot grow. `u64::MAX` itself is never issued, so every state the engine reaches can be
-/// snapshotted and restored (a restore refuses an epoch that cannot grow). `term` is at most
-/// `u32::MAX`, so the shift never overflows.
+/// cannot grow. `u64::MAX` itself is never issued; `u64::MAX - 1` is the last epoch, after
+/// which the volume can change no more, and a restore refuses a document holding it (or a
+/// floor there), since no change could follow. `term` is at most `u32::MAX`, so the shift
+/// never overflows.
 pub(crate) fn next_epoch(epoch: u64, term: u64) -> Result<u64, Exhausted> {
     epoch.checked_add(1).filter(|&e| e < u64::MAX).map(|e| e.max(term << 32)).ok_or(Exhausted(epoch))
 }
@@ -176,6 +177,22 @@ impl VolumeRecord {
 
     pub(crate) fn holds(&self, node: NodeId) -> bool {
         !node.is_none() && self.nodes().contains(&node)
+    }
+
+    /// Every node id the record holds in the node table: the attachment's slots and the
+    /// detach record's node (held until the record is written again after its stamp was
+    /// consumed or cleared; see [`VolumeRecord::drop_consumed_detach`]).
+    pub(crate) fn held(&self) -> [NodeId; 3] {
+        let [a, b] = self.nodes();
+        [a, b, self.detached_from]
+    }
+
+    /// Lets the detach record's node go once its stamp is gone (consumed by a handoff, or
+    /// cleared under a shared guard, which cannot write this field). Under the write guard.
+    pub(crate) fn drop_consumed_detach(&mut self) {
+        if self.detached_at.get().is_none() {
+            self.detached_from = NodeId::NONE;
+        }
     }
 
     /// The migration's timeout (0 when not migrating).

@@ -12,7 +12,9 @@ use crate::record::{next_epoch, Exhausted, VolumeRecord};
 /// A publish request, with settings read; the node is interned only if it is admitted.
 #[derive(Clone, Copy)]
 pub(crate) struct PublishRequest<'a> {
-    /// The node's id if the name was ever interned (a name never interned holds nothing).
+    /// The node's id if the name is interned now, looked up inside the entry guard: a name
+    /// not interned holds nothing, and an id this volume holds keeps its name while the guard
+    /// is held, so comparing it with the volume's nodes is exact.
     pub(crate) node: Option<NodeId>,
     pub(crate) name: &'a str,
     pub(crate) names: &'a NodeTable,
@@ -33,9 +35,10 @@ pub(crate) struct Moment {
 }
 
 impl PublishRequest<'_> {
-    /// The id to write into the entry: interned now if the name is new.
+    /// The id to write into the entry, with one hold taken on it (interned now if the name
+    /// is new); the engine turns that hold into the entry's when it settles the change.
     fn admit(&self) -> NodeId {
-        self.node.unwrap_or_else(|| self.names.intern(self.name))
+        self.names.intern(self.name)
     }
 }
 

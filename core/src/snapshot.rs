@@ -260,11 +260,18 @@ impl Engine {
     /// raised above it, a volume the document drops raises the floor, and the term is the
     /// higher of the two. Counters are kept, except the active-migrations gauge, recomputed.
     ///
+    /// A live volume the document drops while it is attached keeps its record, detached, at a
+    /// raised epoch: its fence is empty, so a storage target can still revoke the old holders.
+    /// Every epoch the restore raises is at least `term << 32` for the term in force after it.
+    ///
     /// Locking behaviour: holds the reconcile lock, then every map shard's write lock at
     /// once (taken in shard order; no other call holds two shard locks) while the contents
-    /// are swapped.
+    /// are swapped; after both are let go, the replaced records and marks let go of their
+    /// node names (see `NodeTable::release`).
     pub fn restore(&self, snapshot: &Snapshot) -> Result<(), CoreError> {
         let staged = self.stage(snapshot)?;
+        // Each record and mark takes its holds in the node table here; the replaced ones
+        // let theirs go once the swap is done (or these go, if the restore is refused).
         let marks: HashMap<NodeId, Nanos> = staged.marks.iter().map(|(n, t)| (self.nodes.intern(n), *t)).collect();
         let records: Records = staged.volumes.iter().map(|v| (Box::from(v.volume), self.record_of(v))).collect();
         let mut missing = self.missing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -283,11 +290,16 @@ impl Engine {
                 shard.insert(h as u64, (key, dashmap::SharedValue::new(rec)), |(k, _)| hash(k) as u64);
             }
         };
-        let records = match raise_epochs(records, &live, self.epoch_floor.load(Ordering::Acquire)) {
+        // Every epoch the restore issues is of the term in force after it.
+        let term = self.term().max(staged.term);
+        let records = match raise_epochs(records, &live, self.epoch_floor.load(Ordering::Acquire), term) {
             Ok(records) => records,
-            Err((volume, e)) => {
+            Err((volume, e, records)) => {
                 // Put the live state back as it was; no caller could see it gone.
                 put_back(&mut shards, live.into_iter().collect());
+                drop((shards, missing));
+                self.nodes.release_all(records.iter().flat_map(|(_, r)| r.held()).filter(|n| !n.is_none()));
+                self.nodes.release_all(marks.into_keys());
                 return Err(CoreError::EpochExhausted { volume, epoch: e.0 });
             }
         };
@@ -297,8 +309,11 @@ impl Engine {
         self.epoch_floor.fetch_max(dropped.max(staged.floor), Ordering::AcqRel);
         self.term.fetch_max(staged.term, Ordering::AcqRel);
         put_back(&mut shards, records);
-        *missing = marks;
+        let old_marks = std::mem::replace(&mut *missing, marks);
         self.counters.active_migrations.set(migrating as u64);
+        drop((shards, missing));
+        self.nodes.release_all(live.values().flat_map(VolumeRecord::held).filter(|n| !n.is_none()));
+        self.nodes.release_all(old_marks.into_keys());
         Ok(())
     }
 
@@ -309,6 +324,14 @@ impl Engine {
             |t| SnapshotError::Inconsistent { subject: "term".into(), problem: Inconsistency::TermTooLarge(t) };
         if snapshot.term > MAX_TERM {
             return Err(bad_term(snapshot.term));
+        }
+        // Every epoch, and the floor, must leave room for the next change, as the term in force
+        // after the restore issues it: a value that cannot grow would refuse every later change
+        // of its volume (or, for the floor, of every new volume) for good.
+        let term = self.term().max(snapshot.term);
+        if next_epoch(snapshot.epoch_floor, term).is_err() {
+            let problem = Inconsistency::EpochCannotGrow(snapshot.epoch_floor);
+            return Err(SnapshotError::Inconsistent { subject: "epoch_floor".into(), problem });
         }
         let now = self.clock.now();
         let wall = unix_nanos(self.clock.wall_time(now));
@@ -323,7 +346,7 @@ impl Engine {
             if !seen.insert(entry.volume.as_str()) {
                 return Err(bad(Inconsistency::DuplicateVolume));
             }
-            volumes.push(stage_volume(entry, &timeline).map_err(bad)?);
+            volumes.push(stage_volume(entry, &timeline, term).map_err(bad)?);
         }
         let mut marks = Vec::with_capacity(snapshot.missing_nodes.len());
         let mut seen_marks = HashSet::new();
@@ -359,26 +382,40 @@ impl Engine {
 
 /// Raises each document record's epoch so that no epoch goes down: above the live record of
 /// the same volume when the document's is not higher and the state differs (kept when it is
-/// the same state), and above the floor for a volume not live. Fails, naming the volume, when
-/// such an epoch cannot grow.
+/// the same state), and above the floor for a volume not live. A live volume that the
+/// document drops while it is attached is kept, detached (an empty fence), at a raised epoch,
+/// so a storage target can still revoke its old holders. Every raised epoch is of `term`.
+/// Fails, naming the volume and handing the records back, when such an epoch cannot grow.
 fn raise_epochs(
-    records: Records,
+    mut records: Records,
     live: &HashMap<Box<str>, VolumeRecord>,
     floor: u64,
-) -> Result<Records, (String, Exhausted)> {
-    records
-        .into_iter()
-        .map(|(key, mut rec)| {
-            let (base, same) = match live.get(&key) {
-                Some(l) => (l.epoch, same_state(l, &rec)),
-                None => (floor, false),
-            };
-            if rec.epoch < base || (rec.epoch == base && !same && base > 0) {
-                rec.epoch = next_epoch(base, 0).map_err(|e| (key.to_string(), e))?;
+    term: u64,
+) -> Result<Records, (String, Exhausted, Records)> {
+    let in_doc: HashSet<Box<str>> = records.iter().map(|(k, _)| k.clone()).collect();
+    for (key, l) in live.iter().filter(|(k, l)| l.is_attached() && !in_doc.contains(*k)) {
+        records.push((key.clone(), VolumeRecord::new(l.epoch)));
+    }
+    let mut failed = None;
+    for (key, rec) in &mut records {
+        let (base, same) = match live.get(key) {
+            Some(l) => (l.epoch, same_state(l, rec)),
+            None => (floor, false),
+        };
+        if rec.epoch < base || (rec.epoch == base && !same && base > 0) {
+            match next_epoch(base, term) {
+                Ok(e) => rec.epoch = e,
+                Err(e) => {
+                    failed = Some((key.to_string(), e));
+                    break;
+                }
             }
-            Ok((key, rec))
-        })
-        .collect()
+        }
+    }
+    match failed {
+        Some((volume, e)) => Err((volume, e, records)),
+        None => Ok(records),
+    }
 }
 
 /// Whether two records hold the same nodes, admissions and (while attached) access: a
@@ -388,8 +425,8 @@ fn same_state(a: &VolumeRecord, b: &VolumeRecord) -> bool {
 }
 
 /// Checks one volume of a document.
-fn stage_volume<'a>(entry: &'a VolumeEntry, timeline: &Timeline) -> Result<StagedVolume<'a>, Inconsistency> {
-    if entry.epoch == u64::MAX {
+fn stage_volume<'a>(entry: &'a VolumeEntry, timeline: &Timeline, term: u64) -> Result<StagedVolume<'a>, Inconsistency> {
+    if next_epoch(entry.epoch, term).is_err() {
         return Err(Inconsistency::EpochCannotGrow(entry.epoch));
     }
     let detach = match &entry.last_detach {
