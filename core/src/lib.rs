@@ -21,6 +21,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod adopt;
 mod clock;
 mod config;
 mod engine;

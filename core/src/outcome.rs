@@ -21,6 +21,18 @@ pub enum AccessMode {
     Rwx,
 }
 
+impl AccessMode {
+    /// How many nodes may hold a volume of this mode at once: the publish table's limit
+    /// (RWO one; RWX two, the source and target of a migration), written once here and read
+    /// by the table, the restore's checks and adoption.
+    pub const fn node_limit(self) -> usize {
+        match self {
+            Self::Rwo => 1,
+            Self::Rwx => 2,
+        }
+    }
+}
+
 impl fmt::Display for AccessMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

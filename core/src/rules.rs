@@ -125,7 +125,8 @@ impl VolumeRecord {
     /// RWX: a second node starts a migration; a third is refused, as timed out when the
     /// migration has outlived its timeout (that check comes first), else as over the limit.
     fn start_migration(&mut self, req: &PublishRequest<'_>, at: Moment) -> Result<Decision, Refusal> {
-        if self.is_migrating() {
+        let held = self.nodes().iter().filter(|n| !n.is_none()).count();
+        if held >= AccessMode::Rwx.node_limit() {
             let elapsed = at.now.saturating_sub(self.since);
             let timeout = self.migration_timeout();
             if elapsed > timeout {

@@ -452,8 +452,8 @@ fn stage_volume<'a>(entry: &'a VolumeEntry, timeline: &Timeline, term: u64) -> R
     }
     match (a.nodes.len(), a.mode) {
         (0, _) => return Err(Inconsistency::NoNodes),
-        (2, AccessMode::Rwo) => return Err(Inconsistency::RwoOnTwoNodes),
-        (n, _) if n > 2 => return Err(Inconsistency::TooManyNodes(n)),
+        (n, _) if n > AccessMode::Rwx.node_limit() => return Err(Inconsistency::TooManyNodes(n)),
+        (n, AccessMode::Rwo) if n > AccessMode::Rwo.node_limit() => return Err(Inconsistency::RwoOnTwoNodes),
         _ => {}
     }
     if a.nodes.len() == 2 && a.nodes[0] == a.nodes[1] {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use dashmap::DashSet;
 use tether_core::{Clock, Config, CoreError, Engine, SnapshotError};
 
-use crate::adopt::{self, AdoptReport, Observed};
+use crate::adopt::{AdoptReport, Observed};
 use crate::catalog::Catalog;
 use crate::events::{Event, EventSink};
 use crate::inflight::InFlight;
@@ -336,8 +336,7 @@ impl Driver {
     pub fn adopt(&self, observed: &Observed) -> Result<AdoptReport, DriverError> {
         let default_timeout = self.engine.config().default_migration_timeout;
         let timeout_for = |v: &str| self.catalog.get(v).and_then(|m| m.migration_timeout()).unwrap_or(default_timeout);
-        let (snapshot, report) = adopt::plan(&self.engine.snapshot(), observed, timeout_for);
-        self.engine.restore(&snapshot)?;
+        let report = self.engine.adopt(observed, timeout_for)?;
         // A retry after a failed persist finds the engine already adopted: what did not reach
         // the disk then is still owed.
         let owed: Vec<String> = self.unsaved.iter().map(|v| v.key().clone()).collect();

@@ -49,7 +49,7 @@ impl Fixture {
     }
 
     fn adopt_with(&self, observed: &Observed, timeout_for: impl Fn(&str) -> Duration) -> AdoptReport {
-        let (snapshot, report) = plan(&self.engine.snapshot(), observed, timeout_for);
+        let (snapshot, report) = plan(&self.engine.snapshot(), observed, timeout_for).expect("the plan is accepted");
         self.engine.restore(&snapshot).expect("the engine accepts the planned snapshot");
         report
     }
@@ -382,7 +382,7 @@ fn an_invalid_volume_id_is_refused_not_fatal() {
         let f = fixture();
         let mut seen_volumes = observed([("pvc-good", seen(Access::RWO, &[("node-a", 100)], 0))]);
         seen_volumes.insert(bad.clone(), seen(Access::RWO, &[("node-b", 100)], 0));
-        let (snapshot, report) = plan(&f.engine.snapshot(), &seen_volumes, |_| TIMEOUT);
+        let (snapshot, report) = plan(&f.engine.snapshot(), &seen_volumes, |_| TIMEOUT).expect("the plan is accepted");
         f.engine.restore(&snapshot).expect("one bad volume id must not make the whole state unrestorable");
         assert_eq!(report.adopted, ["pvc-good"]);
         assert_eq!(refused_nodes(&report), [(bad.as_str(), "node-b")]);
