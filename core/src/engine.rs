@@ -107,9 +107,10 @@ impl Engine {
     /// `migration_timeout` (clamped into 30 s ..= 1 h) applies if this starts a migration;
     /// `None` takes the configured default. The node's name is interned only if it is admitted.
     ///
-    /// Locking behaviour: holds the volume's entry write guard for the clock read, the
-    /// decision and its write; interns a new node name under it (the node table's locks are
-    /// never held while waiting for an entry guard).
+    /// Locking behaviour: holds the volume's entry write guard for the node's lookup, the
+    /// clock read, the decision and its write; under it, interns an admitted node's name and
+    /// lets go of names the volume no longer holds (the node table's locks are never held while
+    /// waiting for an entry guard).
     pub fn publish(
         &self,
         volume: &str,
@@ -281,8 +282,9 @@ impl Engine {
     /// Detaches `volume` from `node` (from every node when `None`), following the unpublish
     /// table of DESIGN.md. Idempotent: a volume not attached there gives `NotAttached`.
     ///
-    /// Locking behaviour: holds the volume's entry write guard for the clock read, the
-    /// decision and its write.
+    /// Locking behaviour: holds the volume's entry write guard for the node's lookup, the
+    /// clock read, the decision and its write; under it, lets go of the names the volume no
+    /// longer holds (see `NodeTable::release`).
     pub fn unpublish(&self, volume: &str, node: Option<&str>) -> Result<UnpublishOutcome, CoreError> {
         check_volume_id(volume).map_err(|e| self.invalid(e))?;
         if let Some(n) = node {
@@ -356,7 +358,8 @@ impl Engine {
     /// Compare-and-clear: removes `node` from `volume` only if it still holds it, so it can never
     /// undo a newer attachment. Writes no detach record.
     ///
-    /// Locking behaviour: holds the volume's entry write guard.
+    /// Locking behaviour: holds the volume's entry write guard for the node's lookup, the
+    /// decision and its write, and lets go of the cleared node's name under it.
     pub fn clear_stale(&self, volume: &str, node: &str) -> Result<StaleOutcome, CoreError> {
         check_volume_id(volume).and_then(|()| check_node_id(node)).map_err(|e| self.invalid(e))?;
         self.clear_stale_with(volume, &|names| names.lookup(node), None)
@@ -400,8 +403,8 @@ impl Engine {
     /// volume of the same name made later starts above the forgotten epoch. Refuses an
     /// attached volume, naming its nodes.
     ///
-    /// Locking behaviour: holds the volume's shard write lock; lets the node table go of the
-    /// record's detach node after it (see `NodeTable::release`).
+    /// Locking behaviour: holds the volume's shard write lock; after it, lets go of the name of
+    /// the record's detach node in the node table (see `NodeTable::release`).
     pub fn forget(&self, volume: &str) -> Result<bool, CoreError> {
         check_volume_id(volume).map_err(|e| self.invalid(e))?;
         let mut attached = None;

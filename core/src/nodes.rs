@@ -241,6 +241,34 @@ mod tests {
         assert_eq!(t.slots(), 1);
     }
 
+    /// Release racing lookup: threads take and let go of holds on a few shared names (so each
+    /// name's last release races another thread's pin or intern of it, and ids are reused all
+    /// the time); while a thread holds an id, the id resolves to its name, and at the end
+    /// every name is gone.
+    #[test]
+    fn names_released_while_others_pin_them_never_change_under_a_holder() {
+        let t = NodeTable::default();
+        let names = ["n0", "n1", "n2", "n3", "n4"];
+        std::thread::scope(|s| {
+            for k in 0..4usize {
+                let t = &t;
+                s.spawn(move || {
+                    for i in 0..20_000usize {
+                        let name = names[(i * (k + 1)) % names.len()];
+                        let id = if i % 3 == 0 { t.pin(name) } else { Some(t.intern(name)) };
+                        if let Some(id) = id {
+                            assert_eq!(&*t.name(id), name, "id {} changed name under its holder", id.0);
+                            assert_eq!(t.lookup(name), Some(id));
+                            t.release(id);
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(t.len(), 0, "every hold was let go");
+        assert!(t.slots() <= names.len() * 2, "ids are reused: {} slots", t.slots());
+    }
+
     #[test]
     fn settle_moves_holds_and_consumes_the_pin() {
         let t = NodeTable::default();

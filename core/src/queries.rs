@@ -44,7 +44,9 @@ impl Engine {
     /// Returns whether there was one.
     ///
     /// Locking behaviour: a shared guard on the volume's entry; the record is cleared with one
-    /// atomic swap under it, so grace checks on the same volume are never blocked.
+    /// atomic swap under it, so grace checks on the same volume are never blocked. The shared
+    /// guard cannot write the record's node, so its name stays interned until the volume's
+    /// next change (or `forget`) lets it go.
     pub fn clear_detach_timestamp(&self, volume: &str) -> Result<bool, CoreError> {
         check_volume_id(volume).map_err(|e| self.invalid(e))?;
         Ok(self.volumes.get(volume).is_some_and(|rec| rec.detached_at.clear()))

@@ -95,10 +95,13 @@ def attached_at(epoch: int, term: int = 0) -> dict[str, Any]:
 
 def test_epoch_exhausted_attributes(engine: tether.Engine) -> None:
     last = 2**64 - 2  # the highest epoch issued: u64::MAX itself never is
-    engine.restore(attached_at(last))
+    with pytest.raises(tether.SnapshotError, match="cannot grow"):
+        engine.restore(attached_at(last))  # a document at the last epoch is refused
+    engine.restore(attached_at(last - 1))
+    engine.unpublish("v", "node-a")  # detached at the last epoch
     before = engine.snapshot_json()
     with pytest.raises(tether.EpochExhausted) as e:
-        engine.unpublish("v", "node-a")
+        engine.publish("v", "node-a")
     assert (e.value.volume, e.value.epoch) == ("v", last)
     assert "cannot grow any further" in str(e.value)
     assert engine.snapshot_json() == before

@@ -116,3 +116,42 @@ def test_restore_racing_publishes_grants_nobody_else(engine: tether.Engine) -> N
     )
     assert engine.stats()["attached"] == 0  # the intruders' publishes were all refused
     assert engine.stats()["conflicts"] >= THREADS * VOLUMES
+
+
+RACE_ROUNDS = 2000
+RACE_RESTORE_EVERY = 250
+
+
+def test_identical_first_publishes_agree_on_one_attachment(engine: tether.Engine) -> None:
+    """Issue 18, hole 1: threads publish one new volume to one never-seen node at once. Exactly one
+    is Attached, the others AlreadyAttached with the same admission epoch, the fence lists the node
+    once; the engine's snapshot restores into a fresh engine every RACE_RESTORE_EVERY rounds. (A
+    publish holds the GIL, so here the calls interleave between rounds of the GIL; the C ABI test
+    races them inside the engine.)"""
+    start = threading.Barrier(THREADS)
+    seen: list[list[tether.PublishOutcome]] = [[] for _ in range(RACE_ROUNDS)]
+    lock = threading.Lock()
+
+    def race(_: int) -> None:
+        for i in range(RACE_ROUNDS):
+            start.wait()
+            out = engine.publish(f"race-{i}", f"new-node-{i}", mode="RWO" if i % 2 == 0 else "RWX")
+            with lock:
+                seen[i].append(out)
+            start.wait()
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        list(pool.map(race, range(THREADS)))
+    for i, outs in enumerate(seen):
+        kinds = [o.kind for o in outs]
+        assert kinds.count(tether.PublishKind.ATTACHED) == 1, (i, kinds)
+        assert kinds.count(tether.PublishKind.ALREADY_ATTACHED) == THREADS - 1, (i, kinds)
+        for o in outs:
+            assert o.admitted == 1 and o.epoch == 1
+            assert [(a.node, a.epoch) for a in o.fence.nodes] == [(f"new-node-{i}", 1)]
+        if i % RACE_RESTORE_EVERY == RACE_RESTORE_EVERY - 1:
+            tether.Engine().restore(engine.snapshot_json())
+    stats = engine.stats()
+    assert stats["attached"] == RACE_ROUNDS
+    assert stats["already_attached"] == RACE_ROUNDS * (THREADS - 1)
+    assert stats["conflicts"] == 0 and stats["migrations_started"] == 0
