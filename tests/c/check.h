@@ -55,6 +55,7 @@ void test_fence_hostile(void);
 void test_hostile(void);
 void test_state(void);
 void test_threads(void);
+void test_first_publish_race(void);
 void test_version(void);
 
 #endif

@@ -12,6 +12,7 @@ int main(void) {
     test_hostile();
     test_fence_hostile();
     test_threads();
+    test_first_publish_race();
     printf("%d passed, %d failed\n", checks_passed(), checks_failed());
     return checks_failed() == 0 && checks_passed() > 0 ? 0 : 1;
 }

@@ -197,27 +197,34 @@ static void forget(void) {
     tether_engine_free(e);
 }
 
-/* A volume whose epoch reached its maximum refuses every change; nothing wraps. */
+/* A volume whose epoch reached its maximum refuses every change; nothing wraps. A document at
+ * that epoch is refused (no change could follow it); one a change below it restores. */
 static void epoch_exhausted(void) {
     tether_engine *e = manual_engine();
+    const char *fmt =
+        "{\"version\":2,\"taken_at_unix_nanos\":%llu,\"term\":0,\"epoch_floor\":0,\"volumes\":[{\"volume\":\"x\","
+        "\"epoch\":%llu,\"attachment\":{\"mode\":\"RWO\",\"readonly\":false,\"nodes\":[\"a\"],"
+        "\"admitted\":[1],\"since_unix_nanos\":%llu}}],\"missing_nodes\":[]}";
     char doc[512];
-    snprintf(doc, sizeof doc,
-             "{\"version\":2,\"taken_at_unix_nanos\":%llu,\"term\":0,\"epoch_floor\":0,\"volumes\":[{\"volume\":\"x\","
-             "\"epoch\":18446744073709551614,\"attachment\":{\"mode\":\"RWO\",\"readonly\":false,\"nodes\":[\"a\"],"
-             "\"admitted\":[1],\"since_unix_nanos\":%llu}}],\"missing_nodes\":[]}",
-             (unsigned long long)WALL0, (unsigned long long)WALL0);
+    snprintf(doc, sizeof doc, fmt, (unsigned long long)WALL0, (unsigned long long)(UINT64_MAX - 1),
+             (unsigned long long)WALL0);
+    CHECK_STATUS(tether_engine_restore_cstr(e, doc), TETHER_BAD_SNAPSHOT);
+    CHECK(last_error_has("cannot grow"));
+    snprintf(doc, sizeof doc, fmt, (unsigned long long)WALL0, (unsigned long long)(UINT64_MAX - 2),
+             (unsigned long long)WALL0);
     CHECK_OK(tether_engine_restore_cstr(e, doc));
-    tether_unpublish_result u;
-    memset(&u, POISON, sizeof u);
-    CHECK_STATUS(tether_engine_unpublish(e, ID("x"), ID("a"), &u), TETHER_EPOCH_EXHAUSTED);
-    CHECK(untouched(&u, sizeof u));
+    CHECK_OK(tether_engine_unpublish(e, ID("x"), ID("a"), NULL)); /* detached at the last epoch */
+    tether_publish_result p;
+    memset(&p, POISON, sizeof p);
+    CHECK_STATUS(tether_engine_publish(e, ID("x"), ID("a"), TETHER_RWO, false, 0, &p), TETHER_EPOCH_EXHAUSTED);
+    CHECK(untouched(&p, sizeof p));
     tether_error_info info;
     CHECK_OK(tether_last_error_info(&info));
     CHECK(info.status == TETHER_EPOCH_EXHAUSTED && info.epoch == UINT64_MAX - 1);
     CHECK(last_error_has("cannot grow"));
-    /* Refused, so nothing changed: still attached to a, at the same epoch. */
+    /* Refused, so nothing changed: detached, at the same epoch. */
     tether_fence f = fence_of(e, "x");
-    CHECK(f.epoch == UINT64_MAX - 1 && admits(&f, 1, "a", 1, NULL, 0));
+    CHECK(f.epoch == UINT64_MAX - 1 && f.node_count == 0);
     tether_stats s;
     CHECK_OK(tether_engine_stats(e, &s));
     CHECK(s.epoch_exhausted == 1);
