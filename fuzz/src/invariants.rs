@@ -74,6 +74,7 @@ pub fn check_snapshot(json: &str) {
         let limit = if a.mode == AccessMode::Rwo { 1 } else { 2 };
         assert!(!a.nodes.is_empty() && a.nodes.len() <= limit, "{} is {} on {:?}", v.volume, a.mode, a.nodes);
         assert_eq!(a.admitted.len(), a.nodes.len(), "admissions of {}", v.volume);
+        assert!(a.nodes.len() < 2 || a.nodes[0] != a.nodes[1], "{} lists {} twice", v.volume, a.nodes[0]);
         assert!(a.admitted.iter().all(|&x| x >= 1 && x <= v.epoch), "admissions of {}: {:?}", v.volume, a.admitted);
     }
 }
