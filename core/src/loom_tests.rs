@@ -1,5 +1,5 @@
 //! Loom models of the state read and written outside one entry guard: the detach stamp, the
-//! counters, the term and the epoch floor.
+//! counters, the term, the epoch floor and the node table's release of a name.
 
 use loom::sync::Arc;
 use loom::thread;
@@ -149,5 +149,38 @@ fn a_volume_recreated_after_forget_starts_above_the_forgotten_epoch() {
         };
         forgetter.join().unwrap();
         assert!(created > 9, "recreated at {created}, not above the forgotten 9");
+    });
+}
+
+/// The node table's last release racing a pin of the same name (`NodeTable::release` and
+/// `NodeTable::pin`): the count drops outside any lock, the name leaves the map only under its
+/// shard lock and only at zero holders, and a pin takes its hold under that lock. Whichever
+/// order they run in, a name that was pinned stays in the table with its one holder, and a
+/// name that was not is gone with none: never a pinned id whose name was removed.
+#[test]
+fn a_last_release_racing_a_pin_never_removes_a_pinned_name() {
+    loom::model(|| {
+        let holders = Arc::new(AtomicU64::new(1)); // one slot's count, held by the releaser
+        let shard = Arc::new(loom::sync::RwLock::new(true)); // whether the name is in the map
+        let (h, sh) = (Arc::clone(&holders), Arc::clone(&shard));
+        let releaser = thread::spawn(move || {
+            if h.fetch_sub(1, Ordering::AcqRel) == 1 {
+                let mut present = sh.write().unwrap();
+                if *present && h.load(Ordering::Acquire) == 0 {
+                    *present = false;
+                }
+            }
+        });
+        let pinned = {
+            let present = shard.read().unwrap();
+            if *present {
+                holders.fetch_add(1, Ordering::AcqRel);
+            }
+            *present
+        };
+        releaser.join().unwrap();
+        let present = *shard.read().unwrap();
+        assert_eq!(present, pinned, "pinned {pinned}, but the name is present: {present}");
+        assert_eq!(holders.load(Ordering::Acquire), u64::from(pinned));
     });
 }
