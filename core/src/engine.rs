@@ -11,12 +11,13 @@ use dashmap::DashMap;
 use crate::clock::{duration_to_nanos, nanos_to_duration, Clock, CoarseClock, Nanos};
 use crate::config::{check_grace_period, clamp_migration_timeout, Config};
 use crate::error::{CoreError, InvalidInput};
+use crate::evidence::{ClearedHolder, Evidence, EvidencedPublish};
 use crate::fence::Fence;
 use crate::ids::{check_node_id, check_volume_id};
 use crate::nodes::{NodeId, NodeTable};
 use crate::outcome::{Access, Nodes, PublishOutcome, Published, StaleOutcome, UnpublishOutcome};
 use crate::record::{Exhausted, VolumeRecord};
-use crate::rules::{Decision, Moment, PublishRequest, Refusal, Unpublished};
+use crate::rules::{Decision, Moment, Orphan, PublishRequest, Refusal, Unpublished};
 use crate::stats::{Counters, Stats};
 use crate::sync::{AtomicU64, Ordering};
 
@@ -118,26 +119,32 @@ impl Engine {
         access: Access,
         migration_timeout: Option<Duration>,
     ) -> Result<PublishOutcome, CoreError> {
-        self.publish_with(volume, node, access, migration_timeout, &|_| false)
+        self.publish_with(volume, node, access, migration_timeout, &|_| Evidence::Unknown).outcome
     }
 
     /// [`Engine::publish`] with evidence from outside the engine ("evidence beats timers",
-    /// DESIGN.md's Driver section): `still_attached(node)` says whether something the engine
-    /// does not see (with Kubernetes, an attached `VolumeAttachment`) shows `node` still holding
-    /// the volume; the grace-period handoff never takes the volume from such a node. It is
-    /// called, at most once, only for the holder of an RWO volume inside the grace window.
+    /// DESIGN.md's Driver section): `evidence(holder)` says what the world outside shows of a
+    /// node that holds the volume. [`Evidence::Holds`]: the grace-period handoff never takes the
+    /// volume from it. [`Evidence::Released`]: an orphan; when the publish is refused with
+    /// `Conflict` and such a holder refuses it, the holder is cleared by compare-and-clear
+    /// (counted as a stale clear, epoch raised, no detach record) and the publish is decided
+    /// again, all under one guard; a migration at its limit or past its timeout stays refused.
+    /// [`Evidence::Unknown`]: the timers decide, as in [`Engine::publish`]. It is asked only about
+    /// holders, only when a handoff or a conflict is being decided, possibly more than once.
     ///
-    /// Locking behaviour: as [`Engine::publish`]; `still_attached` runs under the volume's
-    /// entry guard, so it must not call the engine or block.
+    /// Locking behaviour: as [`Engine::publish`]; `evidence` runs under the volume's entry
+    /// guard, so it must not call the engine or block.
     pub fn publish_with(
         &self,
         volume: &str,
         node: &str,
         access: Access,
         migration_timeout: Option<Duration>,
-        still_attached: &dyn Fn(&str) -> bool,
-    ) -> Result<PublishOutcome, CoreError> {
-        check_volume_id(volume).and_then(|()| check_node_id(node)).map_err(|e| self.invalid(e))?;
+        evidence: &dyn Fn(&str) -> Evidence,
+    ) -> EvidencedPublish {
+        if let Err(e) = check_volume_id(volume).and_then(|()| check_node_id(node)) {
+            return EvidencedPublish { outcome: Err(self.invalid(e)), cleared: Vec::new() };
+        }
         let config = self.config.load();
         let timeout = clamp_migration_timeout(migration_timeout.unwrap_or(config.default_migration_timeout));
         let req = PublishRequest {
@@ -147,16 +154,31 @@ impl Engine {
             access,
             migration_timeout_s: u16::try_from(timeout.as_secs()).expect("a clamped timeout is at most 3600 s"),
             grace: duration_to_nanos(config.grace_period),
-            still_attached,
+            evidence,
         };
+        let mut orphans = Vec::new();
+        let outcome = self.publish_request(volume, &req, timeout, &mut orphans);
+        let cleared = orphans.into_iter().map(|o| ClearedHolder { node: o.node, epoch: o.epoch }).collect();
+        EvidencedPublish { outcome, cleared }
+    }
+
+    /// Decides a checked request in the volume's entry guard (made if the volume is new and the
+    /// publish granted) and maps the decision out.
+    fn publish_request(
+        &self,
+        volume: &str,
+        req: &PublishRequest<'_>,
+        timeout: Duration,
+        cleared: &mut Vec<Orphan>,
+    ) -> Result<PublishOutcome, CoreError> {
         let decided = match self.volumes.get_mut(volume) {
-            Some(mut rec) => self.publish_locked(&mut rec, &req),
+            Some(mut rec) => self.publish_locked(&mut rec, req, cleared),
             None => match self.volumes.entry(volume.into()) {
-                Entry::Occupied(mut o) => self.publish_locked(o.get_mut(), &req),
+                Entry::Occupied(mut o) => self.publish_locked(o.get_mut(), req, cleared),
                 Entry::Vacant(v) => {
                     // The floor is written under this shard's lock too (see `forget`).
                     let mut rec = VolumeRecord::new(self.epoch_floor.load(Ordering::Acquire));
-                    let out = self.publish_locked(&mut rec, &req);
+                    let out = self.publish_locked(&mut rec, req, cleared);
                     if out.is_ok() {
                         v.insert(rec);
                     }
@@ -166,10 +188,10 @@ impl Engine {
         };
         match decided {
             Ok((decision, fence)) => {
-                let admitted = fence.admission(node).expect("a granted publish admits the node");
+                let admitted = fence.admission(req.name).expect("a granted publish admits the node");
                 Ok(PublishOutcome { kind: self.published(decision, timeout), epoch: fence.epoch, admitted, fence })
             }
-            Err(refusal) => Err(self.refused(volume, node, access, refusal)),
+            Err(refusal) => Err(self.refused(volume, req.name, req.access, refusal)),
         }
     }
 
@@ -179,11 +201,19 @@ impl Engine {
         Moment { now: self.clock.now(), term: self.term.load(Ordering::Acquire) }
     }
 
-    /// Applies the table and counts the outcome, inside the entry guard so counts and gauges
-    /// follow the entry's own order.
-    fn publish_locked(&self, rec: &mut VolumeRecord, req: &PublishRequest<'_>) -> Result<(Decision, Fence), Refusal> {
-        let decided = rec.publish(req, self.moment());
+    /// Applies the table and counts the outcome and any orphans cleared on the way, inside the
+    /// entry guard so counts and gauges follow the entry's own order.
+    fn publish_locked(
+        &self,
+        rec: &mut VolumeRecord,
+        req: &PublishRequest<'_>,
+        cleared: &mut Vec<Orphan>,
+    ) -> Result<(Decision, Fence), Refusal> {
+        let decided = rec.publish(req, self.moment(), cleared);
         let c = self.counters.local();
+        for orphan in cleared.iter() {
+            self.count_cleared(orphan.migrating);
+        }
         match decided {
             Ok(Decision::Attached) => c.attached.incr(),
             Ok(Decision::AlreadyAttached) => c.already_attached.incr(),
@@ -342,11 +372,7 @@ impl Engine {
         if !rec.clear_node(node, seen, self.moment()).map_err(|e| self.exhausted(volume, e))? {
             return Ok(StaleOutcome::NotAttached);
         }
-        self.counters.local().stale_cleared.incr();
-        if was_migrating {
-            self.counters.local().migrations_cleared.incr();
-            self.counters.active_migrations.decr();
-        }
+        self.count_cleared(was_migrating);
         let (remaining, epoch, fence) = (rec.primary(), rec.epoch, self.fence_of(&rec));
         drop(rec);
         Ok(StaleOutcome::Cleared {
@@ -355,6 +381,15 @@ impl Engine {
             epoch,
             fence,
         })
+    }
+
+    /// Counts a stale clear; one that removed a migration's side ends the migration.
+    fn count_cleared(&self, was_migrating: bool) {
+        self.counters.local().stale_cleared.incr();
+        if was_migrating {
+            self.counters.local().migrations_cleared.incr();
+            self.counters.active_migrations.decr();
+        }
     }
 
     /// Drops the record of `volume` (epoch, detach record) once it is attached nowhere; the
