@@ -11,11 +11,12 @@ use dashmap::DashMap;
 use crate::clock::{duration_to_nanos, nanos_to_duration, Clock, CoarseClock, Nanos};
 use crate::config::{check_grace_period, clamp_migration_timeout, Config};
 use crate::error::{CoreError, InvalidInput};
+use crate::evidence::{ClearedHolder, Evidence, EvidencedPublish};
 use crate::ids::{check_node_id, check_volume_id};
 use crate::nodes::{NodeId, NodeTable};
 use crate::outcome::{Access, Nodes, PublishOutcome, Published, StaleOutcome, UnpublishOutcome};
 use crate::record::{Exhausted, VolumeRecord};
-use crate::rules::{Decision, Moment, PublishRequest, Refusal, Unpublished};
+use crate::rules::{Decision, Moment, Orphan, PublishRequest, Refusal, Unpublished};
 use crate::stats::{Counters, Stats};
 use crate::sync::{AtomicU64, Ordering};
 
@@ -118,26 +119,32 @@ impl Engine {
         access: Access,
         migration_timeout: Option<Duration>,
     ) -> Result<PublishOutcome, CoreError> {
-        self.publish_with(volume, node, access, migration_timeout, &|_| false)
+        self.publish_with(volume, node, access, migration_timeout, &|_| Evidence::Unknown).outcome
     }
 
     /// [`Engine::publish`] with evidence from outside the engine ("evidence beats timers",
-    /// DESIGN.md's Driver section): `still_attached(node)` says whether something the engine
-    /// does not see (with Kubernetes, an attached `VolumeAttachment`) shows `node` still holding
-    /// the volume; the grace-period handoff never takes the volume from such a node. It is
-    /// called, at most once, only for the holder of an RWO volume inside the grace window.
+    /// DESIGN.md's Driver section): `evidence(holder)` says what the world outside shows of a
+    /// node that holds the volume. [`Evidence::Holds`]: the grace-period handoff never takes the
+    /// volume from it. [`Evidence::Released`]: an orphan; when the publish is refused with
+    /// `Conflict` and such a holder refuses it, the holder is cleared by compare-and-clear
+    /// (counted as a stale clear, epoch raised, no detach record) and the publish is decided
+    /// again, all under one guard; a migration at its limit or past its timeout stays refused.
+    /// [`Evidence::Unknown`]: the timers decide, as in [`Engine::publish`]. It is asked only about
+    /// holders, only when a handoff or a conflict is being decided, possibly more than once.
     ///
-    /// Locking behaviour: as [`Engine::publish`]; `still_attached` runs under the volume's
-    /// entry guard, so it must not call the engine or block.
+    /// Locking behaviour: as [`Engine::publish`]; `evidence` runs under the volume's entry
+    /// guard, so it must not call the engine or block.
     pub fn publish_with(
         &self,
         volume: &str,
         node: &str,
         access: Access,
         migration_timeout: Option<Duration>,
-        still_attached: &dyn Fn(&str) -> bool,
-    ) -> Result<PublishOutcome, CoreError> {
-        check_volume_id(volume).and_then(|()| check_node_id(node)).map_err(|e| self.invalid(e))?;
+        evidence: &dyn Fn(&str) -> Evidence,
+    ) -> EvidencedPublish {
+        if let Err(e) = check_volume_id(volume).and_then(|()| check_node_id(node)) {
+            return EvidencedPublish { outcome: Err(self.invalid(e)), cleared: Vec::new() };
+        }
         let config = self.config.load();
         let timeout = clamp_migration_timeout(migration_timeout.unwrap_or(config.default_migration_timeout));
         let req = PublishRequest {
@@ -147,10 +154,11 @@ impl Engine {
             access,
             migration_timeout_s: u16::try_from(timeout.as_secs()).expect("a clamped timeout is at most 3600 s"),
             grace: duration_to_nanos(config.grace_period),
-            still_attached,
+            evidence,
         };
-        let locked = |rec: &mut VolumeRecord| self.publish_locked(volume, rec, &req, timeout);
-        match self.volumes.get_mut(volume) {
+        let mut orphans = Vec::new();
+        let mut locked = |rec: &mut VolumeRecord| self.publish_locked(volume, rec, &req, timeout, &mut orphans);
+        let outcome = match self.volumes.get_mut(volume) {
             Some(mut rec) => locked(&mut rec),
             None => match self.volumes.entry(volume.into()) {
                 Entry::Occupied(mut o) => locked(o.get_mut()),
@@ -164,7 +172,9 @@ impl Engine {
                     out
                 }
             },
-        }
+        };
+        let cleared = orphans.into_iter().map(|o| ClearedHolder { node: o.node, epoch: o.epoch }).collect();
+        EvidencedPublish { outcome, cleared }
     }
 
     /// The clock and term as read under the caller's entry guard, so a volume's own times and
@@ -175,18 +185,20 @@ impl Engine {
 
     /// Settles every part of a publish inside the entry guard: the node's identity (looked up
     /// here, so two first publishes of one new node agree on it), the table, the counts, the
-    /// outcome's names (read while the record still holds them) and the node table's holds.
+    /// outcome's names (read while the record still holds them), the orphans cleared on the way
+    /// (named before they are let go) and the node table's holds.
     fn publish_locked(
         &self,
         volume: &str,
         rec: &mut VolumeRecord,
         req: &PublishRequest<'_>,
         timeout: Duration,
+        cleared: &mut Vec<Orphan>,
     ) -> Result<PublishOutcome, CoreError> {
         let before = rec.held();
         let req = PublishRequest { node: self.nodes.lookup(req.name), ..*req };
-        let decided = rec.publish(&req, self.moment());
-        self.count_publish(&decided);
+        let decided = rec.publish(&req, self.moment(), cleared);
+        self.count_publish(&decided, cleared);
         let (out, pinned) = match decided {
             Ok(decision) => {
                 let fence = self.fence_of(rec);
@@ -212,10 +224,13 @@ impl Engine {
         self.nodes.settle(before, &rec.held(), pinned);
     }
 
-    /// Counts a publish's outcome, inside the entry guard so counts and gauges follow the
-    /// entry's own order.
-    fn count_publish(&self, decided: &Result<Decision, Refusal>) {
+    /// Counts a publish's outcome and the orphans it cleared, inside the entry guard so counts
+    /// and gauges follow the entry's own order.
+    fn count_publish(&self, decided: &Result<Decision, Refusal>, cleared: &[Orphan]) {
         let c = self.counters.local();
+        for orphan in cleared.iter() {
+            self.count_cleared(orphan.migrating);
+        }
         match decided {
             Ok(Decision::Attached) => c.attached.incr(),
             Ok(Decision::AlreadyAttached) => c.already_attached.incr(),
@@ -382,11 +397,7 @@ impl Engine {
         if !rec.clear_node(node, seen, self.moment()).map_err(|e| self.exhausted(volume, e))? {
             return Ok(StaleOutcome::NotAttached);
         }
-        self.counters.local().stale_cleared.incr();
-        if was_migrating {
-            self.counters.local().migrations_cleared.incr();
-            self.counters.active_migrations.decr();
-        }
+        self.count_cleared(was_migrating);
         let (remaining, epoch, fence) = (rec.primary(), rec.epoch, self.fence_of(&rec));
         let out = StaleOutcome::Cleared {
             node: self.nodes.name(node),
@@ -396,6 +407,15 @@ impl Engine {
         };
         self.settle(&mut rec, &before, None);
         Ok(out)
+    }
+
+    /// Counts a stale clear; one that removed a migration's side ends the migration.
+    fn count_cleared(&self, was_migrating: bool) {
+        self.counters.local().stale_cleared.incr();
+        if was_migrating {
+            self.counters.local().migrations_cleared.incr();
+            self.counters.active_migrations.decr();
+        }
     }
 
     /// Drops the record of `volume` (epoch, detach record) once it is attached nowhere; the

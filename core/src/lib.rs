@@ -26,6 +26,7 @@ mod clock;
 mod config;
 mod engine;
 mod error;
+mod evidence;
 mod fence;
 mod ids;
 #[cfg(feature = "model")]
@@ -57,6 +58,7 @@ pub use config::{
 };
 pub use engine::Engine;
 pub use error::{CoreError, Inconsistency, InputField, InvalidFence, InvalidInput, Problem, SnapshotError};
+pub use evidence::{ClearedHolder, Evidence, EvidencedPublish};
 pub use fence::{Admission, Fence, VolumeFence, MAX_TERM};
 pub use ids::{check_node_id, check_volume_id, MAX_ID_LEN};
 pub use outcome::{

@@ -5,8 +5,9 @@
 //! [`next_epoch`]; a change whose epoch cannot grow is refused before anything is written.
 
 use crate::clock::Nanos;
+use crate::evidence::Evidence;
 use crate::nodes::{NodeId, NodeTable};
-use crate::outcome::{Access, AccessMode};
+use crate::outcome::{Access, AccessMode, NodeName};
 use crate::record::{next_epoch, Exhausted, VolumeRecord};
 
 /// A publish request, with settings read; the node is interned only if it is admitted.
@@ -22,9 +23,9 @@ pub(crate) struct PublishRequest<'a> {
     /// The effective (clamped) migration timeout, in whole seconds.
     pub(crate) migration_timeout_s: u16,
     pub(crate) grace: Nanos,
-    /// Nodes the caller's evidence says still have the volume attached: a grace-period
-    /// handoff never takes it from one of them.
-    pub(crate) still_attached: &'a dyn Fn(&str) -> bool,
+    /// What the caller's evidence shows of a holder, by name: one shown holding is never
+    /// handed off by the grace rule; one shown released is cleared as an orphan on a conflict.
+    pub(crate) evidence: &'a dyn Fn(&str) -> Evidence,
 }
 
 /// What the entry guard adds to a request: the instant and term read under it.
@@ -39,6 +40,10 @@ impl PublishRequest<'_> {
     /// is new); the engine turns that hold into the entry's when it settles the change.
     fn admit(&self) -> NodeId {
         self.names.intern(self.name)
+    }
+
+    fn evidence_of(&self, holder: NodeId) -> Evidence {
+        (self.evidence)(&self.names.name(holder))
     }
 }
 
@@ -67,6 +72,17 @@ impl From<Exhausted> for Refusal {
     }
 }
 
+/// A holder cleared as an orphan on the way to a publish's decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Orphan {
+    /// Named under the guard: once cleared, nothing may hold the name any more.
+    pub(crate) node: NodeName,
+    /// Whether the clear ended a migration.
+    pub(crate) migrating: bool,
+    /// The volume's epoch after the clear.
+    pub(crate) epoch: u64,
+}
+
 /// What an unpublish did to the entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Unpublished {
@@ -77,8 +93,33 @@ pub(crate) enum Unpublished {
 }
 
 impl VolumeRecord {
-    /// The publish table.
-    pub(crate) fn publish(&mut self, req: &PublishRequest<'_>, at: Moment) -> Result<Decision, Refusal> {
+    /// The publish table, past orphans: while the request is refused with `Conflict` and the
+    /// evidence shows one of the refusing holders released, that holder is cleared
+    /// (compare-and-clear, no detach record) and the table decides again. Each clear is pushed
+    /// to `cleared` and stands even if another holder still refuses. At most two holders, so at
+    /// most two clears. Only `Conflict` clears: a migration at its limit or past its timeout is
+    /// not a conflict with an orphan, and stays refused.
+    pub(crate) fn publish(
+        &mut self,
+        req: &PublishRequest<'_>,
+        at: Moment,
+        cleared: &mut Vec<Orphan>,
+    ) -> Result<Decision, Refusal> {
+        loop {
+            let decided = self.decide(req, at);
+            let Err(Refusal::Conflict { holders }) = decided else { return decided };
+            let released = |h: &NodeId| !h.is_none() && req.evidence_of(*h) == Evidence::Released;
+            let Some(orphan) = holders.iter().copied().find(released) else { return decided };
+            let (node, migrating) = (req.names.name(orphan), self.is_migrating());
+            if !self.clear_node(orphan, None, at)? {
+                return decided;
+            }
+            cleared.push(Orphan { node, migrating, epoch: self.epoch });
+        }
+    }
+
+    /// The publish table itself.
+    fn decide(&mut self, req: &PublishRequest<'_>, at: Moment) -> Result<Decision, Refusal> {
         if !self.is_attached() {
             let epoch = next_epoch(self.epoch, at.term)?;
             self.attach(req, epoch, at.now);
@@ -108,12 +149,15 @@ impl VolumeRecord {
     }
 
     /// RWO held by A: the request wins only if A's attachment is a late re-attach, i.e. the
-    /// volume was fully detached from A less than the grace period ago.
+    /// volume was fully detached from A less than the grace period ago, and nothing outside
+    /// the engine says otherwise. The detach record is not consumed by A's own re-attach:
+    /// without evidence a fresh re-attach and the late retry this rule exists for look alike.
     fn hand_off(&mut self, req: &PublishRequest<'_>, at: Moment) -> Result<Decision, Refusal> {
         let from = self.primary();
         let late = self.detached_from == from && self.detached_at.within(at.now, req.grace);
-        // Evidence beats timers: a holder whose attachment is known to stand is not late.
-        if !late || (req.still_attached)(&req.names.name(from)) {
+        // Evidence beats timers: a holder shown holding is not late, and one shown released is
+        // an orphan, cleared on this conflict rather than handed off.
+        if !late || req.evidence_of(from) != Evidence::Unknown {
             return Err(Refusal::Conflict { holders: self.nodes() });
         }
         let epoch = next_epoch(self.epoch, at.term)?;

@@ -1,31 +1,15 @@
 //! What the contract corpus (tests/contract/) does not say about epochs, fences, restore and
 //! lifetime: fence shapes a backend cannot hold, a restore of the same state or a lower term,
-//! interned names after refused calls, and the handoff's evidence (`publish_with`). The rows of
-//! DESIGN.md's sections themselves are scenarios there, run by `corpus.rs`.
+//! interned names after refused calls. The handoff's evidence (`publish_with`) is `evidence.rs`.
+//! The rows of DESIGN.md's sections themselves are scenarios there, run by `corpus.rs`.
 
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+mod common;
 
-use tether_core::{
-    Access, Admission, Config, CoreError, Engine, Fence, ManualClock, Nodes, Published, StaleOutcome, UnpublishOutcome,
-};
+use common::{engine, fence, fence_of};
+use tether_core::{Access, Admission, Fence, StaleOutcome, UnpublishOutcome};
 
 const RWO: Access = Access::RWO;
 const RWX: Access = Access::RWX;
-
-fn engine() -> (Engine, Arc<ManualClock>) {
-    let clock = Arc::new(ManualClock::with_wall_time(SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_000_000)));
-    (Engine::with_config(Config::default(), clock.clone()).unwrap(), clock)
-}
-
-fn fence(epoch: u64, access: Access, nodes: &[(&str, u64)]) -> Fence {
-    let nodes = nodes.iter().map(|&(n, e)| Admission { node: n.into(), epoch: e }).collect();
-    Fence::new(epoch, access, nodes).unwrap()
-}
-
-fn fence_of(e: &Engine, v: &str) -> Fence {
-    e.fence(v).unwrap().expect("tracked")
-}
 
 // ---- admission epochs ----
 
@@ -100,34 +84,3 @@ fn names_refused_and_invalid_calls_intern_no_node_name() {
 }
 
 // ---- counters: every migration ends exactly once ----
-
-// ---- evidence beats timers ----
-
-#[test]
-fn evidence_the_grace_handoff_never_takes_a_volume_from_a_holder_shown_still_attached() {
-    let (e, clock) = engine();
-    e.publish("v", "a", RWO, None).unwrap();
-    e.unpublish("v", Some("a")).unwrap();
-    e.publish("v", "a", RWO, None).unwrap(); // inside the grace window: a late re-attach by the timer
-    clock.advance(Duration::from_secs(1));
-    let asked = std::sync::Mutex::new(Vec::new());
-    let refused = e
-        .publish_with("v", "b", RWO, None, &|n| {
-            asked.lock().unwrap().push(n.to_owned());
-            n == "a"
-        })
-        .unwrap_err();
-    assert!(matches!(refused, CoreError::Conflict { ref attached_to, .. } if *attached_to == Nodes::one("a")));
-    assert_eq!(*asked.lock().unwrap(), ["a"], "asked about the holder only");
-    assert_eq!(fence_of(&e, "v"), fence(3, RWO, &[("a", 3)]), "nothing changed");
-    let out = e.publish_with("v", "b", RWO, None, &|_| false).unwrap();
-    assert_eq!(out.kind, Published::HandedOff { from: "a".into() }, "without such evidence the grace rule applies");
-}
-
-#[test]
-fn evidence_is_not_asked_outside_the_grace_window() {
-    let (e, _) = engine();
-    e.publish("v", "a", RWO, None).unwrap();
-    let refused = e.publish_with("v", "b", RWO, None, &|_| panic!("no handoff is possible, nothing to ask"));
-    assert!(matches!(refused, Err(CoreError::Conflict { .. })));
-}

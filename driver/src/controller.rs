@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tether_core::{
-    check_node_id, check_volume_id, Access, CoreError, PublishOutcome, Published, StaleOutcome, UnpublishOutcome,
+    check_node_id, check_volume_id, Access, ClearedHolder, CoreError, EvidencedPublish, Published, UnpublishOutcome,
     MAX_ID_LEN,
 };
 
@@ -20,7 +20,7 @@ use crate::csi::{
 };
 use crate::driver::Driver;
 use crate::events;
-use crate::nodes::Held;
+use crate::nodes::Records;
 use crate::status::DriverError;
 use crate::volume::{parse_migration_timeout, VolumeKind, VolumeMeta};
 
@@ -176,11 +176,13 @@ impl Driver {
         capability::check_fits(cap, volume, meta.kind)?;
         let _guard = self.inflight.begin(volume)?;
         let access = if req.readonly { cap.access.readonly() } else { cap.access };
-        let (result, cleared) = self.publish_past_gone_holders(volume, node, access, meta.migration_timeout());
-        let changed = cleared || result.as_ref().is_ok_and(|out| out.kind != Published::AlreadyAttached);
+        let EvidencedPublish { outcome: result, cleared } =
+            self.publish_on_evidence(volume, node, access, meta.migration_timeout());
+        let changed = !cleared.is_empty() || result.as_ref().is_ok_and(|out| out.kind != Published::AlreadyAttached);
         // The record and the fence go to the store together, in one durable change, when the
         // call changed them or an earlier persist failed: an idempotent call costs no store I/O.
         let saved = self.persist_if(changed, &meta);
+        self.post_cleared(volume, &cleared);
         // Posted once the outcome is durable (or could not be made so), with how long it took.
         self.post(events::for_publish(volume, node, &result, started.elapsed()));
         if changed {
@@ -226,51 +228,49 @@ impl Driver {
         Ok(())
     }
 
-    /// Publishes with the evidence of the node directory (a holder shown still attached is never
-    /// handed off by the grace rule); if the engine refuses because nodes that no longer exist,
-    /// or orphans whose attachment record was deleted, hold the volume, clears them
-    /// (compare-and-clear, so a newer attachment is never undone) and decides once more.
-    /// Returns the decision and whether anything was cleared.
-    fn publish_past_gone_holders(
+    /// Publishes with the evidence of the node directory; the rules are core's, applied under
+    /// the volume's guard: a holder with an attachment record is never handed off by the grace
+    /// rule, an orphan (its node or its record gone) is cleared on a conflict, and without
+    /// evidence the timers decide. When the directory's answers may lag (a watch cache), the
+    /// first decision takes only "a record exists" from them; if it is a conflict that a clear
+    /// or a handoff could have settled otherwise, the records are read anew (outside the guard)
+    /// and the engine decides once more with them. An unreadable reading leaves the conflict.
+    fn publish_on_evidence(
         &self,
         volume: &str,
         node: &str,
         access: Access,
         timeout: Option<Duration>,
-    ) -> (Result<PublishOutcome, CoreError>, bool) {
-        let attached = |n: &str| self.nodes.held(volume, n) == Held::Attached;
-        let result = self.engine.publish_with(volume, node, access, timeout, &attached);
-        let Err(
-            CoreError::Conflict { attached_to: holders, .. }
-            | CoreError::MigrationLimit { nodes: holders, .. }
-            | CoreError::MigrationTimedOut { nodes: holders, .. },
-        ) = &result
-        else {
-            return (result, false);
+    ) -> EvidencedPublish {
+        let dir = &*self.nodes;
+        let mut first = self.engine.publish_with(volume, node, access, timeout, &|h| dir.cached_evidence(volume, h));
+        let Err(CoreError::Conflict { attached_to, .. }) = &first.outcome else { return first };
+        if !attached_to.iter().any(|h| dir.may_be_released(volume, h)) {
+            return first;
+        }
+        let records = match dir.records_now(volume) {
+            Records::Nodes(records) => records,
+            Records::Unreadable(why) => {
+                tracing::warn!(volume, node, %why, "attachment records unreadable: the holders keep the volume");
+                return first;
+            }
         };
-        let mut cleared = false;
-        for holder in holders.iter() {
-            let (why, event): (_, fn(&str, &str, u64) -> events::Event) = if !self.nodes.exists(holder) {
-                ("holder_gone", events::holder_gone)
-            } else if self.nodes.held(volume, holder) == Held::Gone {
+        let second = self.engine.publish_with(volume, node, access, timeout, &|h| dir.current_evidence(&records, h));
+        first.cleared.extend(second.cleared);
+        EvidencedPublish { outcome: second.outcome, cleared: first.cleared }
+    }
+
+    /// Counts and posts the holders a publish cleared as orphans, once the clear is durable (or
+    /// could not be made so).
+    fn post_cleared(&self, volume: &str, cleared: &[ClearedHolder]) {
+        for c in cleared {
+            let (why, event): (_, fn(&str, &str, u64) -> events::Event) = if self.nodes.exists(&c.node) {
                 ("orphan", events::orphan)
             } else {
-                continue;
+                ("holder_gone", events::holder_gone)
             };
-            match self.engine.clear_stale(volume, holder) {
-                Ok(StaleOutcome::Cleared { node: holder, epoch, .. }) => {
-                    cleared = true;
-                    self.metrics.reconcile_action(why);
-                    self.post(Some(event(volume, &holder, epoch)));
-                }
-                Ok(StaleOutcome::NotAttached) => {}
-                Err(e) => return (Err(e), cleared),
-            }
-        }
-        if cleared {
-            (self.engine.publish_with(volume, node, access, timeout, &attached), true)
-        } else {
-            (result, false)
+            self.metrics.reconcile_action(why);
+            self.post(Some(event(volume, &c.node, c.epoch)));
         }
     }
 

@@ -1,6 +1,8 @@
-//! The holder-gone rule of `ControllerPublish`: a publish refused because nodes hold the volume
-//! clears (compare-and-clear) the holders the `NodeDirectory` no longer knows, posts and counts
-//! it, and decides again; holders that exist, and idempotent re-publishes, are never cleared.
+//! The holder-gone rule of `ControllerPublish`: a publish refused with a conflict because nodes
+//! hold the volume clears (compare-and-clear, in the engine under the volume's guard) the holders
+//! the `NodeDirectory` no longer knows, posts and counts it, and the publish proceeds; holders
+//! that exist, idempotent re-publishes, and a migration at its limit or past its timeout (not a
+//! conflict: reconcile clears a gone side after the grace period) never clear anything.
 
 mod common;
 
@@ -88,7 +90,7 @@ async fn an_rwo_publish_past_a_gone_holder_clears_it_and_attaches_at_a_higher_ep
     assert_eq!(stored_epoch(&h, &v), nth(3));
     assert_eq!(holder_gone_count(&h), 1);
     let stats = h.driver.engine.stats();
-    assert_eq!((stats.stale_cleared, stats.attached, stats.conflicts), (1, 2, 1));
+    assert_eq!((stats.stale_cleared, stats.attached, stats.conflicts), (1, 2, 0), "one decision, not a conflict");
     // No detach record was written for node-a: it vanished, it did not detach.
     assert!(h.driver.engine.detach_timestamp(&v).unwrap().is_none());
 }
@@ -125,30 +127,29 @@ async fn a_publish_from_a_gone_node_is_not_found_and_clears_nothing() {
     assert_eq!(holder_gone_count(&h), 0);
 }
 
+/// A third RWX publish is refused as `MigrationLimit` (or `MigrationTimedOut`), not as a
+/// conflict, so a gone side is not cleared for it: the volume stays as it was.
+async fn stays_refused(h: &mut Harness, v: &str) {
+    let refused = assert_code(h.rwx(v, "node-c").await, Code::FailedPrecondition);
+    assert!(refused.message().contains("\"node-a\"") && refused.message().contains("\"node-b\""), "{refused:?}");
+    assert_eq!(h.nodes_of(v), ["node-a", "node-b"], "the gone side is left for reconcile");
+    assert_eq!((h.driver.engine.stats().stale_cleared, h.driver.engine.stats().active_migrations), (0, 1));
+    assert_eq!(holder_gone_count(h), 0);
+    assert_eq!(h.reasons(), ["VolumeAttached", "MigrationStarted", "AttachmentConflict"]);
+    assert_eq!(stored_nodes(h, v), ["node-a", "node-b"]);
+}
+
 #[tokio::test]
-async fn an_rwx_migration_at_its_limit_with_one_side_gone_admits_the_new_node_as_target() {
-    // (gone side, the side that stays and becomes the source)
-    for (gone, stays) in [("node-a", "node-b"), ("node-b", "node-a")] {
+async fn an_rwx_migration_at_its_limit_with_sides_gone_stays_refused() {
+    for gone in [&["node-a"][..], &["node-b"], &["node-a", "node-b"]] {
         let nodes = Nodes::new();
         let mut h = start(&nodes).await;
         let v = migrating(&mut h).await;
-        assert_eq!(h.driver.engine.stats().active_migrations, 1);
-        nodes.remove(gone);
-
-        let out = h.rwx(&v, "node-c").await.expect("the gone side no longer counts against the limit");
-        assert_eq!(h.nodes_of(&v), [stays, "node-c"], "gone {gone}: {stays} is the source, node-c the target");
-        assert_eq!(epoch_of(&out), nth(4), "attach, migration, clear, migration");
-        assert_eq!(h.reasons(), ["VolumeAttached", "MigrationStarted", "StaleAttachmentCleared", "MigrationStarted"]);
-        let events = h.events.0.lock().unwrap();
-        assert!(events[3].message.contains(&format!("from \"{stays}\"")), "{}", events[3].message);
-        drop(events);
-        let a = h.driver.engine.get(&v).unwrap().unwrap();
-        assert_eq!(a.migration.expect("migrating").elapsed, Duration::ZERO, "a new migration clock");
-        let stats = h.driver.engine.stats();
-        assert_eq!((stats.active_migrations, stats.migrations_started, stats.stale_cleared), (1, 2, 1));
-        assert_eq!(holder_gone_count(&h), 1);
-        assert_eq!(stored_nodes(&h, &v), [stays, "node-c"]);
-        assert_eq!(stored_epoch(&h, &v), nth(4));
+        for n in gone {
+            nodes.remove(n);
+        }
+        stays_refused(&mut h, &v).await;
+        assert_eq!(h.driver.engine.stats().migration_limit, 1, "{gone:?}");
     }
 }
 
@@ -165,14 +166,15 @@ async fn an_rwx_migration_at_its_limit_with_both_sides_present_is_refused() {
 }
 
 #[tokio::test]
-async fn an_rwx_volume_whose_holders_are_all_gone_attaches_the_new_node_alone() {
+async fn an_rwo_publish_to_an_rwx_volume_whose_holders_are_all_gone_attaches_the_new_node_alone() {
     let nodes = Nodes::new();
     let mut h = start(&nodes).await;
     let v = migrating(&mut h).await;
     nodes.remove("node-a");
     nodes.remove("node-b");
 
-    let out = h.rwx(&v, "node-c").await.unwrap();
+    // A conflict (RWO against RWX) with gone holders only: both are cleared.
+    let out = h.publish(&v, "node-c", Mode::SingleNodeWriter, true).await.unwrap();
     assert_eq!(h.nodes_of(&v), ["node-c"]);
     assert_eq!(epoch_of(&out), nth(5), "attach, migration, two clears, attach");
     assert_eq!(
@@ -225,14 +227,12 @@ async fn a_clear_that_does_not_admit_the_request_is_still_persisted() {
 }
 
 #[tokio::test]
-async fn an_rwx_migration_past_its_timeout_with_one_side_gone_admits_the_new_node_as_target() {
+async fn an_rwx_migration_past_its_timeout_with_one_side_gone_stays_refused() {
     let nodes = Nodes::new();
     let mut h = start(&nodes).await;
     let v = migrating(&mut h).await;
     h.clock.advance(h.driver.settings.default_migration_timeout + Duration::from_secs(1));
     nodes.remove("node-a");
-
-    h.rwx(&v, "node-c").await.expect("node-a is gone, as in the at-the-limit case");
-    assert_eq!(h.nodes_of(&v), ["node-b", "node-c"]);
-    assert_eq!(holder_gone_count(&h), 1);
+    stays_refused(&mut h, &v).await;
+    assert_eq!(h.driver.engine.stats().migration_timed_out, 1);
 }

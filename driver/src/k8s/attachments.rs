@@ -1,13 +1,15 @@
 //! This driver's `VolumeAttachments`, cached by a watcher, and the ones seen deleted: the
-//! evidence of who holds a volume that beats timers (DESIGN.md, Driver).
+//! evidence of who holds a volume that beats timers (DESIGN.md, Driver); and the same records
+//! read anew from the API server, for the decisions the cache could get wrong.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::storage::v1::VolumeAttachment;
+use kube::api::ListParams;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client};
@@ -28,6 +30,7 @@ pub struct Attachments {
     /// Whether the first complete listing arrived.
     listed: Arc<AtomicBool>,
     attacher: String,
+    api: Api<VolumeAttachment>,
 }
 
 impl std::fmt::Debug for Attachments {
@@ -49,13 +52,11 @@ impl Attachments {
     /// the watcher retries with backoff for as long as the returned future runs.
     pub fn watch(client: &Client, attacher: &str) -> (Self, impl Future<Output = ()> + Send + 'static) {
         let (store, writer) = reflector::store();
-        let stream = reflector::reflector(
-            writer,
-            watcher(Api::<VolumeAttachment>::all(client.clone()), watcher::Config::default()),
-        )
-        .default_backoff();
-        let this = Self { store, deleted: Arc::default(), listed: Arc::default(), attacher: attacher.to_owned() };
-        let (deleted, listed, ours) = (Arc::clone(&this.deleted), Arc::clone(&this.listed), attacher.to_owned());
+        let api = Api::<VolumeAttachment>::all(client.clone());
+        let stream = reflector::reflector(writer, watcher(api.clone(), watcher::Config::default())).default_backoff();
+        let attacher = attacher.to_owned();
+        let this = Self { store, deleted: Arc::default(), listed: Arc::default(), attacher, api };
+        let (deleted, listed, ours) = (Arc::clone(&this.deleted), Arc::clone(&this.listed), this.attacher.clone());
         let task = async move {
             let mut stream = pin!(stream);
             while let Some(event) = stream.next().await {
@@ -100,5 +101,14 @@ impl Attachments {
                 }
             }
         }
+    }
+
+    /// The nodes that have a record of this driver for PV `pv` now, in any state (attached,
+    /// being attached, being deleted). A LIST without a resource version is a quorum read from
+    /// etcd, never an answer from a watch cache, so it sees every record created before it.
+    pub async fn nodes_now(&self, pv: &str) -> Result<BTreeSet<String>, kube::Error> {
+        let list = self.api.list(&ListParams::default()).await?;
+        let ours = list.items.into_iter().filter(|va| va.spec.attacher == self.attacher);
+        Ok(ours.filter_map(|va| key(&va)).filter(|(p, _)| p == pv).map(|(_, node)| node).collect())
     }
 }

@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 use tokio_stream::StreamExt;
 
 use super::attachments::Attachments;
-use crate::nodes::{Held, NodeDirectory};
+use crate::nodes::{Held, NodeDirectory, Records};
 use crate::volume::Claim;
 
 /// The Node and PV caches, filled by [`Cluster::watch`].
@@ -149,6 +149,29 @@ impl Cluster {
     }
 }
 
+/// How long a publish waits for the `VolumeAttachments` read anew before it refuses.
+const RECORDS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl Cluster {
+    /// A quorum read of `volume`'s `VolumeAttachments`, on the calling blocking thread.
+    fn attachments_now(&self, volume: &str) -> Records {
+        let Some(pv) = self.pv_for(volume).and_then(|pv| pv.metadata.name.clone()) else {
+            return Records::Unreadable(format!(
+                "no PersistentVolume of {} has volume handle {volume}",
+                self.driver_name
+            ));
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return Records::Unreadable("no Tokio runtime to read the VolumeAttachments on".to_owned());
+        };
+        match runtime.block_on(tokio::time::timeout(RECORDS_TIMEOUT, self.attachments.nodes_now(&pv))) {
+            Ok(Ok(nodes)) => Records::Nodes(nodes),
+            Ok(Err(e)) => Records::Unreadable(format!("listing VolumeAttachments: {e}")),
+            Err(_) => Records::Unreadable(format!("listing VolumeAttachments took over {RECORDS_TIMEOUT:?}")),
+        }
+    }
+}
+
 impl NodeDirectory for Cluster {
     /// Whether the Node object exists in the cache (`NotReady` nodes exist: their pods may
     /// still be writing).
@@ -166,5 +189,14 @@ impl NodeDirectory for Cluster {
             Some(pv) => self.attachments.held(&pv, node),
             None => Held::Unknown,
         }
+    }
+
+    /// The `VolumeAttachment` cache follows a watch, so it may lag.
+    fn held_may_lag(&self) -> bool {
+        true
+    }
+
+    fn records_now(&self, volume: &str) -> Records {
+        self.attachments_now(volume)
     }
 }
