@@ -219,6 +219,9 @@ impl Engine {
 
     /// Ends a change of `rec` (under its write guard, after the outcome's names are read):
     /// moves the record's holds in the node table from `before` to what it holds now.
+    ///
+    /// Locking behaviour: runs under the caller's entry write guard; takes the node table's
+    /// locks only for a name's last release (see `NodeTable::release`).
     fn settle(&self, rec: &mut VolumeRecord, before: &[NodeId; 3], pinned: Option<NodeId>) {
         rec.drop_consumed_detach();
         self.nodes.settle(before, &rec.held(), pinned);
