@@ -18,7 +18,7 @@ use tether_driver::logging::{self, LogFormat};
 use tether_driver::nodes::StaticNodes;
 use tether_driver::reconciler;
 use tether_driver::server::{self, Endpoint};
-use tether_driver::store::{EmbeddedStore, VolumeStore};
+use tether_driver::store::{EmbeddedStore, StateLock, VolumeStore};
 use tether_driver::{Driver, Parts, Settings};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{watch, Notify};
@@ -192,6 +192,10 @@ async fn run(args: Args) -> Result<Stop, Box<dyn std::error::Error>> {
             return finish(elector, &release, Stop::Signalled).await;
         }
     }
+    // Held until run returns, after the store (declared later) has closed: a second process on
+    // this state directory is refused, naming this one.
+    let state_lock = StateLock::acquire(&args.state_dir)?;
+    tracing::info!(lock = %state_lock.path().display(), "holding the state directory");
     let store: Arc<dyn VolumeStore> = Arc::new(EmbeddedStore::open(&args.state_dir, args.capacity_bytes)?);
     let clock: Arc<dyn Clock> = Arc::new(MonotonicClock::new());
     let mut layer = kube.map(|client| {

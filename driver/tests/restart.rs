@@ -438,3 +438,45 @@ async fn an_old_state_directory_migrates_on_first_start_even_when_killed_during_
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[tokio::test]
+async fn two_processes_on_one_state_directory_the_second_refuses_naming_the_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = spawn(dir.path());
+    let mut c = client(dir.path(), &mut first).await;
+    let v = create(&mut c, "pvc-one-holder").await.unwrap();
+    c.controller_publish_volume(publish_req(&v, "node-b")).await.unwrap();
+    // The second on the same state directory (its own socket, so only the store is shared).
+    let other = tempfile::tempdir().unwrap();
+    std::fs::write(other.path().join("driver.log"), b"").unwrap();
+    let mut second = Command::new(env!("CARGO_BIN_EXE_tether-csi"))
+        .args(["--endpoint", &format!("unix://{}", other.path().join("csi.sock").display())])
+        .args(["--node-id", NODES[0], "--nodes", &NODES[1..].join(",")])
+        .args(["--state-dir", &dir.path().join("state").display().to_string(), "--metrics-address", ""])
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(other.path().join("driver.log")).unwrap()))
+        .spawn()
+        .map(Running)
+        .unwrap();
+    // A wait on another process, not a test of timing: the deadline turns a second server into
+    // a failure instead of a hang.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "a second process is serving the same state directory");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(!status.success(), "a second process served the same state directory");
+    let stderr = std::fs::read_to_string(other.path().join("driver.log")).unwrap();
+    let holder = format!("pid {}", first.id());
+    assert!(stderr.contains(&holder), "the refusal does not name the holder ({holder}): {stderr}");
+    assert!(!other.path().join("csi.sock").exists(), "the refused process opened its socket");
+    // The first still serves; once it is killed, the kernel drops its lock and a new one serves.
+    c.controller_publish_volume(publish_req(&v, "node-b")).await.unwrap();
+    first.kill().unwrap();
+    first.wait().unwrap();
+    drop(c);
+    assert_eq!(first_volume_nodes(dir.path()).await, ["node-b"]);
+}
