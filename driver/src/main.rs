@@ -192,11 +192,11 @@ async fn run(args: Args) -> Result<Stop, Box<dyn std::error::Error>> {
             return finish(elector, &release, Stop::Signalled).await;
         }
     }
-    // Held until run returns, after the store (declared later) has closed: a second process on
-    // this state directory is refused, naming this one.
+    // Held by the store until the process ends: a second process on this state directory is
+    // refused, naming this one.
     let state_lock = StateLock::acquire(&args.state_dir)?;
     tracing::info!(lock = %state_lock.path().display(), "holding the state directory");
-    let store: Arc<dyn VolumeStore> = Arc::new(EmbeddedStore::open(&args.state_dir, args.capacity_bytes)?);
+    let store: Arc<dyn VolumeStore> = Arc::new(EmbeddedStore::serve(&args.state_dir, args.capacity_bytes, state_lock)?);
     let clock: Arc<dyn Clock> = Arc::new(MonotonicClock::new());
     let mut layer = kube.map(|client| {
         let reporter = k8s::Reporter { component: args.driver_name.clone(), instance: args.node_id.clone() };

@@ -480,3 +480,103 @@ async fn two_processes_on_one_state_directory_the_second_refuses_naming_the_hold
     drop(c);
     assert_eq!(first_volume_nodes(dir.path()).await, ["node-b"]);
 }
+
+/// Bytes of the write-ahead log's header and of each frame's header (the WAL format `SQLite` documents).
+const WAL_HEADER: usize = 32;
+const FRAME_HEADER: usize = 24;
+
+/// Where a test scribbles on the write-ahead log.
+#[derive(Debug, Clone, Copy)]
+enum Spot {
+    Header,
+    /// The middle of frame `n` (from 0) of `len` frames, as a function of `len`.
+    Frame(fn(usize) -> usize),
+}
+
+#[tokio::test]
+async fn a_damaged_write_ahead_log_refuses_start_naming_it_or_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let mut child = spawn(dir.path());
+    let mut c = client(dir.path(), &mut child).await;
+    let (v1, v2) = (create(&mut c, "pvc-wal-1").await.unwrap(), create(&mut c, "pvc-wal-2").await.unwrap());
+    c.controller_publish_volume(publish_req(&v1, "node-b")).await.unwrap();
+    c.controller_publish_volume(publish_req(&v2, "node-c")).await.unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(c);
+    let files = [DB_FILE.to_owned(), format!("{DB_FILE}-wal"), format!("{DB_FILE}-shm")];
+    let kept: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(state.join(f)).unwrap()).collect();
+    let wal = &kept[1];
+    let page = usize::try_from(u32::from_be_bytes(wal[8..12].try_into().unwrap())).unwrap();
+    let frames = (wal.len() - WAL_HEADER) / (FRAME_HEADER + page);
+    assert!(frames >= 4, "the log holds the acknowledged commits: {frames} frames");
+    let spots = [
+        ("the header", Spot::Header),
+        ("the first frame", Spot::Frame(|_| 0)),
+        ("a middle frame", Spot::Frame(|n| n / 2)),
+        ("the second-to-last frame", Spot::Frame(|n| n - 2)),
+        ("the last frame", Spot::Frame(|n| n - 1)),
+    ];
+    let mut failures = Vec::new();
+    for (name, spot) in spots {
+        for (file, bytes) in files.iter().zip(&kept) {
+            std::fs::write(state.join(file), bytes).unwrap();
+        }
+        let at = match spot {
+            Spot::Header => 8,
+            Spot::Frame(n) => {
+                let frame = FRAME_HEADER + page;
+                WAL_HEADER + n(frames) * frame + frame / 2
+            }
+        };
+        let mut damaged = wal.clone();
+        damaged[at..at + 16].iter_mut().for_each(|b| *b ^= 0xff);
+        std::fs::write(state.join(&files[1]), &damaged).unwrap();
+        std::fs::write(dir.path().join("driver.log"), b"").unwrap();
+        let mut child = spawn(dir.path());
+        let served = wait_served_or_exited(dir.path(), &mut child).await;
+        if let Some(mut c) = served {
+            let listed = c.list_volumes(ListVolumesRequest::default()).await.unwrap().into_inner().entries;
+            let on = |v: &str| {
+                let entry = listed.iter().find(|e| e.volume.as_ref().unwrap().volume_id == v);
+                entry.map(|e| e.status.clone().unwrap().published_node_ids)
+            };
+            let expected = (Some(vec!["node-b".to_owned()]), Some(vec!["node-c".to_owned()]));
+            let found = (on(&v1), on(&v2));
+            if found != expected {
+                failures.push(format!("{name}: started and lost an acknowledged change: {found:?}"));
+            }
+        } else {
+            let stderr = std::fs::read_to_string(dir.path().join("driver.log")).unwrap();
+            let named = state.join(&files[1]).display().to_string();
+            if !stderr.contains(&named) {
+                failures.push(format!("{name}: the refusal does not name {named}: {stderr}"));
+            }
+            eprintln!("{name}: {}", stderr.lines().last().unwrap_or_default());
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+    // The undamaged log starts and keeps both.
+    for (file, bytes) in files.iter().zip(&kept) {
+        std::fs::write(state.join(file), bytes).unwrap();
+    }
+    let mut child = spawn(dir.path());
+    assert!(wait_served_or_exited(dir.path(), &mut child).await.is_some(), "the whole log was refused");
+}
+
+/// A client once the child serves, or `None` once it exited (a wait on another process; the
+/// deadline only turns a hang into a failure).
+async fn wait_served_or_exited(dir: &Path, child: &mut Child) -> Option<ControllerClient<Channel>> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return None;
+        }
+        if let Ok(channel) = connect_unix(&dir.join("csi.sock")).await {
+            return Some(ControllerClient::new(channel));
+        }
+        assert!(Instant::now() < deadline, "tether-csi neither served nor exited");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -7,6 +7,7 @@ mod embedded;
 mod fence;
 mod legacy;
 mod lock;
+mod wal;
 
 use std::path::PathBuf;
 use std::sync::Arc;
