@@ -580,3 +580,31 @@ async fn wait_served_or_exited(dir: &Path, child: &mut Child) -> Option<Controll
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn a_refused_call_with_a_huge_id_writes_a_bounded_log_line_and_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = spawn(dir.path());
+    let mut c = client(dir.path(), &mut child).await;
+    let log = dir.path().join("driver.log");
+    // Up to what the server decodes (4 MiB a message), less room for the other fields.
+    for len in [1 << 20, (4 << 20) - 1024] {
+        let huge = "v".repeat(len);
+        let before = std::fs::metadata(&log).unwrap().len();
+        let refused = c.controller_publish_volume(publish_req(&huge, "node-b")).await.unwrap_err();
+        let req = CreateVolumeRequest { name: huge.clone(), ..Default::default() };
+        let refused_create = c.create_volume(req).await.unwrap_err();
+        let req =
+            ControllerUnpublishVolumeRequest { volume_id: "pvc-x".into(), node_id: huge.clone(), ..Default::default() };
+        let refused_node = c.controller_unpublish_volume(req).await.unwrap_err();
+        // tracing writes each line to the log file before the handler replies.
+        let grew = std::fs::metadata(&log).unwrap().len() - before;
+        assert!(grew < 8 * 1024, "three refused calls with a {len}-byte id grew the log by {grew} bytes");
+        for status in [refused, refused_create, refused_node] {
+            assert_eq!(status.code(), tonic::Code::InvalidArgument, "{}", &status.message()[..200]);
+            assert!(status.message().len() < 4096, "a {}-byte error message", status.message().len());
+        }
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains(&format!("... ({} bytes)", 1 << 20)), "the log does not show the id's length: {text}");
+}
