@@ -193,8 +193,11 @@ async fn run(args: Args) -> Result<Stop, Box<dyn std::error::Error>> {
         }
     }
     // Held by the store until the process ends: a second process on this state directory is
-    // refused, naming this one.
-    let state_lock = StateLock::acquire(&args.state_dir)?;
+    // refused, naming this one; a new leader (replicas may share the directory) waits for its
+    // predecessor, which released the Lease and is exiting.
+    let dir = args.state_dir.clone();
+    let wait = args.leader_election;
+    let state_lock = tokio::task::spawn_blocking(move || StateLock::acquire(&dir, wait)).await??;
     tracing::info!(lock = %state_lock.path().display(), "holding the state directory");
     let store: Arc<dyn VolumeStore> = Arc::new(EmbeddedStore::serve(&args.state_dir, args.capacity_bytes, state_lock)?);
     let clock: Arc<dyn Clock> = Arc::new(MonotonicClock::new());

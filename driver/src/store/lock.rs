@@ -55,9 +55,10 @@ impl std::fmt::Display for Holder {
 }
 
 impl StateLock {
-    /// Takes the lock of `dir` (created if missing) without waiting: a second process on the
-    /// same directory is refused at once, naming the holder.
-    pub fn acquire(dir: &Path) -> Result<Self, LockError> {
+    /// Takes the lock of `dir` (created if missing). While another process holds it, `wait`
+    /// false refuses at once, naming the holder; `wait` true (a new leader whose predecessor
+    /// released the Lease and is still exiting) logs the holder and blocks until it is free.
+    pub fn acquire(dir: &Path, wait: bool) -> Result<Self, LockError> {
         std::fs::create_dir_all(dir).map_err(io("create directory", dir))?;
         let path = dir.join(LOCK_FILE);
         let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path);
@@ -66,7 +67,11 @@ impl StateLock {
             Ok(held) => held,
             Err((mut file, Errno::EWOULDBLOCK)) => {
                 let holder = read_holder(&mut file);
-                return Err(LockError::Held { dir: dir.to_path_buf(), path, holder });
+                if !wait {
+                    return Err(LockError::Held { dir: dir.to_path_buf(), path, holder });
+                }
+                tracing::info!(lock = %path.display(), %holder, "waiting for the state directory's holder to exit");
+                Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| io("lock", &path)(errno.into()))?
             }
             Err((_, errno)) => return Err(io("lock", &path)(errno.into())),
         };
@@ -100,9 +105,9 @@ mod tests {
     #[test]
     fn a_second_lock_on_one_directory_is_refused_naming_the_holder_and_free_once_dropped() {
         let dir = tempfile::tempdir().unwrap();
-        let first = StateLock::acquire(dir.path()).unwrap();
+        let first = StateLock::acquire(dir.path(), false).unwrap();
         // flock locks belong to the open file, so a second open in this process conflicts too.
-        match StateLock::acquire(dir.path()) {
+        match StateLock::acquire(dir.path(), false) {
             Err(LockError::Held { holder, path, .. }) => {
                 assert_eq!(holder, Holder::Pid(std::process::id()));
                 assert_eq!(path, first.path());
@@ -110,6 +115,13 @@ mod tests {
             other => panic!("a second holder was let in: {other:?}"),
         }
         drop(first);
-        StateLock::acquire(dir.path()).expect("the lock is free once its holder is gone");
+        let second = StateLock::acquire(dir.path(), false).expect("the lock is free once its holder is gone");
+        // A waiter takes the lock once the holder lets go (it blocks if it asked first).
+        let waiter = std::thread::spawn({
+            let dir = dir.path().to_path_buf();
+            move || StateLock::acquire(&dir, true).map(drop)
+        });
+        drop(second);
+        waiter.join().unwrap().expect("the waiter takes the lock once it is free");
     }
 }
