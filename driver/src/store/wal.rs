@@ -175,10 +175,13 @@ pub fn verify(db: &Path) -> Result<(), StoreError> {
         return Ok(());
     };
     let last_synced = usize::try_from(last_synced).unwrap_or(usize::MAX);
-    let same_log = found.salts == Some(salts);
+    // A whole header with other salts is a log begun after this index was last written back
+    // (a log restarts only once every frame of the old one is in the database file): the index
+    // says nothing about it. No whole header: the log the index describes is gone or cut.
+    let described = found.salts.is_none_or(|s| s == salts);
     // Everything already copied into the database file, and nothing of the log replayed: whole.
     let in_db = found.recovered == 0 && u32::try_from(last_synced).is_ok_and(|s| s <= backfilled);
-    if last_synced > 0 && !in_db && (!same_log || found.recovered < last_synced) {
+    if last_synced > found.recovered && described && !in_db {
         return corrupt(format!(
             "its commits end at frame {} of {} but the wal-index says commits up to frame {last_synced} were synced \
              (acknowledged); a frame of one of them is damaged or missing",
@@ -195,6 +198,12 @@ mod tests {
     /// A log of `commits` one-row commits as `SQLite` writes it, copied while its connection is
     /// still open (closing would fold it into the database and remove it).
     fn log_of(commits: usize) -> (Vec<u8>, usize) {
+        let (log, frame, _) = log_and_index_of(commits);
+        (log, frame)
+    }
+
+    /// [`log_of`] and the wal-index beside it.
+    fn log_and_index_of(commits: usize) -> (Vec<u8>, usize, Vec<u8>) {
         let dir = tempfile::tempdir().unwrap();
         let conn = rusqlite::Connection::open(dir.path().join("t.db")).unwrap();
         conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(())).unwrap();
@@ -203,8 +212,36 @@ mod tests {
             conn.execute("INSERT INTO t VALUES (?1)", [vec![u8::try_from(i).unwrap(); 100]]).unwrap();
         }
         let bytes = std::fs::read(dir.path().join("t.db-wal")).unwrap();
+        let index = std::fs::read(dir.path().join("t.db-shm")).unwrap();
         let page = usize::try_from(be(&bytes, 8)).unwrap();
-        (bytes, FRAME_HEADER + page)
+        (bytes, FRAME_HEADER + page, index)
+    }
+
+    /// `verify` of a database whose log is `log`, with `index` as its wal-index if given.
+    fn verify_with(log: &[u8], index: Option<&[u8]>) -> Result<(), StoreError> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("t.db-wal"), log).unwrap();
+        if let Some(index) = index {
+            std::fs::write(dir.path().join("t.db-shm"), index).unwrap();
+        }
+        verify(&dir.path().join("t.db"))
+    }
+
+    #[test]
+    fn a_damaged_last_frame_the_index_says_was_synced_is_refused_and_tolerated_without_it() {
+        let (log, frame, index) = log_and_index_of(5);
+        verify_with(&log, Some(&index)).expect("a whole log and its index");
+        let mut damaged = log.clone();
+        let at = log.len() - frame / 2;
+        damaged[at..at + 16].iter_mut().for_each(|b| *b ^= 0xff);
+        match verify_with(&damaged, Some(&index)) {
+            Err(StoreError::Corrupt { message, .. }) => assert!(message.contains("wal-index"), "{message}"),
+            other => panic!("a synced commit's damaged frame passed: {other:?}"),
+        }
+        // Without the index, nothing says the last commit was synced: a torn tail.
+        verify_with(&damaged, None).expect("a torn tail");
+        // The log cut away whole while the index says commits were synced.
+        assert!(verify_with(&[], Some(&index)).is_err(), "a log gone with synced commits passed");
     }
 
     #[test]
