@@ -141,7 +141,7 @@ pub enum SnapshotError {
     UnknownVersion { found: u64, supported: u64 },
 
     /// The document describes a state the contract cannot reach.
-    #[error("snapshot entry {subject:?} is inconsistent: {problem}")]
+    #[error("snapshot entry \"{}\" is inconsistent: {problem}", crate::Shown::id(.subject))]
     Inconsistent { subject: String, problem: Inconsistency },
 }
 

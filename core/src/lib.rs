@@ -60,7 +60,7 @@ pub use engine::Engine;
 pub use error::{CoreError, Inconsistency, InputField, InvalidFence, InvalidInput, Problem, SnapshotError};
 pub use evidence::{ClearedHolder, Evidence, EvidencedPublish};
 pub use fence::{Admission, Fence, VolumeFence, MAX_TERM};
-pub use ids::{check_node_id, check_volume_id, MAX_ID_LEN};
+pub use ids::{check_node_id, check_volume_id, Shown, MAX_ID_LEN};
 pub use outcome::{
     Access, AccessMode, Attachment, ClearedAttachment, DetachRecord, MigrationStatus, NodeName, Nodes, PendingNode,
     PublishOutcome, Published, ReconcileReport, StaleOutcome, TimedOutMigration, UnpublishOutcome,

@@ -253,14 +253,8 @@ impl Driver {
         }
     }
 
-    /// Writes the engine's state for `meta`'s volume beside its metadata; call under the
-    /// volume's in-flight guard, before acknowledging.
-    pub(crate) fn persist(&self, meta: &VolumeMeta) -> Result<(), DriverError> {
-        self.write(meta, None)
-    }
-
-    /// [`Driver::persist`] for many volumes as one store call, which the store may make durable
-    /// in one commit. A failure marks every one of them unsaved.
+    /// Writes the engine's state for many volumes beside their metadata as one store call, which
+    /// the store may make durable in one commit. A failure marks every one of them unsaved.
     fn persist_all(&self, volumes: &[&String]) -> Result<(), DriverError> {
         let mut records = Vec::with_capacity(volumes.len());
         for volume in volumes {
@@ -313,8 +307,12 @@ impl Driver {
         let report = self.engine.reconcile(&live)?;
         for cleared in &report.cleared {
             if let Some(meta) = self.catalog.get(&cleared.volume) {
-                self.persist(&meta)?;
-                self.store.apply_fence(&cleared.volume, &cleared.fence).or_else(superseded)?;
+                // Record and fence in one change: a fence a newer term superseded saves nothing
+                // (the volume stays unsaved, so its next call writes it again) and the pass goes on.
+                match self.write(&meta, Some(&cleared.fence)) {
+                    Err(DriverError::Store(e)) => superseded(e)?,
+                    other => other?,
+                }
             }
             self.changed(&cleared.volume);
         }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::adopt::Refused;
 use crate::volume::Claim;
-use tether_core::{CoreError, PublishOutcome, Published, ReconcileReport, UnpublishOutcome};
+use tether_core::{CoreError, PublishOutcome, Published, ReconcileReport, Shown, UnpublishOutcome};
 
 /// The event reasons of DESIGN.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,10 +71,11 @@ pub struct LogSink;
 
 impl EventSink for LogSink {
     fn post(&self, event: Event) -> bool {
+        let message = Shown::within(&event.message, crate::status::MAX_MESSAGE_LEN);
         if event.reason.is_warning() {
-            tracing::warn!(reason = event.reason.as_str(), volume = %event.volume, "{}", event.message);
+            tracing::warn!(reason = event.reason.as_str(), volume = %Shown::id(&event.volume), "{}", message);
         } else {
-            tracing::info!(reason = event.reason.as_str(), volume = %event.volume, "{}", event.message);
+            tracing::info!(reason = event.reason.as_str(), volume = %Shown::id(&event.volume), "{}", message);
         }
         true
     }

@@ -18,7 +18,7 @@ use tether_driver::logging::{self, LogFormat};
 use tether_driver::nodes::StaticNodes;
 use tether_driver::reconciler;
 use tether_driver::server::{self, Endpoint};
-use tether_driver::store::{EmbeddedStore, VolumeStore};
+use tether_driver::store::{EmbeddedStore, StateLock, VolumeStore};
 use tether_driver::{Driver, Parts, Settings};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{watch, Notify};
@@ -192,7 +192,14 @@ async fn run(args: Args) -> Result<Stop, Box<dyn std::error::Error>> {
             return finish(elector, &release, Stop::Signalled).await;
         }
     }
-    let store: Arc<dyn VolumeStore> = Arc::new(EmbeddedStore::open(&args.state_dir, args.capacity_bytes)?);
+    // Held by the store until the process ends: a second process on this state directory is
+    // refused, naming this one; a new leader (replicas may share the directory) waits for its
+    // predecessor, which released the Lease and is exiting.
+    let dir = args.state_dir.clone();
+    let wait = args.leader_election;
+    let state_lock = tokio::task::spawn_blocking(move || StateLock::acquire(&dir, wait)).await??;
+    tracing::info!(lock = %state_lock.path().display(), "holding the state directory");
+    let store: Arc<dyn VolumeStore> = Arc::new(EmbeddedStore::serve(&args.state_dir, args.capacity_bytes, state_lock)?);
     let clock: Arc<dyn Clock> = Arc::new(MonotonicClock::new());
     let mut layer = kube.map(|client| {
         let reporter = k8s::Reporter { component: args.driver_name.clone(), instance: args.node_id.clone() };

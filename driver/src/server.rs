@@ -43,10 +43,21 @@ impl std::str::FromStr for Endpoint {
     }
 }
 
-/// The three CSI services over one driver.
+/// Remotely reset streams the server has not yet accepted that one connection may hold before
+/// it is closed with GOAWAY (`ENHANCE_YOUR_CALM`, "`too_many_resets`"). h2 counts a stream here
+/// only while it waits to be accepted and forgets it once accepted, so what reaches the limit
+/// is the cancellations read in one go: after the process stalled (SIGSTOP, a long pause),
+/// every call its clients opened and cancelled meanwhile; in a rapid-reset flood, thousands.
+/// h2's default, 20, closed a sidecar's connection after a stall of a few seconds; 512 is many
+/// times what the CSI sidecars keep in flight (tens of calls each) and still ends a flood at
+/// its first few hundred streams. Each counted stream costs the server a slab entry, no task.
+pub const MAX_PENDING_ACCEPT_RESETS: usize = 512;
+
+/// The three CSI services over one driver, with the HTTP/2 settings every endpoint shares.
 pub fn router(driver: Arc<Driver>) -> Router {
     let svc = CsiService::new(driver);
     Server::builder()
+        .http2_max_pending_accept_reset_streams(Some(MAX_PENDING_ACCEPT_RESETS))
         .add_service(IdentityServer::new(svc.clone()))
         .add_service(ControllerServer::new(svc.clone()))
         .add_service(NodeServer::new(svc))
@@ -87,10 +98,22 @@ pub async fn serve(
         Endpoint::Tcp(addr) => {
             let listener = TcpListener::bind(addr).await?;
             tracing::info!(endpoint = %addr, "serving CSI");
-            router(driver).serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown).await?;
+            serve_tcp(driver, listener, shutdown).await?;
         }
     }
     Ok(())
+}
+
+/// Serves `driver` on a bound TCP listener until `shutdown` completes, to the same clients as
+/// the Unix socket: the authority adapter sits on every connection here too (grpc-java sends
+/// the target it was given, which h2 may refuse, whatever the transport).
+pub async fn serve_tcp(
+    driver: Arc<Driver>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let incoming = TcpListenerStream::new(listener).map(|conn| conn.map(AuthorityFix::new));
+    router(driver).serve_with_incoming_shutdown(incoming, shutdown).await
 }
 
 /// A client channel to a driver's Unix socket (tests, benchmarks, tools).

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use tether_core::Shown;
 use tonic::{Request, Response, Status};
 use tracing::instrument;
 
@@ -95,7 +96,7 @@ impl Identity for CsiService {
 
 #[tonic::async_trait]
 impl Controller for CsiService {
-    #[instrument(skip_all, fields(name = %request.get_ref().name))]
+    #[instrument(skip_all, fields(name = %Shown::id(&request.get_ref().name)))]
     async fn create_volume(
         &self,
         request: Request<CreateVolumeRequest>,
@@ -107,7 +108,7 @@ impl Controller for CsiService {
         .await
     }
 
-    #[instrument(skip_all, fields(volume = %request.get_ref().volume_id))]
+    #[instrument(skip_all, fields(volume = %Shown::id(&request.get_ref().volume_id)))]
     async fn delete_volume(
         &self,
         request: Request<DeleteVolumeRequest>,
@@ -116,7 +117,7 @@ impl Controller for CsiService {
         self.run(Some("delete_volume"), move |d| d.delete_volume(&req).map(|()| DeleteVolumeResponse {})).await
     }
 
-    #[instrument(skip_all, fields(volume = %request.get_ref().volume_id, node = %request.get_ref().node_id))]
+    #[instrument(skip_all, fields(volume = %Shown::id(&request.get_ref().volume_id), node = %Shown::id(&request.get_ref().node_id)))]
     async fn controller_publish_volume(
         &self,
         request: Request<ControllerPublishVolumeRequest>,
@@ -125,7 +126,7 @@ impl Controller for CsiService {
         self.run(Some("controller_publish"), move |d| d.controller_publish(&req)).await
     }
 
-    #[instrument(skip_all, fields(volume = %request.get_ref().volume_id, node = %request.get_ref().node_id))]
+    #[instrument(skip_all, fields(volume = %Shown::id(&request.get_ref().volume_id), node = %Shown::id(&request.get_ref().node_id)))]
     async fn controller_unpublish_volume(
         &self,
         request: Request<ControllerUnpublishVolumeRequest>,
@@ -137,7 +138,7 @@ impl Controller for CsiService {
         .await
     }
 
-    #[instrument(skip_all, fields(volume = %request.get_ref().volume_id))]
+    #[instrument(skip_all, fields(volume = %Shown::id(&request.get_ref().volume_id)))]
     async fn validate_volume_capabilities(
         &self,
         request: Request<ValidateVolumeCapabilitiesRequest>,
@@ -181,7 +182,7 @@ impl Controller for CsiService {
 
 #[tonic::async_trait]
 impl Node for CsiService {
-    #[instrument(skip_all, fields(volume = %request.get_ref().volume_id, node = %self.driver.settings.node_id))]
+    #[instrument(skip_all, fields(volume = %Shown::id(&request.get_ref().volume_id), node = %self.driver.settings.node_id))]
     async fn node_stage_volume(
         &self,
         request: Request<NodeStageVolumeRequest>,
@@ -190,7 +191,7 @@ impl Node for CsiService {
         self.run(Some("node_stage"), move |d| d.node_stage(&req).map(|()| NodeStageVolumeResponse {})).await
     }
 
-    #[instrument(skip_all, fields(volume = %request.get_ref().volume_id, node = %self.driver.settings.node_id))]
+    #[instrument(skip_all, fields(volume = %Shown::id(&request.get_ref().volume_id), node = %self.driver.settings.node_id))]
     async fn node_unstage_volume(
         &self,
         request: Request<NodeUnstageVolumeRequest>,
@@ -202,7 +203,7 @@ impl Node for CsiService {
         .await
     }
 
-    #[instrument(skip_all, fields(volume = %request.get_ref().volume_id, node = %self.driver.settings.node_id))]
+    #[instrument(skip_all, fields(volume = %Shown::id(&request.get_ref().volume_id), node = %self.driver.settings.node_id))]
     async fn node_publish_volume(
         &self,
         request: Request<NodePublishVolumeRequest>,
@@ -211,7 +212,7 @@ impl Node for CsiService {
         self.run(Some("node_publish"), move |d| d.node_publish(&req).map(|()| NodePublishVolumeResponse {})).await
     }
 
-    #[instrument(skip_all, fields(volume = %request.get_ref().volume_id, node = %self.driver.settings.node_id))]
+    #[instrument(skip_all, fields(volume = %Shown::id(&request.get_ref().volume_id), node = %self.driver.settings.node_id))]
     async fn node_unpublish_volume(
         &self,
         request: Request<NodeUnpublishVolumeRequest>,

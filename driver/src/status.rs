@@ -1,6 +1,6 @@
 //! The one place where refusals become gRPC statuses (DESIGN.md, "Errors across boundaries").
 
-use tether_core::{CoreError, InvalidInput};
+use tether_core::{CoreError, InvalidInput, Shown};
 use tonic::{Code, Status};
 
 use crate::store::StoreError;
@@ -81,6 +81,10 @@ impl From<DriverError> for Status {
             DriverError::Store(_) => Code::Internal,
             DriverError::ShuttingDown | DriverError::Rebuilding => Code::Unavailable,
         };
-        Self::new(code, e.to_string())
+        Self::new(code, Shown::within(&e.to_string(), MAX_MESSAGE_LEN).to_string())
     }
 }
+
+/// The most bytes of an error message a caller gets back (and the log repeats): enough for
+/// every message the driver writes about valid identifiers, whatever text a request quoted.
+pub const MAX_MESSAGE_LEN: usize = 2048;

@@ -438,3 +438,173 @@ async fn an_old_state_directory_migrates_on_first_start_even_when_killed_during_
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[tokio::test]
+async fn two_processes_on_one_state_directory_the_second_refuses_naming_the_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = spawn(dir.path());
+    let mut c = client(dir.path(), &mut first).await;
+    let v = create(&mut c, "pvc-one-holder").await.unwrap();
+    c.controller_publish_volume(publish_req(&v, "node-b")).await.unwrap();
+    // The second on the same state directory (its own socket, so only the store is shared).
+    let other = tempfile::tempdir().unwrap();
+    std::fs::write(other.path().join("driver.log"), b"").unwrap();
+    let mut second = Command::new(env!("CARGO_BIN_EXE_tether-csi"))
+        .args(["--endpoint", &format!("unix://{}", other.path().join("csi.sock").display())])
+        .args(["--node-id", NODES[0], "--nodes", &NODES[1..].join(",")])
+        .args(["--state-dir", &dir.path().join("state").display().to_string(), "--metrics-address", ""])
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(other.path().join("driver.log")).unwrap()))
+        .spawn()
+        .map(Running)
+        .unwrap();
+    // A wait on another process, not a test of timing: the deadline turns a second server into
+    // a failure instead of a hang.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "a second process is serving the same state directory");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(!status.success(), "a second process served the same state directory");
+    let stderr = std::fs::read_to_string(other.path().join("driver.log")).unwrap();
+    let holder = format!("pid {}", first.id());
+    assert!(stderr.contains(&holder), "the refusal does not name the holder ({holder}): {stderr}");
+    assert!(!other.path().join("csi.sock").exists(), "the refused process opened its socket");
+    // The first still serves; once it is killed, the kernel drops its lock and a new one serves.
+    c.controller_publish_volume(publish_req(&v, "node-b")).await.unwrap();
+    first.kill().unwrap();
+    first.wait().unwrap();
+    drop(c);
+    assert_eq!(first_volume_nodes(dir.path()).await, ["node-b"]);
+}
+
+/// Bytes of the write-ahead log's header and of each frame's header (the WAL format `SQLite` documents).
+const WAL_HEADER: usize = 32;
+const FRAME_HEADER: usize = 24;
+
+/// Where a test scribbles on the write-ahead log.
+#[derive(Debug, Clone, Copy)]
+enum Spot {
+    Header,
+    /// The middle of frame `n` (from 0) of `len` frames, as a function of `len`.
+    Frame(fn(usize) -> usize),
+}
+
+#[tokio::test]
+async fn a_damaged_write_ahead_log_refuses_start_naming_it_or_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let mut child = spawn(dir.path());
+    let mut c = client(dir.path(), &mut child).await;
+    let (v1, v2) = (create(&mut c, "pvc-wal-1").await.unwrap(), create(&mut c, "pvc-wal-2").await.unwrap());
+    c.controller_publish_volume(publish_req(&v1, "node-b")).await.unwrap();
+    c.controller_publish_volume(publish_req(&v2, "node-c")).await.unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(c);
+    let files = [DB_FILE.to_owned(), format!("{DB_FILE}-wal"), format!("{DB_FILE}-shm")];
+    let kept: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(state.join(f)).unwrap()).collect();
+    let wal = &kept[1];
+    let page = usize::try_from(u32::from_be_bytes(wal[8..12].try_into().unwrap())).unwrap();
+    let frames = (wal.len() - WAL_HEADER) / (FRAME_HEADER + page);
+    assert!(frames >= 4, "the log holds the acknowledged commits: {frames} frames");
+    let spots = [
+        ("the header", Spot::Header),
+        ("the first frame", Spot::Frame(|_| 0)),
+        ("a middle frame", Spot::Frame(|n| n / 2)),
+        ("the second-to-last frame", Spot::Frame(|n| n - 2)),
+        ("the last frame", Spot::Frame(|n| n - 1)),
+    ];
+    let mut failures = Vec::new();
+    for (name, spot) in spots {
+        for (file, bytes) in files.iter().zip(&kept) {
+            std::fs::write(state.join(file), bytes).unwrap();
+        }
+        let at = match spot {
+            Spot::Header => 8,
+            Spot::Frame(n) => {
+                let frame = FRAME_HEADER + page;
+                WAL_HEADER + n(frames) * frame + frame / 2
+            }
+        };
+        let mut damaged = wal.clone();
+        damaged[at..at + 16].iter_mut().for_each(|b| *b ^= 0xff);
+        std::fs::write(state.join(&files[1]), &damaged).unwrap();
+        std::fs::write(dir.path().join("driver.log"), b"").unwrap();
+        let mut child = spawn(dir.path());
+        let served = wait_served_or_exited(dir.path(), &mut child).await;
+        if let Some(mut c) = served {
+            let listed = c.list_volumes(ListVolumesRequest::default()).await.unwrap().into_inner().entries;
+            let on = |v: &str| {
+                let entry = listed.iter().find(|e| e.volume.as_ref().unwrap().volume_id == v);
+                entry.map(|e| e.status.clone().unwrap().published_node_ids)
+            };
+            let expected = (Some(vec!["node-b".to_owned()]), Some(vec!["node-c".to_owned()]));
+            let found = (on(&v1), on(&v2));
+            if found != expected {
+                failures.push(format!("{name}: started and lost an acknowledged change: {found:?}"));
+            }
+        } else {
+            let stderr = std::fs::read_to_string(dir.path().join("driver.log")).unwrap();
+            let named = state.join(&files[1]).display().to_string();
+            if !stderr.contains(&named) {
+                failures.push(format!("{name}: the refusal does not name {named}: {stderr}"));
+            }
+            eprintln!("{name}: {}", stderr.lines().last().unwrap_or_default());
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+    // The undamaged log starts and keeps both.
+    for (file, bytes) in files.iter().zip(&kept) {
+        std::fs::write(state.join(file), bytes).unwrap();
+    }
+    let mut child = spawn(dir.path());
+    assert!(wait_served_or_exited(dir.path(), &mut child).await.is_some(), "the whole log was refused");
+}
+
+/// A client once the child serves, or `None` once it exited (a wait on another process; the
+/// deadline only turns a hang into a failure).
+async fn wait_served_or_exited(dir: &Path, child: &mut Child) -> Option<ControllerClient<Channel>> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return None;
+        }
+        if let Ok(channel) = connect_unix(&dir.join("csi.sock")).await {
+            return Some(ControllerClient::new(channel));
+        }
+        assert!(Instant::now() < deadline, "tether-csi neither served nor exited");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_refused_call_with_a_huge_id_writes_a_bounded_log_line_and_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = spawn(dir.path());
+    let mut c = client(dir.path(), &mut child).await;
+    let log = dir.path().join("driver.log");
+    // Up to what the server decodes (4 MiB a message), less room for the other fields.
+    for len in [1 << 20, (4 << 20) - 1024] {
+        let huge = "v".repeat(len);
+        let before = std::fs::metadata(&log).unwrap().len();
+        let refused = c.controller_publish_volume(publish_req(&huge, "node-b")).await.unwrap_err();
+        let req = CreateVolumeRequest { name: huge.clone(), ..Default::default() };
+        let refused_create = c.create_volume(req).await.unwrap_err();
+        let req =
+            ControllerUnpublishVolumeRequest { volume_id: "pvc-x".into(), node_id: huge.clone(), ..Default::default() };
+        let refused_node = c.controller_unpublish_volume(req).await.unwrap_err();
+        // tracing writes each line to the log file before the handler replies.
+        let grew = std::fs::metadata(&log).unwrap().len() - before;
+        assert!(grew < 8 * 1024, "three refused calls with a {len}-byte id grew the log by {grew} bytes");
+        for status in [refused, refused_create, refused_node] {
+            assert_eq!(status.code(), tonic::Code::InvalidArgument, "{}", &status.message()[..200]);
+            assert!(status.message().len() < 4096, "a {}-byte error message", status.message().len());
+        }
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains(&format!("... ({} bytes)", 1 << 20)), "the log does not show the id's length: {text}");
+}

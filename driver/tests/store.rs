@@ -181,3 +181,72 @@ fn a_failed_commit_names_its_cause_as_a_value_and_leaves_the_store_as_it_was() {
     }
     assert_eq!(store.next_term(0).unwrap(), term + 1, "the refused term left no trace");
 }
+
+/// The engine's entry of `id` at `epoch` with no attachment: enough to tell records apart.
+fn entry_at(id: &str, epoch: u64) -> tether_core::VolumeEntry {
+    tether_core::VolumeEntry { volume: id.into(), epoch, attachment: None, last_detach: None }
+}
+
+#[test]
+fn a_refused_fence_commits_no_record_and_a_restart_loads_the_newer_acknowledged_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let v = volume("v");
+    store.create(&v).unwrap();
+    let newer = 5 << 32;
+    store.save(&v, Some(&entry_at("v", newer)), Some(&fence(newer, &[("node-b", newer)]))).unwrap();
+    // A writer of an earlier term: its fence is refused, and so is its record.
+    let stale = (4 << 32) + 7;
+    match store.save(&v, Some(&entry_at("v", stale)), Some(&fence(stale, &[("node-a", stale)]))) {
+        Err(StoreError::Fence(CoreError::StaleFence { .. })) => {}
+        other => panic!("the stale fence was not refused: {other:?}"),
+    }
+    assert_eq!(store.stored("v").unwrap().unwrap().engine, Some(entry_at("v", newer)));
+    drop(store);
+    let store = open(dir.path());
+    let loaded = store.load().unwrap();
+    assert_eq!(loaded[0].engine, Some(entry_at("v", newer)), "the stale record came back after a restart");
+    assert_eq!(store.applied_fence("v").unwrap(), Some(fence(newer, &[("node-b", newer)])));
+}
+
+#[test]
+fn in_a_group_commit_a_refused_fence_fails_only_its_own_change() {
+    const WRITERS: u64 = 32;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(open(dir.path()));
+    for w in 0..WRITERS {
+        store.create(&volume(&format!("v{w}"))).unwrap();
+        // Every odd volume already has a fence newer than the one its writer will bring.
+        if w % 2 == 1 {
+            store.apply_fence(&format!("v{w}"), &fence(1000, &[])).unwrap();
+        }
+    }
+    // Released together, so the committer takes many of them in one transaction.
+    let start = Arc::new(std::sync::Barrier::new(usize::try_from(WRITERS).unwrap()));
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let (store, start) = (Arc::clone(&store), Arc::clone(&start));
+            std::thread::spawn(move || {
+                let (id, epoch) = (format!("v{w}"), 10 + w);
+                start.wait();
+                store.save(&volume(&id), Some(&entry_at(&id, epoch)), Some(&fence(epoch, &[])))
+            })
+        })
+        .collect();
+    let results: Vec<_> = writers.into_iter().map(|t| t.join().unwrap()).collect();
+    drop(store);
+    let store = open(dir.path());
+    for (w, result) in (0..WRITERS).zip(results) {
+        let id = format!("v{w}");
+        let stored = store.stored(&id).unwrap().unwrap().engine;
+        if w % 2 == 1 {
+            assert!(matches!(result, Err(StoreError::Fence(_))), "{id}: {result:?}");
+            assert_eq!(stored, None, "{id}: the refused change left its record");
+            assert_eq!(store.applied_fence(&id).unwrap(), Some(fence(1000, &[])));
+        } else {
+            assert!(result.is_ok(), "{id}: a neighbour's refusal failed it: {result:?}");
+            assert_eq!(stored, Some(entry_at(&id, 10 + w)), "{id}");
+            assert_eq!(store.applied_fence(&id).unwrap(), Some(fence(10 + w, &[])));
+        }
+    }
+}

@@ -12,10 +12,11 @@ use rusqlite::{Connection, TransactionBehavior};
 
 use super::{DbFailure, StoreError};
 
-/// One caller's change, run inside the shared transaction. Its `Ok` value is handed back (a
-/// term, or 0). An `Err` other than [`StoreError::Db`] is that caller's alone (a refused
-/// fence, a corrupt row), and whatever it wrote before returning stays; a `Db` error aborts
-/// the whole transaction and fails every caller in it.
+/// One caller's change, run inside the shared transaction, under a savepoint of its own: all
+/// or nothing. Its `Ok` value is handed back (a term, or 0). An `Err` other than
+/// [`StoreError::Db`] is that caller's alone (a refused fence, a corrupt row): what it wrote
+/// before returning is rolled back and the other changes commit; a `Db` error aborts the whole
+/// transaction and fails every caller in it.
 pub type Op = Box<dyn FnOnce(&Connection) -> Result<u64, StoreError> + Send>;
 
 struct Request {
@@ -104,17 +105,28 @@ fn fail_all(mut replies: Vec<SyncSender<Result<u64, StoreError>>>, e: StoreError
     }
 }
 
-/// One transaction for `ops`, committed (and so synced) once. An error beginning or committing
-/// it, or a [`StoreError::Db`] of one op, fails the whole transaction.
+/// One transaction for `ops`, committed (and so synced) once, each op inside a savepoint so that
+/// an op's own failure takes back only its own writes (a record whose fence was refused is not
+/// committed without it). An error beginning or committing the transaction, handling a
+/// savepoint, or a [`StoreError::Db`] of one op, fails the whole transaction.
 fn commit_all(conn: &mut Connection, db: &Path, ops: Vec<Op>) -> Result<Vec<Result<u64, StoreError>>, StoreError> {
-    let tx = conn
+    let mut tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db_error("begin a transaction on", db))?;
     let mut results = Vec::with_capacity(ops.len());
     for op in ops {
-        match op(&tx) {
+        let change = tx.savepoint().map_err(db_error("begin a change on", db))?;
+        match op(&change) {
             Err(e @ StoreError::Db { .. }) => return Err(e), // the transaction rolls back on drop
-            result => results.push(result),
+            Ok(value) => {
+                change.commit().map_err(db_error("end a change on", db))?;
+                results.push(Ok(value));
+            }
+            Err(e) => {
+                // A savepoint finishes by its drop behaviour, rollback: ROLLBACK TO, then RELEASE.
+                change.finish().map_err(db_error("roll back a change on", db))?;
+                results.push(Err(e));
+            }
         }
     }
     tx.commit().map_err(db_error("commit to", db))?;

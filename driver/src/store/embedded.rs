@@ -23,7 +23,7 @@ use tether_core::{Fence, VolumeEntry, VolumeFence};
 
 use super::atomic::{io as io_error, sync_dir};
 use super::commit::{db_error, Committer, Op};
-use super::{legacy, DbFailure, StoreError, StoredFence, StoredVolume, StoredVolumeRef, VolumeStore};
+use super::{legacy, DbFailure, StateLock, StoreError, StoredFence, StoredVolume, StoredVolumeRef, VolumeStore};
 use crate::volume::{VolumeKind, VolumeMeta};
 
 /// The database's file name under the state directory.
@@ -50,6 +50,8 @@ pub struct EmbeddedStore {
     reader: Mutex<Connection>,
     committer: Committer,
     capacity: u64,
+    /// The state directory's lock, when this store serves it (dropped after the committer).
+    lock: Option<StateLock>,
 }
 
 /// A connection to `db` in write-ahead-log mode, every commit synced.
@@ -227,7 +229,18 @@ impl EmbeddedStore {
         legacy::remove(root)?;
         let reader = Mutex::new(connect(&db)?);
         let committer = Committer::start(writer, &db)?;
-        Ok(Self { data, db, reader, committer, capacity })
+        Ok(Self { data, db, reader, committer, capacity, lock: None })
+    }
+
+    /// [`EmbeddedStore::open`] for the process that serves the state directory, holding its
+    /// `lock` for the store's life: first refuses a write-ahead log that would lose
+    /// acknowledged commits (see `wal.rs`), which it can check because nothing else has the
+    /// database open.
+    pub fn serve(root: &Path, capacity: u64, lock: StateLock) -> Result<Self, StoreError> {
+        super::wal::verify(&root.join(DB_FILE))?;
+        let mut store = Self::open(root, capacity)?;
+        store.lock = Some(lock);
+        Ok(store)
     }
 
     /// The database file.

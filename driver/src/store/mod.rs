@@ -6,6 +6,8 @@ mod commit;
 mod embedded;
 mod fence;
 mod legacy;
+mod lock;
+mod wal;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,6 +17,7 @@ use tether_core::{CoreError, Fence, VolumeEntry, VolumeFence};
 pub use atomic::{io as io_error, write_atomic};
 pub use embedded::{EmbeddedStore, DB_FILE};
 pub use fence::StoredFence;
+pub use lock::{Holder, LockError, StateLock, LOCK_FILE};
 
 use crate::volume::VolumeMeta;
 
@@ -75,10 +78,10 @@ pub trait VolumeStore: Send + Sync + 'static {
     fn load(&self) -> Result<Vec<StoredVolume>, StoreError>;
     /// Provisions the volume's data (directory or sparse file) and records it.
     fn create(&self, meta: &VolumeMeta) -> Result<(), StoreError>;
-    /// Records a new state of an existing volume: its metadata and the engine's entry, and
-    /// then, if given, applies its new fence (as [`VolumeStore::apply_fence`], by the same
-    /// rule), as one durable change. A refused fence is an error and leaves the record saved;
-    /// an error saving the record applies no fence.
+    /// Records a new state of an existing volume: its metadata and the engine's entry, and, if
+    /// given, applies its new fence (as [`VolumeStore::apply_fence`], by the same rule), as one
+    /// durable change, all or nothing: a refused fence (`StoreError::Fence`) saves no record,
+    /// and an error saving the record applies no fence. Either way the store is left as it was.
     fn save(&self, meta: &VolumeMeta, engine: Option<&VolumeEntry>, fence: Option<&Fence>) -> Result<(), StoreError>;
     /// [`VolumeStore::save`] of many volumes' records, without fences (an adoption at start-up
     /// persisting what it changed); a backend may make them durable together. Stops at the
