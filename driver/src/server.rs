@@ -74,20 +74,29 @@ pub async fn serve(
     endpoint: &Endpoint,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    serve_router(router(driver), endpoint, shutdown).await
+}
+
+/// Serves `router` (the driver's services, or the proxy's) as [`serve`] does.
+pub async fn serve_router(
+    router: Router,
+    endpoint: &Endpoint,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     match endpoint {
         Endpoint::Unix(path) => {
             let listener = bind_unix(path)?;
             tracing::info!(endpoint = %path.display(), "serving CSI");
             // Clients other than grpc-go send the socket path as :authority; see src/authority/.
             let incoming = UnixListenerStream::new(listener).map(|conn| conn.map(AuthorityFix::new));
-            let served = router(driver).serve_with_incoming_shutdown(incoming, shutdown).await;
+            let served = router.serve_with_incoming_shutdown(incoming, shutdown).await;
             let _ = std::fs::remove_file(path);
             served?;
         }
         Endpoint::Tcp(addr) => {
             let listener = TcpListener::bind(addr).await?;
             tracing::info!(endpoint = %addr, "serving CSI");
-            router(driver).serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown).await?;
+            router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown).await?;
         }
     }
     Ok(())
