@@ -49,6 +49,20 @@ async fn an_rwo_conflict_is_refused_by_the_engine_and_never_reaches_the_upstream
     assert!(refused.message().contains("node-a"), "names the holder: {}", refused.message());
     assert_eq!(nodes_of(&up.of(PUBLISH)), [NODES[0]], "only the accepted publish was forwarded");
     assert_eq!(h.holders("vol-1"), [NODES[0]]);
+    let fenced = up.of(PUBLISH)[0].fenced.clone();
+    assert_eq!(fenced, Some(vec![NODES[0].to_owned()]), "the fence was durable before the upstream got the call");
+}
+
+#[tokio::test]
+async fn a_volume_id_the_store_cannot_record_is_refused_before_the_engine_and_the_upstream() {
+    let (mut h, up, _served) = start().await;
+    for id in ["../store.db", "/etc/passwd", "./x", "a/../../b"] {
+        let refused = assert_code(h.rwo(id, NODES[0]).await, Code::InvalidArgument);
+        assert!(refused.message().contains("cannot record it"), "{id}: {}", refused.message());
+        assert!(h.holders(id).is_empty());
+    }
+    assert!(up.of(PUBLISH).is_empty());
+    h.rwo("pool/vol-1", NODES[0]).await.expect("a nested relative id is fine");
 }
 
 #[tokio::test]

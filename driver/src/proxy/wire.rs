@@ -80,3 +80,52 @@ pub fn append_message(msg: &[u8], field: u32, item: &impl Message) -> Bytes {
     prost::encoding::message::encode(field, item, &mut out);
     out.freeze()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use prost::Message;
+
+    use super::*;
+    use crate::csi::NodeStageVolumeRequest;
+
+    /// A stage request with two context keys, and a field (99) this build's proto does not know.
+    fn request() -> Vec<u8> {
+        let req = NodeStageVolumeRequest {
+            volume_id: "v".into(),
+            publish_context: HashMap::from([
+                ("device".to_owned(), "/dev/x".to_owned()),
+                ("tether.io/epoch".to_owned(), "7".to_owned()),
+            ]),
+            staging_target_path: "/stage".into(),
+            ..Default::default()
+        };
+        let mut bytes = req.encode_to_vec();
+        prost::encoding::string::encode(99, &"unknown to Tether".to_owned(), &mut bytes);
+        bytes
+    }
+
+    #[test]
+    fn stripping_drops_only_the_selected_entries_and_keeps_unknown_fields() {
+        let original = request();
+        let stripped = strip_map(&original, 2, |k| k.starts_with("tether.io/")).unwrap();
+        let req = NodeStageVolumeRequest::decode(stripped.clone()).unwrap();
+        assert_eq!(req.publish_context, HashMap::from([("device".to_owned(), "/dev/x".to_owned())]));
+        assert_eq!((req.volume_id.as_str(), req.staging_target_path.as_str()), ("v", "/stage"));
+        let tail = b"unknown to Tether";
+        assert!(stripped.windows(tail.len()).any(|w| w == tail), "field 99 is still there");
+        assert_eq!(strip_map(&original, 2, |_| false).unwrap(), original, "nothing selected: the same bytes");
+    }
+
+    #[test]
+    fn appending_adds_entries_and_a_truncated_message_is_refused() {
+        let extra = ("tether.io/node".to_owned(), "a".to_owned());
+        let grown = append_map(&request(), 2, [(&extra.0, &extra.1)]);
+        let req = NodeStageVolumeRequest::decode(grown).unwrap();
+        assert_eq!(req.publish_context.len(), 3);
+        let original = request();
+        let cut = &original[..original.len() - 3];
+        assert!(matches!(strip_map(cut, 2, |_| false), Err(WireError::Truncated)));
+    }
+}

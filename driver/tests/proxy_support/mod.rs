@@ -22,7 +22,7 @@ use tether_driver::nodes::StaticNodes;
 use tether_driver::proxy::{router, Proxy, Upstream};
 use tether_driver::server::{bind_unix, connect_unix};
 use tether_driver::service::{controller_cap, node_cap};
-use tether_driver::store::EmbeddedStore;
+use tether_driver::store::{EmbeddedStore, VolumeStore};
 use tether_driver::{Driver, Parts, Settings};
 use tokio::sync::oneshot;
 use tokio_stream::wrappers::UnixListenerStream;
@@ -70,6 +70,8 @@ pub struct Received {
     pub volume: String,
     pub node: String,
     pub context: HashMap<String, String>,
+    /// For a publish: the nodes of the fence the store had applied when the call arrived.
+    pub fenced: Option<Vec<String>>,
 }
 
 /// A CSI driver that answers as its script says and records what it got.
@@ -77,12 +79,21 @@ pub struct Received {
 pub struct Recording {
     pub script: Arc<Mutex<Script>>,
     pub calls: Arc<Mutex<Vec<Received>>>,
+    /// Tether's state directory, read (by a store of its own) at each publish it gets.
+    pub state: Arc<Mutex<Option<PathBuf>>>,
 }
 
 impl Recording {
     fn record(&self, method: &'static str, volume: &str, node: &str, context: &HashMap<String, String>) {
-        let r = Received { method, volume: volume.into(), node: node.into(), context: context.clone() };
+        let fenced = (method == "ControllerPublishVolume").then(|| self.fenced(volume)).flatten();
+        let r = Received { method, volume: volume.into(), node: node.into(), context: context.clone(), fenced };
         self.calls.lock().unwrap().push(r);
+    }
+
+    fn fenced(&self, volume: &str) -> Option<Vec<String>> {
+        let state = self.state.lock().unwrap().clone()?;
+        let fence = EmbeddedStore::open(&state, 1 << 40).unwrap().applied_fence(volume).unwrap()?;
+        Some(fence.nodes().map(|a| a.node.to_string()).collect())
     }
 
     fn script(&self) -> Script {
@@ -393,5 +404,6 @@ pub async fn start() -> (ProxyHarness, Recording, Served) {
     let served = serve_upstream(&upstream, &socket);
     let state = dir.path().join("state");
     let h = ProxyHarness::start(dir, &socket, &state, NODES[0]).await;
+    *upstream.state.lock().unwrap() = Some(state);
     (h, upstream, served)
 }
