@@ -7,6 +7,9 @@
 //! directory's filesystem is timed in the same run, and the ratios issue 13 sets targets for are
 //! printed last.
 //!
+//! `cargo bench -p tether-benches --bench driver -- --proxy` measures proxy mode instead: pairs
+//! through `tether-csi --upstream` against the upstream alone, at 1 and 64 clients.
+//!
 //! `cargo bench -p tether-benches --bench driver` — the store lives under
 //! `TETHER_BENCH_STATE_DIR` (default: a temporary directory under `target/`, on disk).
 
@@ -26,6 +29,7 @@ use tether_driver::csi::{
 };
 use tether_driver::events::LogSink;
 use tether_driver::nodes::StaticNodes;
+use tether_driver::proxy::{self, Proxy, Upstream};
 use tether_driver::server::{bind_unix, connect_unix, router};
 use tether_driver::store::EmbeddedStore;
 use tether_driver::{Driver, Parts, Settings};
@@ -36,6 +40,7 @@ const RUN_FOR: Duration = Duration::from_secs(3);
 /// `fdatasync`s timed before the RPC runs, and as many after.
 const FDATASYNCS: usize = 200;
 const CLIENTS: [usize; 3] = [1, 8, 64];
+const PROXY_CLIENTS: [usize; 2] = [1, 64];
 
 fn settings() -> Settings {
     Settings {
@@ -132,6 +137,113 @@ async fn probe_figures(socket: &Path, clients: usize) -> Figures {
     .await
 }
 
+/// `ControllerPublish` + `ControllerUnpublish` of `volumes[i]` to node-a by client `i`, each
+/// client on a connection of its own, as separate sidecars would have.
+async fn pair_figures(socket: &Path, clients: usize, volumes: &Arc<Vec<String>>) -> Figures {
+    let mut channels = Vec::new();
+    for _ in 0..clients {
+        channels.push(connect_unix(socket).await.expect("connect"));
+    }
+    let (ch, vols) = (Arc::new(channels), Arc::clone(volumes));
+    drive(clients, move |i| {
+        let mut c = ControllerClient::new(ch[i].clone());
+        let volume_id = vols[i].clone();
+        async move {
+            let p = ControllerPublishVolumeRequest {
+                volume_id: volume_id.clone(),
+                node_id: "node-a".into(),
+                volume_capability: Some(cap()),
+                ..Default::default()
+            };
+            let u = ControllerUnpublishVolumeRequest { volume_id, node_id: "node-a".into(), ..Default::default() };
+            let tp = Instant::now();
+            c.controller_publish_volume(p).await.expect("publish");
+            let tp = tp.elapsed();
+            let tu = Instant::now();
+            c.controller_unpublish_volume(u).await.expect("unpublish");
+            [tp, tu.elapsed()]
+        }
+    })
+    .await
+}
+
+/// Creates `count` volumes through the driver at `socket`.
+async fn create_volumes(socket: &Path, count: usize) -> Arc<Vec<String>> {
+    let mut setup = ControllerClient::new(connect_unix(socket).await.expect("connect"));
+    let mut volumes = Vec::new();
+    for i in 0..count {
+        let req =
+            CreateVolumeRequest { name: format!("bench-{i}"), volume_capabilities: vec![cap()], ..Default::default() };
+        volumes.push(setup.create_volume(req).await.expect("create").into_inner().volume.expect("volume").volume_id);
+    }
+    Arc::new(volumes)
+}
+
+/// The upstream of the proxy figures, killed when dropped.
+struct Mock(std::process::Child);
+
+impl Drop for Mock {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Proxy mode (`--proxy`): publish+unpublish pairs through `tether-csi --upstream` in front of
+/// an upstream driver, against the same upstream alone, in one run. The upstream is the e2e
+/// mock CSI driver (`TETHER_CSI_MOCK`, built by tests/proxy/build-mock.sh) as node-a: it keeps
+/// its state in memory, so the proxy's cost (its engine, one store commit per change and the
+/// extra hop) shows whole.
+async fn proxy_bench(state: &Path) {
+    std::fs::create_dir_all(state).expect("state");
+    let upstream_socket = state.join("upstream.sock");
+    let bin = std::env::var("TETHER_CSI_MOCK").expect("TETHER_CSI_MOCK names the mock (tests/proxy/build-mock.sh)");
+    let child = std::process::Command::new(bin)
+        .args(["-endpoint", &upstream_socket.display().to_string(), "-name", "node-a"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the mock");
+    let _mock = Mock(child);
+    while connect_unix(&upstream_socket).await.is_err() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let proxy_socket = state.join("proxy.sock");
+    let front = Upstream::new(&upstream_socket, Duration::from_secs(30));
+    let proxy = proxy::router(Arc::new(Proxy::new(open(&state.join("proxy")), front)));
+    tokio::spawn(proxy.serve_with_incoming(UnixListenerStream::new(bind_unix(&proxy_socket).expect("socket"))));
+    let volumes = create_volumes(&proxy_socket, PROXY_CLIENTS[1]).await;
+    let mut fdatasync = fdatasync_latencies(state, FDATASYNCS);
+    let mut runs = Vec::new();
+    for clients in PROXY_CLIENTS {
+        let alone = pair_figures(&upstream_socket, clients, &volumes).await;
+        print("upstream alone", clients, &alone);
+        let through = pair_figures(&proxy_socket, clients, &volumes).await;
+        print("through the proxy", clients, &through);
+        runs.push((alone, through));
+    }
+    fdatasync.extend(fdatasync_latencies(state, FDATASYNCS));
+    fdatasync.sort_unstable();
+    let sync_p50 = percentile(&fdatasync, 500);
+    println!("{:<28} p50={sync_p50:>9.1?} p99={:>9.1?}", "bare fdatasync (state dir)", percentile(&fdatasync, 990));
+    let [(alone_1, through_1), (alone_64, through_64)] = &runs[..] else { return };
+    println!(
+        "target: {} clients, pairs/s through the proxy against the upstream alone: {:.2} (at least 0.8)",
+        PROXY_CLIENTS[1],
+        through_64.pairs_per_s / alone_64.pairs_per_s
+    );
+    println!(
+        "target: 1 client, p50 through the proxy against the upstream's + one fdatasync ({:.1?} + {sync_p50:.1?}): {:.2} (at most 1)",
+        alone_1.p50,
+        through_1.p50.as_secs_f64() / (alone_1.p50 + sync_p50).as_secs_f64()
+    );
+    println!(
+        "1 client: pairs/s ratio {:.2}, p50 ratio {:.2}; 64 clients: p50 ratio {:.2}",
+        through_1.pairs_per_s / alone_1.pairs_per_s,
+        through_1.p50.as_secs_f64() / alone_1.p50.as_secs_f64(),
+        through_64.p50.as_secs_f64() / alone_64.p50.as_secs_f64()
+    );
+}
+
 async fn rpc_bench(state: &Path) {
     let driver = open(state);
     let socket = state.join("csi.sock");
@@ -142,14 +254,7 @@ async fn rpc_bench(state: &Path) {
     let fixed_socket = state.join("csi-adapter.sock");
     let fixed = UnixListenerStream::new(bind_unix(&fixed_socket).expect("socket")).map(|c| c.map(AuthorityFix::new));
     tokio::spawn(router(Arc::clone(&driver)).serve_with_incoming(fixed));
-    let mut setup = ControllerClient::new(connect_unix(&socket).await.expect("connect"));
-    let mut volumes = Vec::new();
-    for i in 0..CLIENTS[2] {
-        let req =
-            CreateVolumeRequest { name: format!("bench-{i}"), volume_capabilities: vec![cap()], ..Default::default() };
-        volumes.push(setup.create_volume(req).await.expect("create").into_inner().volume.expect("volume").volume_id);
-    }
-    let volumes = Arc::new(volumes);
+    let volumes = create_volumes(&socket, CLIENTS[2]).await;
     // The floor of one durable write where the store keeps its state, before and after the RPCs.
     let mut fdatasync = fdatasync_latencies(state, FDATASYNCS);
     let mut runs = Vec::new();
@@ -163,33 +268,7 @@ async fn rpc_bench(state: &Path) {
             "  adapter/baseline",
             adapted.pairs_per_s / probe.pairs_per_s
         );
-        // One connection per client, as separate sidecars would have.
-        let mut channels = Vec::new();
-        for _ in 0..clients {
-            channels.push(connect_unix(&socket).await.expect("connect"));
-        }
-        let channels = Arc::new(channels);
-        let (ch, vols) = (Arc::clone(&channels), Arc::clone(&volumes));
-        let publish = drive(clients, move |i| {
-            let mut c = ControllerClient::new(ch[i].clone());
-            let volume_id = vols[i].clone();
-            async move {
-                let p = ControllerPublishVolumeRequest {
-                    volume_id: volume_id.clone(),
-                    node_id: "node-a".into(),
-                    volume_capability: Some(cap()),
-                    ..Default::default()
-                };
-                let u = ControllerUnpublishVolumeRequest { volume_id, node_id: "node-a".into(), ..Default::default() };
-                let tp = Instant::now();
-                c.controller_publish_volume(p).await.expect("publish");
-                let tp = tp.elapsed();
-                let tu = Instant::now();
-                c.controller_unpublish_volume(u).await.expect("unpublish");
-                [tp, tu.elapsed()]
-            }
-        })
-        .await;
+        let publish = pair_figures(&socket, clients, &volumes).await;
         print("ControllerPublish+Unpublish", clients, &publish);
         runs.push((clients, probe, publish));
     }
@@ -315,6 +394,14 @@ fn main() {
     let root = tether_benches::state_root("driver-bench");
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).expect("state root");
+    if args.iter().any(|a| a == "--proxy") {
+        println!("proxy state under {}", root.display());
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+        runtime.block_on(proxy_bench(&root.join("proxy")));
+        drop(runtime);
+        let _ = std::fs::remove_dir_all(&root);
+        return;
+    }
     println!("RPC state under {}", root.display());
     engine_bench();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");

@@ -21,6 +21,7 @@ pub mod mount;
 pub mod node;
 pub mod nodes;
 pub mod persisted;
+pub mod proxy;
 pub mod reconciler;
 pub mod server;
 pub mod service;

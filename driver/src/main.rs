@@ -16,6 +16,7 @@ use tether_driver::k8s::{
 };
 use tether_driver::logging::{self, LogFormat};
 use tether_driver::nodes::StaticNodes;
+use tether_driver::proxy;
 use tether_driver::reconciler;
 use tether_driver::server::{self, Endpoint};
 use tether_driver::store::{EmbeddedStore, StateLock, VolumeStore};
@@ -81,6 +82,13 @@ struct Args {
     /// How long a leader that stopped renewing keeps the Lease, in seconds (at least 3).
     #[arg(long, default_value_t = 15)]
     lease_duration_seconds: u64,
+    /// Proxy mode: serve the CO and forward to the CSI driver at <unix:///path/to/driver.sock>,
+    /// the engine deciding publish, unpublish and the node's sessions first.
+    #[arg(long)]
+    upstream: Option<Endpoint>,
+    /// Deadline of a call forwarded to --upstream when the incoming call sent none, in seconds.
+    #[arg(long, default_value_t = 60)]
+    upstream_timeout_seconds: u64,
 }
 
 /// How the process ends: asked to (signal), or because it lost the Lease.
@@ -224,7 +232,16 @@ async fn run(args: Args) -> Result<Stop, Box<dyn std::error::Error>> {
             driver.begin_shutdown();
         }
     };
-    let served = server::serve(Arc::clone(&driver), &args.endpoint, shutdown);
+    let router = match &args.upstream {
+        Some(Endpoint::Unix(socket)) => {
+            let upstream = proxy::Upstream::new(socket, Duration::from_secs(args.upstream_timeout_seconds));
+            tracing::info!(upstream = %upstream.target(), "proxy mode: forwarding to the upstream driver");
+            proxy::router(Arc::new(proxy::Proxy::new(Arc::clone(&driver), upstream)))
+        }
+        Some(Endpoint::Tcp(_)) => return Err("--upstream must be a unix:// socket, as CSI drivers serve".into()),
+        None => server::router(Arc::clone(&driver)),
+    };
+    let served = server::serve_router(router, &args.endpoint, shutdown);
     let rebuilt = async {
         if let Some(layer) = layer.as_mut() {
             tracing::info!("Kubernetes on: rebuilding attachment state from VolumeAttachments");

@@ -52,7 +52,11 @@ impl Driver {
     /// The session check (DESIGN.md, "Epochs, admissions and fences"): the epoch the publish
     /// context presents against the last fence the store applied; the rule itself is
     /// `Fence::check_session`'s.
-    fn fence(&self, volume: &str, context: &std::collections::HashMap<String, String>) -> Result<(), DriverError> {
+    pub(crate) fn fence(
+        &self,
+        volume: &str,
+        context: &std::collections::HashMap<String, String>,
+    ) -> Result<(), DriverError> {
         let raw = context.get(EPOCH_KEY).ok_or_else(|| {
             invalid(format!("publish_context lacks {EPOCH_KEY}; publish the volume with ControllerPublishVolume first"))
         })?;

@@ -53,11 +53,15 @@ impl std::str::FromStr for Endpoint {
 /// its first few hundred streams. Each counted stream costs the server a slab entry, no task.
 pub const MAX_PENDING_ACCEPT_RESETS: usize = 512;
 
-/// The three CSI services over one driver, with the HTTP/2 settings every endpoint shares.
+/// The server settings every endpoint shares, the driver's services and the proxy's alike.
+pub fn builder() -> Server {
+    Server::builder().http2_max_pending_accept_reset_streams(Some(MAX_PENDING_ACCEPT_RESETS))
+}
+
+/// The three CSI services over one driver.
 pub fn router(driver: Arc<Driver>) -> Router {
     let svc = CsiService::new(driver);
-    Server::builder()
-        .http2_max_pending_accept_reset_streams(Some(MAX_PENDING_ACCEPT_RESETS))
+    builder()
         .add_service(IdentityServer::new(svc.clone()))
         .add_service(ControllerServer::new(svc.clone()))
         .add_service(NodeServer::new(svc))
@@ -85,35 +89,44 @@ pub async fn serve(
     endpoint: &Endpoint,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    serve_router(router(driver), endpoint, shutdown).await
+}
+
+/// Serves `router` (the driver's services, or the proxy's) as [`serve`] does.
+pub async fn serve_router(
+    router: Router,
+    endpoint: &Endpoint,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     match endpoint {
         Endpoint::Unix(path) => {
             let listener = bind_unix(path)?;
             tracing::info!(endpoint = %path.display(), "serving CSI");
             // Clients other than grpc-go send the socket path as :authority; see src/authority/.
             let incoming = UnixListenerStream::new(listener).map(|conn| conn.map(AuthorityFix::new));
-            let served = router(driver).serve_with_incoming_shutdown(incoming, shutdown).await;
+            let served = router.serve_with_incoming_shutdown(incoming, shutdown).await;
             let _ = std::fs::remove_file(path);
             served?;
         }
         Endpoint::Tcp(addr) => {
             let listener = TcpListener::bind(addr).await?;
             tracing::info!(endpoint = %addr, "serving CSI");
-            serve_tcp(driver, listener, shutdown).await?;
+            serve_tcp(router, listener, shutdown).await?;
         }
     }
     Ok(())
 }
 
-/// Serves `driver` on a bound TCP listener until `shutdown` completes, to the same clients as
+/// Serves `router` on a bound TCP listener until `shutdown` completes, to the same clients as
 /// the Unix socket: the authority adapter sits on every connection here too (grpc-java sends
 /// the target it was given, which h2 may refuse, whatever the transport).
 pub async fn serve_tcp(
-    driver: Arc<Driver>,
+    router: Router,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let incoming = TcpListenerStream::new(listener).map(|conn| conn.map(AuthorityFix::new));
-    router(driver).serve_with_incoming_shutdown(incoming, shutdown).await
+    router.serve_with_incoming_shutdown(incoming, shutdown).await
 }
 
 /// A client channel to a driver's Unix socket (tests, benchmarks, tools).

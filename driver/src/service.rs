@@ -62,9 +62,16 @@ impl CsiService {
     }
 }
 
-fn controller_cap(t: controller_service_capability::rpc::Type) -> ControllerServiceCapability {
+/// A controller capability of RPC type `t`.
+pub fn controller_cap(t: controller_service_capability::rpc::Type) -> ControllerServiceCapability {
     let rpc = controller_service_capability::Rpc { r#type: t.into() };
     ControllerServiceCapability { r#type: Some(controller_service_capability::Type::Rpc(rpc)) }
+}
+
+/// A node capability of RPC type `t`.
+pub fn node_cap(t: node_service_capability::rpc::Type) -> NodeServiceCapability {
+    let rpc = node_service_capability::Rpc { r#type: t.into() };
+    NodeServiceCapability { r#type: Some(node_service_capability::Type::Rpc(rpc)) }
 }
 
 #[tonic::async_trait]
@@ -228,9 +235,7 @@ impl Node for CsiService {
         &self,
         _: Request<NodeGetCapabilitiesRequest>,
     ) -> Result<Response<NodeGetCapabilitiesResponse>, Status> {
-        let rpc =
-            node_service_capability::Rpc { r#type: node_service_capability::rpc::Type::StageUnstageVolume.into() };
-        let cap = NodeServiceCapability { r#type: Some(node_service_capability::Type::Rpc(rpc)) };
+        let cap = node_cap(node_service_capability::rpc::Type::StageUnstageVolume);
         Ok(Response::new(NodeGetCapabilitiesResponse { capabilities: vec![cap] }))
     }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::Harness;
 use loona_hpack::{Decoder, Encoder};
 use tether_driver::authority::testing::{frame, opening, request_fields};
-use tether_driver::server::{serve, serve_tcp, Endpoint, MAX_PENDING_ACCEPT_RESETS};
+use tether_driver::server::{router, serve, serve_tcp, Endpoint, MAX_PENDING_ACCEPT_RESETS};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UnixStream};
 
@@ -109,7 +109,7 @@ async fn on_tcp(h: &Harness) -> std::net::SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let driver = h.driver.clone();
-    tokio::spawn(async move { serve_tcp(driver, listener, std::future::pending()).await });
+    tokio::spawn(async move { serve_tcp(router(driver), listener, std::future::pending()).await });
     addr
 }
 

@@ -124,6 +124,11 @@ pub struct Harness {
     served: Option<tokio::task::JoinHandle<()>>,
 }
 
+/// The nodes `driver`'s engine has `volume` on, primary first.
+pub fn holders(driver: &Driver, volume: &str) -> Vec<String> {
+    driver.engine.get(volume).unwrap().map(|a| a.nodes.iter().map(ToString::to_string).collect()).unwrap_or_default()
+}
+
 pub fn settings() -> Settings {
     Settings {
         driver_name: "tether.csi.test".into(),
@@ -269,12 +274,7 @@ impl Harness {
     }
 
     pub fn nodes_of(&self, volume: &str) -> Vec<String> {
-        self.driver
-            .engine
-            .get(volume)
-            .unwrap()
-            .map(|a| a.nodes.iter().map(ToString::to_string).collect())
-            .unwrap_or_default()
+        holders(&self.driver, volume)
     }
 
     /// The volume's record as stored.

@@ -1,0 +1,121 @@
+//! Proxy mode in front of a real upstream no one here wrote: the Kubernetes e2e suite's mock CSI
+//! driver (built by tests/proxy/build-mock.sh, named by `TETHER_CSI_MOCK`; `make test-proxy`
+//! runs these). With attach enabled it accepts `ControllerPublish` only for its own node id;
+//! with attach disabled Tether arbitrates across nodes, one mock per node for the node side.
+
+mod common;
+mod proxy_support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use proxy_support::{assert_code, block, ProxyHarness, NODES};
+use tether_driver::csi::controller_service_capability::rpc::Type;
+use tether_driver::csi::controller_service_capability::Type as CapType;
+use tether_driver::csi::volume_capability::access_mode::Mode;
+use tether_driver::csi::{
+    ControllerGetCapabilitiesRequest, CreateVolumeRequest, DeleteVolumeRequest, GetPluginInfoRequest,
+    ListVolumesRequest,
+};
+use tether_driver::server::connect_unix;
+use tonic::Code;
+
+/// The mock, killed when dropped.
+struct Mock(Child);
+
+impl Drop for Mock {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the mock as node `node` on `socket` and waits until it serves (a readiness wait on
+/// another process; the limit only turns a hang into a failure).
+async fn mock(socket: &Path, node: &str, attach: bool) -> Mock {
+    let bin = std::env::var("TETHER_CSI_MOCK").expect("TETHER_CSI_MOCK names the mock's binary (make test-proxy)");
+    let mut cmd = Command::new(bin);
+    cmd.args(["-endpoint", &socket.display().to_string(), "-name", node]);
+    if !attach {
+        cmd.arg("-disable-attach");
+    }
+    let mut child = Mock(cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start the mock"));
+    let limit = Instant::now() + Duration::from_secs(30);
+    while connect_unix(socket).await.is_err() {
+        assert!(child.0.try_wait().unwrap().is_none(), "the mock exited during start-up");
+        assert!(Instant::now() < limit, "the mock did not open {}", socket.display());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child
+}
+
+fn paths(dir: &tempfile::TempDir) -> (PathBuf, PathBuf, PathBuf) {
+    (dir.path().join("mock-a.sock"), dir.path().join("mock-b.sock"), dir.path().join("state"))
+}
+
+#[tokio::test]
+#[ignore = "needs the e2e mock CSI driver: make test-proxy builds it"]
+async fn with_attach_the_mock_only_sees_what_the_engine_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (socket, _, state) = paths(&dir);
+    let _mock = mock(&socket, NODES[0], true).await;
+    let mut h = ProxyHarness::start(dir, &socket, &state, NODES[0]).await;
+    let info = h.identity.get_plugin_info(GetPluginInfoRequest {}).await.unwrap().into_inner();
+    assert_eq!(info.name, NODES[0], "the mock's name (its node id)");
+    let req = CreateVolumeRequest {
+        name: "pvc-real".into(),
+        volume_capabilities: vec![block(Mode::SingleNodeWriter)],
+        ..Default::default()
+    };
+    let v = h.controller.create_volume(req).await.unwrap().into_inner().volume.unwrap().volume_id;
+    let context = h.rwo(&v, NODES[0]).await.unwrap().publish_context;
+    assert!(context.contains_key("device") && context.contains_key("tether.io/epoch"), "{context:?}");
+    let refused = assert_code(h.rwo(&v, NODES[1]).await, Code::FailedPrecondition);
+    assert!(refused.message().contains("node-a"), "the engine's refusal, not the mock's: {}", refused.message());
+    h.stage(&v, &context).await.expect("the mock requires its own `device` key, which reached it");
+    h.unpublish(&v, NODES[0]).await.unwrap();
+    let theirs = assert_code(h.rwo(&v, NODES[1]).await, Code::NotFound);
+    assert!(theirs.message().contains("Not matching Node ID"), "the mock's own refusal: {}", theirs.message());
+    assert!(h.holders(&v).is_empty(), "the engine's change is undone after the mock refused");
+    h.rwo(&v, NODES[0]).await.expect("node-a attaches again");
+    h.unpublish(&v, NODES[0]).await.unwrap();
+    h.controller.delete_volume(DeleteVolumeRequest { volume_id: v.clone(), ..Default::default() }).await.unwrap();
+    assert_eq!(h.driver.volume_count(), 0, "forgotten once the mock deleted it");
+}
+
+#[tokio::test]
+#[ignore = "needs the e2e mock CSI driver: make test-proxy builds it"]
+async fn without_attach_tether_arbitrates_across_nodes_and_fences_each_nodes_mock() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sock_a, sock_b, state) = paths(&dir);
+    let _mocks = (mock(&sock_a, NODES[0], false).await, mock(&sock_b, NODES[1], false).await);
+    let node_b_dir = tempfile::tempdir().unwrap();
+    let mut b = ProxyHarness::start(node_b_dir, &sock_b, &state, NODES[1]).await;
+    let mut a = ProxyHarness::start(dir, &sock_a, &state, NODES[0]).await;
+    let caps = a.controller.controller_get_capabilities(ControllerGetCapabilitiesRequest {}).await.unwrap();
+    let attach = caps
+        .into_inner()
+        .capabilities
+        .iter()
+        .any(|c| matches!(c.r#type, Some(CapType::Rpc(r)) if r.r#type == i32::from(Type::PublishUnpublishVolume)));
+    assert!(attach, "Tether offers the attach step the mock lacks");
+    // Each mock starts with the same volumes (same ids), so both nodes' mocks know this one.
+    let listed = a.controller.list_volumes(ListVolumesRequest::default()).await.unwrap().into_inner();
+    let v = listed.entries[0].volume.as_ref().unwrap().volume_id.clone();
+    let on_a = a.rwx(&v, NODES[0]).await.unwrap().publish_context;
+    a.stage(&v, &on_a).await.expect("node-a's mock stages");
+    let rwo = assert_code(a.rwo(&v, NODES[1]).await, Code::FailedPrecondition);
+    assert!(rwo.message().contains("node-a"), "{}", rwo.message());
+    let stolen = assert_code(b.stage(&v, &on_a).await, Code::FailedPrecondition);
+    assert!(stolen.message().contains("does not admit it"), "node-b presenting node-a's context: {}", stolen.message());
+    // A live migration: both admitted, then only the target.
+    let on_b = a.rwx(&v, NODES[1]).await.unwrap().publish_context;
+    b.stage(&v, &on_b).await.expect("the target's mock stages during the migration");
+    a.stage(&v, &on_a).await.expect("the source keeps its session");
+    a.unpublish(&v, NODES[0]).await.unwrap();
+    assert_eq!(a.holders(&v), [NODES[1]]);
+    let fenced = assert_code(a.stage(&v, &on_a).await, Code::FailedPrecondition);
+    assert!(fenced.message().contains("does not admit it"), "{}", fenced.message());
+    b.stage(&v, &on_b).await.expect("the target alone");
+}
