@@ -18,7 +18,7 @@ use tether_driver::logging::{self, LogFormat};
 use tether_driver::nodes::StaticNodes;
 use tether_driver::reconciler;
 use tether_driver::server::{self, Endpoint};
-use tether_driver::store::{EmbeddedStore, VolumeStore};
+use tether_driver::store::{EmbeddedStore, KubeStore, Role, VolumeStore};
 use tether_driver::{Driver, Parts, Settings};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{watch, Notify};
@@ -37,9 +37,20 @@ struct Args {
     /// Other nodes that exist, comma-separated (without Kubernetes, the only known nodes).
     #[arg(long, value_delimiter = ',')]
     nodes: Vec<String>,
-    /// Directory of the embedded volume store and its state.
+    /// Directory of the embedded volume store and its state; with --store=kubernetes, of the
+    /// volumes' data only.
     #[arg(long)]
     state_dir: PathBuf,
+    /// Where volumes' records, applied fences and the controller term live: the embedded
+    /// store (`SQLite` under --state-dir, one node), or custom resources in the Kubernetes API
+    /// server (needs Kubernetes and the CRDs of deploy/cluster-store/).
+    #[arg(long, value_enum, default_value = "embedded")]
+    store: StoreKind,
+    /// Serve as a node plugin of the cluster store: read each volume from the API server at
+    /// the time of the call, write nothing, take no term, start no Kubernetes layer. Needs
+    /// --store=kubernetes.
+    #[arg(long)]
+    node_plugin: bool,
     /// The CSI driver name reported by `GetPluginInfo`.
     #[arg(long, default_value = "tether.csi.dev")]
     driver_name: String,
@@ -82,6 +93,17 @@ struct Args {
     #[arg(long, default_value_t = 15)]
     lease_duration_seconds: u64,
 }
+
+/// The values of --store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum StoreKind {
+    Embedded,
+    Kubernetes,
+}
+
+/// How long one call of the cluster store to the API server may take before it fails
+/// (UNAVAILABLE to the CSI caller).
+const STORE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How the process ends: asked to (signal), or because it lost the Lease.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,7 +187,12 @@ async fn run(args: Args) -> Result<Stop, Box<dyn std::error::Error>> {
     tether_core::check_node_id(&args.node_id).map_err(|e| format!("--node-id: {e}"))?;
     let (stop, _) = watch::channel(Stop::Running);
     watch_signals(stop.clone())?;
-    let kube = match k8s::config(args.kubeconfig.as_deref()).await? {
+    let config = k8s::config(args.kubeconfig.as_deref()).await?;
+    if args.node_plugin && (args.store != StoreKind::Kubernetes || args.leader_election) {
+        return Err("--node-plugin needs --store=kubernetes and no --leader-election".into());
+    }
+    // A node plugin uses Kubernetes for the store alone.
+    let kube = match config.clone().filter(|_| !args.node_plugin) {
         Some(config) => Some(kube::Client::try_from(config).map_err(k8s::KubeError::from)?),
         None => None,
     };
@@ -192,7 +219,7 @@ async fn run(args: Args) -> Result<Stop, Box<dyn std::error::Error>> {
             return finish(elector, &release, Stop::Signalled).await;
         }
     }
-    let store: Arc<dyn VolumeStore> = Arc::new(EmbeddedStore::open(&args.state_dir, args.capacity_bytes)?);
+    let store = open_store(&args, config)?;
     let clock: Arc<dyn Clock> = Arc::new(MonotonicClock::new());
     let mut layer = kube.map(|client| {
         let reporter = k8s::Reporter { component: args.driver_name.clone(), instance: args.node_id.clone() };
@@ -240,6 +267,19 @@ async fn run(args: Args) -> Result<Stop, Box<dyn std::error::Error>> {
     tracing::info!("stopped; every acknowledged change is on disk");
     let why = *stop.borrow();
     finish(elector, &release, why).await
+}
+
+/// The store --store names.
+fn open_store(args: &Args, config: Option<kube::Config>) -> Result<Arc<dyn VolumeStore>, Box<dyn std::error::Error>> {
+    Ok(match args.store {
+        StoreKind::Embedded => Arc::new(EmbeddedStore::open(&args.state_dir, args.capacity_bytes)?),
+        StoreKind::Kubernetes => {
+            let config =
+                config.ok_or("--store=kubernetes needs Kubernetes: a kubeconfig or in-cluster configuration")?;
+            let role = if args.node_plugin { Role::Node } else { Role::Controller };
+            Arc::new(KubeStore::open(config, &args.state_dir, args.capacity_bytes, role, STORE_TIMEOUT)?)
+        }
+    })
 }
 
 /// Releases the Lease (if held) and reports why the process stops.
