@@ -18,6 +18,7 @@ use tether_driver::logging::{self, LogFormat};
 use tether_driver::nodes::StaticNodes;
 use tether_driver::reconciler;
 use tether_driver::server::{self, Endpoint};
+use tether_driver::store::kube::migrate;
 use tether_driver::store::{EmbeddedStore, KubeStore, Role, VolumeStore};
 use tether_driver::{Driver, Parts, Settings};
 use tokio::signal::unix::{signal, SignalKind};
@@ -307,23 +308,62 @@ async fn drained(driver: &Driver) {
     }
 }
 
+/// `tether-csi migrate-store`: moves the embedded store under --state-dir into the API server
+/// (the cluster store of --store=kubernetes), every record with its fence, and exits. Run it
+/// once, with no driver running on that state directory; the volumes' data stays where it is.
+#[derive(Debug, Parser)]
+#[command(name = "tether-csi migrate-store")]
+struct MigrateArgs {
+    /// The embedded store's directory.
+    #[arg(long)]
+    state_dir: PathBuf,
+    /// Kubeconfig of the API server (else `KUBECONFIG`, else in-cluster configuration).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+}
+
+async fn migrate_store(args: MigrateArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let config = k8s::config(args.kubeconfig.as_deref())
+        .await?
+        .ok_or("migrate-store needs Kubernetes: --kubeconfig, KUBECONFIG or in-cluster configuration")?;
+    let from = EmbeddedStore::open(&args.state_dir, u64::MAX)?;
+    let to = KubeStore::open(config, &args.state_dir, u64::MAX, Role::Controller, STORE_TIMEOUT)?;
+    let done = tokio::task::spawn_blocking(move || migrate::migrate(&from, &to)).await??;
+    tracing::info!(
+        volumes = done.volumes,
+        fences = done.fences,
+        term = done.term,
+        "moved the embedded store into the API server"
+    );
+    Ok(())
+}
+
+/// Runs `work` on a new runtime; an error is logged and printed, and fails the process.
+fn run_to_exit<T>(
+    work: impl std::future::Future<Output = Result<T, Box<dyn std::error::Error>>>,
+) -> Result<T, ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| {
+        eprintln!("tether-csi: cannot start the runtime: {e}");
+        ExitCode::FAILURE
+    })?;
+    runtime.block_on(work).map_err(|e| {
+        tracing::error!("{e}");
+        eprintln!("tether-csi: {e}");
+        ExitCode::FAILURE
+    })
+}
+
 fn main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("migrate-store") {
+        let args = MigrateArgs::parse_from(std::env::args().skip(1));
+        logging::init(LogFormat::Text);
+        return run_to_exit(migrate_store(args)).map_or_else(|code| code, |()| ExitCode::SUCCESS);
+    }
     let args = Args::parse();
     logging::init(args.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("tether-csi: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(args)) {
+    match run_to_exit(run(args)) {
         Ok(Stop::LostLease) => ExitCode::FAILURE,
         Ok(_) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e}");
-            eprintln!("tether-csi: {e}");
-            ExitCode::FAILURE
-        }
+        Err(code) => code,
     }
 }

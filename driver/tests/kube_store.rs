@@ -1,9 +1,10 @@
 //! The cluster store (`--store=kubernetes`) against the real API server of `make test-k8s` (each
 //! test is ignored in a plain `cargo test`): concurrent writers on one object, an older term that
 //! re-reads and is refused, hand-edited objects refused by name, a node plugin reading a fence
-//! written a moment ago (with deploy/'s RBAC: get and nothing else), and the API server stopped
-//! under a store call. Tests run one at a time (`--test-threads=1`): one of them stops the server.
-//! Each test uses volume ids of its own; the term singleton is shared and only ever rises.
+//! written a moment ago (with deploy/'s RBAC: get and nothing else), the API server stopped
+//! under a store call, and `tether-csi migrate-store` moving an embedded store in. Tests run one
+//! at a time (`--test-threads=1`): one of them stops the server. Each test uses volume ids of
+//! its own; the term singleton is shared and only ever rises.
 
 mod apiserver;
 
@@ -16,7 +17,7 @@ use apiserver::{apiserver, apply_manifest, env, until_within};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Config};
 use serde_json::json;
-use tether_core::{Access, AccessMode, Admission, CoreError, Fence, ManualClock};
+use tether_core::{Access, AccessMode, Admission, AttachmentEntry, CoreError, Fence, ManualClock, VolumeEntry};
 use tether_driver::controller::EPOCH_KEY;
 use tether_driver::csi::volume_capability::{access_mode::Mode, AccessMode as CsiMode, AccessType, MountVolume};
 use tether_driver::csi::{NodeStageVolumeRequest, VolumeCapability};
@@ -26,7 +27,7 @@ use tether_driver::mount::RecordedMounts;
 use tether_driver::nodes::StaticNodes;
 use tether_driver::status::DriverError;
 use tether_driver::store::kube::resource::{object_name, TetherVolume};
-use tether_driver::store::{KubeFailure, KubeStore, Role, StoreError, VolumeStore};
+use tether_driver::store::{EmbeddedStore, KubeFailure, KubeStore, Role, StoreError, VolumeStore};
 use tether_driver::volume::{VolumeKind, VolumeMeta};
 use tether_driver::{Driver, Parts, Settings};
 use tonic::{Code, Status};
@@ -383,4 +384,64 @@ fn until_within_blocking<T>(mut check: impl FnMut() -> Option<T>) -> T {
         let found = check();
         async move { found }
     }))
+}
+
+#[test]
+#[ignore = "needs the API server of tests/k8s/run.sh (make test-k8s)"]
+fn migrate_store_moves_every_record_and_fence_and_refuses_to_overwrite() {
+    let rt = runtime();
+    let env = setup(&rt);
+    let dir = tempfile::tempdir().unwrap();
+    let embedded = EmbeddedStore::open(dir.path(), 1 << 40).unwrap();
+    let old_term = embedded.next_term(0).unwrap();
+    let epoch = (old_term << 32) + 1;
+    let entry = VolumeEntry {
+        volume: "ks-moved-a".into(),
+        epoch,
+        attachment: Some(AttachmentEntry {
+            mode: AccessMode::Rwo,
+            readonly: false,
+            nodes: vec!["n1".into()],
+            admitted: vec![epoch],
+            since_unix_nanos: 1_700_000_000_000_000_000,
+            migration_timeout_ms: None,
+            timeout_reported: false,
+        }),
+        last_detach: None,
+    };
+    let mut claimed = meta("ks-moved-a");
+    claimed.parameters.insert("csi.storage.k8s.io/pvc/name".into(), "data".into());
+    embedded.create(&claimed).unwrap();
+    embedded.save(&claimed, Some(&entry), Some(&fence(epoch, &[("n1", epoch)]))).unwrap();
+    embedded.create(&meta("ks-moved-b")).unwrap();
+    drop(embedded);
+
+    let migrate = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tether-csi"))
+            .args(["migrate-store", "--state-dir"])
+            .arg(dir.path())
+            .args(["--kubeconfig", &apiserver::env("TETHER_K8S_DRIVER_KUBECONFIG")])
+            .output()
+            .unwrap()
+    };
+    let out = migrate();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let cluster = controller(&env);
+    assert!(cluster.term() > old_term + 1, "the cluster's term is above the embedded store's");
+    let moved: Vec<_> = cluster.load().unwrap().into_iter().filter(|v| v.meta.id.starts_with("ks-moved-")).collect();
+    let embedded = EmbeddedStore::open(dir.path(), 1 << 40).unwrap();
+    let mut before = embedded.load().unwrap();
+    before.sort_by(|a, b| a.meta.id.cmp(&b.meta.id));
+    assert_eq!(moved.len(), 2);
+    for v in &moved {
+        assert!(before.contains(v), "{} moved whole", v.meta.id);
+    }
+    assert_eq!(cluster.applied_fence("ks-moved-a").unwrap(), Some(fence(epoch, &[("n1", epoch)])));
+    assert_eq!(cluster.applied_fence("ks-moved-b").unwrap(), None);
+
+    let again = migrate();
+    assert!(!again.status.success());
+    let said = String::from_utf8_lossy(&again.stderr);
+    assert!(said.contains("tethervolumes.tether.io/ks-moved-a"), "names the object it will not overwrite: {said}");
 }

@@ -17,6 +17,7 @@
 //! its requests on a small runtime of its own, with its own client, so a call never blocks the
 //! runtime that serves CSI and never depends on it.
 
+pub mod migrate;
 pub mod resource;
 
 use std::future::Future;
@@ -253,7 +254,6 @@ impl Shared {
     /// Creates volume `meta`'s object; if it exists (a create retried after a lost reply),
     /// records `meta` there as a save without engine state would.
     async fn create(&self, meta: VolumeMeta) -> Result<(), StoreError> {
-        let name = object_name(&meta.id);
         let spec = TetherVolumeSpec {
             volume_id: meta.id.clone(),
             term: self.term(),
@@ -261,15 +261,7 @@ impl Shared {
             engine: None,
             fence: None,
         };
-        let object = TetherVolume { metadata: ObjectMeta { name: Some(name.clone()), ..ObjectMeta::default() }, spec };
-        let created =
-            call("create", &volume_object(&name), self.timeout, self.volumes.create(&PostParams::default(), &object))
-                .await;
-        match created {
-            Ok(written) => {
-                self.known.insert(meta.id.clone(), written);
-                Ok(())
-            }
+        match self.create_object(spec).await {
             Err(e) if is_conflict(&e) => {
                 self.update(&meta.id.clone(), move |_, spec| {
                     spec.meta = meta.clone();
@@ -278,8 +270,20 @@ impl Shared {
                 })
                 .await
             }
-            Err(e) => Err(e),
+            other => other,
         }
+    }
+
+    /// Creates the object `spec` describes; a 409 if it exists.
+    async fn create_object(&self, spec: TetherVolumeSpec) -> Result<(), StoreError> {
+        let name = object_name(&spec.volume_id);
+        let id = spec.volume_id.clone();
+        let object = TetherVolume { metadata: ObjectMeta { name: Some(name.clone()), ..ObjectMeta::default() }, spec };
+        let params = PostParams::default();
+        let written =
+            call("create", &volume_object(&name), self.timeout, self.volumes.create(&params, &object)).await?;
+        self.known.insert(id, written);
+        Ok(())
     }
 
     /// Deletes volume `id`'s object, on the version read (term rule included); gone is done.
@@ -427,6 +431,22 @@ fn decode_object(id: &str, object: &TetherVolume) -> Result<(StoredVolume, Optio
         return Err(bad(format!("its name is not the one of spec.volumeId {:?}", object.spec.volume_id)));
     }
     object.spec.decode(id).map_err(bad)
+}
+
+impl KubeStore {
+    /// Creates volume `stored`'s object whole (record, engine state, `fence`) at this store's
+    /// term, for moving a store here; refuses, naming the object, one that exists already.
+    pub fn import(&self, stored: &StoredVolume, fence: Option<&Fence>) -> Result<(), StoreError> {
+        let shared = self.writable("import", &stored.meta.id)?;
+        let spec = TetherVolumeSpec {
+            volume_id: stored.meta.id.clone(),
+            term: shared.term(),
+            meta: stored.meta.clone(),
+            engine: stored.engine.as_ref().map(EngineRecord::from),
+            fence: fence.map(FenceRecord::from),
+        };
+        self.runtime.run(async move { shared.create_object(spec).await })
+    }
 }
 
 impl VolumeStore for KubeStore {
