@@ -106,12 +106,14 @@ enum StoreKind {
 /// (UNAVAILABLE to the CSI caller).
 const STORE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How the process ends: asked to (signal), or because it lost the Lease.
+/// How the process ends: asked to (signal), because it lost the Lease, or because the cluster
+/// store showed a newer leader's term (the driver then stopped serving by itself).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stop {
     Running,
     Signalled,
     LostLease,
+    Superseded,
 }
 
 fn settings(args: &Args, lease_term: u64) -> Settings {
@@ -265,8 +267,12 @@ async fn run(args: Args) -> Result<Stop, Box<dyn std::error::Error>> {
     if let Endpoint::Unix(path) = &args.endpoint {
         let _ = std::fs::remove_file(path);
     }
-    tracing::info!("stopped; every acknowledged change is on disk");
-    let why = *stop.borrow();
+    tracing::info!("stopped; every acknowledged change is durable");
+    // Still "running" here means nobody asked: the driver stopped itself on a newer term.
+    let why = match *stop.borrow() {
+        Stop::Running => Stop::Superseded,
+        why => why,
+    };
     finish(elector, &release, why).await
 }
 
@@ -362,7 +368,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     logging::init(args.log_format);
     match run_to_exit(run(args)) {
-        Ok(Stop::LostLease) => ExitCode::FAILURE,
+        Ok(Stop::LostLease | Stop::Superseded) => ExitCode::FAILURE,
         Ok(_) => ExitCode::SUCCESS,
         Err(code) => code,
     }
