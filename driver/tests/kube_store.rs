@@ -179,9 +179,11 @@ fn a_writer_of_an_older_term_is_refused_even_after_it_rereads() {
     let old = controller(&env);
     old.create(&meta("ks-term")).unwrap();
     old.apply_fence("ks-term", &fence((old.term() << 32) + 1, &[("n1", (old.term() << 32) + 1)])).unwrap();
-    let new = controller(&env);
-    assert!(new.term() > old.term());
+    // A new leader as Driver::open runs it: load, then take the next term.
+    let new = store(&env.driver, Role::Controller);
     new.load().unwrap();
+    new.next_term(0).unwrap();
+    assert!(new.term() > old.term());
     let refence = fence(new.term() << 32, &[("n1", (old.term() << 32) + 1)]);
     new.apply_fence("ks-term", &refence).unwrap();
 
@@ -207,22 +209,25 @@ fn a_writer_of_an_older_term_is_refused_even_after_it_rereads() {
 fn a_leader_that_meets_a_newer_term_stops_serving() {
     let rt = runtime();
     let env = setup(&rt);
-    let old = Arc::new(controller(&env));
-    old.create(&meta("ks-stop")).unwrap();
-    let driver = driver_on(Arc::clone(&old) as Arc<dyn VolumeStore>, "n1");
-    assert!(driver.is_ready());
-    let new = controller(&env);
-    new.load().unwrap();
-    new.save(&meta("ks-stop"), None, None).unwrap();
-    let req = tether_driver::csi::ControllerPublishVolumeRequest {
-        volume_id: "ks-stop".into(),
-        node_id: "n1".into(),
-        volume_capability: Some(capability()),
-        ..Default::default()
+    controller(&env).create(&meta("ks-stop")).unwrap();
+    // Each leader starts as tether-csi does: Driver::open loads, takes the next term, re-fences.
+    let old = driver_on(Arc::new(store(&env.driver, Role::Controller)), "n1");
+    assert!(old.is_ready() && old.volume_count() >= 1);
+    let new = driver_on(Arc::new(store(&env.driver, Role::Controller)), "n1");
+    let publish = |driver: &Driver| {
+        let req = tether_driver::csi::ControllerPublishVolumeRequest {
+            volume_id: "ks-stop".into(),
+            node_id: "n1".into(),
+            volume_capability: Some(capability()),
+            ..Default::default()
+        };
+        driver.controller_publish(&req)
     };
-    let refused = driver.controller_publish(&req).unwrap_err();
+    publish(&new).unwrap();
+    let refused = publish(&old).unwrap_err();
     assert_eq!(Status::from(refused).code(), Code::Unavailable);
-    assert!(driver.is_shutting_down(), "the superseded leader stops serving");
+    assert!(old.is_shutting_down(), "the superseded leader stops serving");
+    assert!(new.is_ready(), "the new leader serves on");
 }
 
 #[test]
