@@ -450,3 +450,69 @@ fn migrate_store_moves_every_record_and_fence_and_refuses_to_overwrite() {
     let said = String::from_utf8_lossy(&again.stderr);
     assert!(said.contains("tethervolumes.tether.io/ks-moved-a"), "names the object it will not overwrite: {said}");
 }
+
+/// The admin's kubeconfig, acting as the node plugin's `ServiceAccount` (impersonation), in `dir`.
+fn node_kubeconfig(dir: &Path) -> std::path::PathBuf {
+    let mut file = kube::config::Kubeconfig::read_from(apiserver::env("KUBECONFIG")).unwrap();
+    for named in &mut file.auth_infos {
+        let auth = named.auth_info.get_or_insert_with(Default::default);
+        auth.impersonate = Some(NODE_USER.into());
+        auth.impersonate_groups = Some(vec!["system:serviceaccounts".into(), "system:serviceaccounts:tether".into()]);
+    }
+    let path = dir.join("node.kubeconfig");
+    std::fs::write(&path, serde_saphyr::to_string(&file).unwrap()).unwrap();
+    path
+}
+
+#[test]
+#[ignore = "needs the API server of tests/k8s/run.sh (make test-k8s)"]
+fn a_node_plugin_process_checks_each_call_against_the_api_server_and_refuses_unavailable_without_it() {
+    let rt = runtime();
+    let env = setup(&rt);
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("node.sock");
+    let log = std::fs::File::create(dir.path().join("node.log")).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tether-csi"))
+        .args(["--endpoint", &format!("unix://{}", socket.display()), "--node-id", "n1", "--metrics-address", ""])
+        .arg("--state-dir")
+        .arg(host())
+        .args(["--store=kubernetes", "--node-plugin", "--kubeconfig"])
+        .arg(node_kubeconfig(dir.path()))
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let stage = |id: &str, epoch: u64| {
+        rt.block_on(async {
+            let channel = until_within(Duration::from_mins(1), "the node plugin's socket", || async {
+                tether_driver::server::connect_unix(&socket).await.ok()
+            })
+            .await;
+            let mut node = tether_driver::csi::node_client::NodeClient::new(channel);
+            let req = NodeStageVolumeRequest {
+                volume_id: id.into(),
+                staging_target_path: host().join("staging").join(id).display().to_string(),
+                volume_capability: Some(capability()),
+                publish_context: HashMap::from([(EPOCH_KEY.to_owned(), epoch.to_string())]),
+                ..Default::default()
+            };
+            node.node_stage_volume(req).await.unwrap_err()
+        })
+    };
+    assert_eq!(stage("ks-proc", 1).code(), Code::NotFound);
+    // Created after the node plugin started, fenced to another node: read at the call.
+    let c = controller(&env);
+    c.create(&meta("ks-proc")).unwrap();
+    let epoch = (c.term() << 32) + 1;
+    c.apply_fence("ks-proc", &fence(epoch, &[("n2", epoch)])).unwrap();
+    let fenced = stage("ks-proc", epoch);
+    assert_eq!(fenced.code(), Code::FailedPrecondition, "{fenced:?}");
+    assert!(fenced.message().contains("\"n1\""), "{fenced:?}");
+
+    apiserver("stop-apiserver");
+    let unreachable = stage("ks-proc", epoch);
+    apiserver("start-apiserver");
+    assert_eq!(unreachable.code(), Code::Unavailable, "{unreachable:?}");
+    assert!(unreachable.message().contains("tethervolumes.tether.io/ks-proc"), "says why: {unreachable:?}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
