@@ -6,8 +6,10 @@
 .PHONY: k8s-driver-build
 
 K8S_TESTS += '$(CARGO) test -p tether-driver --locked --test k8s --test k8s_layer --test kube_store -- --ignored --test-threads=1'
+# The contract corpus's CSI runner once more, every driver on the cluster store.
+K8S_TESTS += 'TETHER_CORPUS_STORE=kubernetes $(CARGO) test -p tether-driver --locked --test corpus'
 
 k8s-driver-build:
-	$(CARGO) test -p tether-driver --locked --test k8s --test k8s_layer --test kube_store --no-run
+	$(CARGO) test -p tether-driver --locked --test k8s --test k8s_layer --test kube_store --test corpus --no-run
 
 test-k8s: k8s-driver-build
