@@ -231,7 +231,7 @@ impl Engine {
     /// and gauges follow the entry's own order.
     fn count_publish(&self, decided: &Result<Decision, Refusal>, cleared: &[Orphan]) {
         let c = self.counters.local();
-        for orphan in cleared.iter() {
+        for orphan in cleared {
             self.count_cleared(orphan.migrating);
         }
         match decided {

@@ -199,6 +199,15 @@ impl Driver {
         self.phase.load(Ordering::Acquire) == phase::REBUILDING
     }
 
+    /// A leader that meets a newer term in the store stops serving: every later call gets
+    /// UNAVAILABLE, and the process exits once the calls in flight are done.
+    fn stop_if_superseded(&self, e: &StoreError) {
+        if let StoreError::TermSuperseded { .. } = e {
+            tracing::error!("{e}");
+            self.begin_shutdown();
+        }
+    }
+
     /// Whether shutdown began.
     pub fn is_shutting_down(&self) -> bool {
         self.phase.load(Ordering::Acquire) == phase::SHUTTING_DOWN
@@ -267,6 +276,7 @@ impl Driver {
             for (meta, _) in &records {
                 self.unsaved.insert(meta.id.clone());
             }
+            self.stop_if_superseded(&e);
             return Err(e.into());
         }
         for (meta, _) in &records {
@@ -294,6 +304,7 @@ impl Driver {
         let entry = self.engine.volume_entry(&meta.id)?;
         if let Err(e) = self.store.save(meta, entry.as_ref(), fence) {
             self.unsaved.insert(meta.id.clone());
+            self.stop_if_superseded(&e);
             return Err(e.into());
         }
         self.unsaved.remove(&meta.id);

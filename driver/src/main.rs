@@ -19,7 +19,8 @@ use tether_driver::nodes::StaticNodes;
 use tether_driver::proxy;
 use tether_driver::reconciler;
 use tether_driver::server::{self, Endpoint};
-use tether_driver::store::{EmbeddedStore, StateLock, VolumeStore};
+use tether_driver::store::kube::migrate;
+use tether_driver::store::{EmbeddedStore, KubeStore, Role, StateLock, VolumeStore};
 use tether_driver::{Driver, Parts, Settings};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{watch, Notify};
@@ -38,9 +39,20 @@ struct Args {
     /// Other nodes that exist, comma-separated (without Kubernetes, the only known nodes).
     #[arg(long, value_delimiter = ',')]
     nodes: Vec<String>,
-    /// Directory of the embedded volume store and its state.
+    /// Directory of the embedded volume store and its state; with --store=kubernetes, of the
+    /// volumes' data only.
     #[arg(long)]
     state_dir: PathBuf,
+    /// Where volumes' records, applied fences and the controller term live: the embedded
+    /// store (`SQLite` under --state-dir, one node), or custom resources in the Kubernetes API
+    /// server (needs Kubernetes and the CRDs of deploy/cluster-store/).
+    #[arg(long, value_enum, default_value = "embedded")]
+    store: StoreKind,
+    /// Serve as a node plugin of the cluster store: read each volume from the API server at
+    /// the time of the call, write nothing, take no term, start no Kubernetes layer. Needs
+    /// --store=kubernetes.
+    #[arg(long)]
+    node_plugin: bool,
     /// The CSI driver name reported by `GetPluginInfo`.
     #[arg(long, default_value = "tether.csi.dev")]
     driver_name: String,
@@ -91,12 +103,25 @@ struct Args {
     upstream_timeout_seconds: u64,
 }
 
-/// How the process ends: asked to (signal), or because it lost the Lease.
+/// The values of --store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum StoreKind {
+    Embedded,
+    Kubernetes,
+}
+
+/// How long one call of the cluster store to the API server may take before it fails
+/// (UNAVAILABLE to the CSI caller).
+const STORE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How the process ends: asked to (signal), because it lost the Lease, or because the cluster
+/// store showed a newer leader's term (the driver then stopped serving by itself).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stop {
     Running,
     Signalled,
     LostLease,
+    Superseded,
 }
 
 fn settings(args: &Args, lease_term: u64) -> Settings {
@@ -173,7 +198,12 @@ async fn run(args: Args) -> Result<Stop, Box<dyn std::error::Error>> {
     tether_core::check_node_id(&args.node_id).map_err(|e| format!("--node-id: {e}"))?;
     let (stop, _) = watch::channel(Stop::Running);
     watch_signals(stop.clone())?;
-    let kube = match k8s::config(args.kubeconfig.as_deref()).await? {
+    let config = k8s::config(args.kubeconfig.as_deref()).await?;
+    if args.node_plugin && (args.store != StoreKind::Kubernetes || args.leader_election) {
+        return Err("--node-plugin needs --store=kubernetes and no --leader-election".into());
+    }
+    // A node plugin uses Kubernetes for the store alone.
+    let kube = match config.clone().filter(|_| !args.node_plugin) {
         Some(config) => Some(kube::Client::try_from(config).map_err(k8s::KubeError::from)?),
         None => None,
     };
@@ -200,14 +230,7 @@ async fn run(args: Args) -> Result<Stop, Box<dyn std::error::Error>> {
             return finish(elector, &release, Stop::Signalled).await;
         }
     }
-    // Held by the store until the process ends: a second process on this state directory is
-    // refused, naming this one; a new leader (replicas may share the directory) waits for its
-    // predecessor, which released the Lease and is exiting.
-    let dir = args.state_dir.clone();
-    let wait = args.leader_election;
-    let state_lock = tokio::task::spawn_blocking(move || StateLock::acquire(&dir, wait)).await??;
-    tracing::info!(lock = %state_lock.path().display(), "holding the state directory");
-    let store: Arc<dyn VolumeStore> = Arc::new(EmbeddedStore::serve(&args.state_dir, args.capacity_bytes, state_lock)?);
+    let store = open_store(&args, config).await?;
     let clock: Arc<dyn Clock> = Arc::new(MonotonicClock::new());
     let mut layer = kube.map(|client| {
         let reporter = k8s::Reporter { component: args.driver_name.clone(), instance: args.node_id.clone() };
@@ -261,9 +284,37 @@ async fn run(args: Args) -> Result<Stop, Box<dyn std::error::Error>> {
     if let Endpoint::Unix(path) = &args.endpoint {
         let _ = std::fs::remove_file(path);
     }
-    tracing::info!("stopped; every acknowledged change is on disk");
-    let why = *stop.borrow();
+    tracing::info!("stopped; every acknowledged change is durable");
+    // Still "running" here means nobody asked: the driver stopped itself on a newer term.
+    let why = match *stop.borrow() {
+        Stop::Running => Stop::Superseded,
+        why => why,
+    };
     finish(elector, &release, why).await
+}
+
+/// The store --store names.
+async fn open_store(
+    args: &Args,
+    config: Option<kube::Config>,
+) -> Result<Arc<dyn VolumeStore>, Box<dyn std::error::Error>> {
+    Ok(match args.store {
+        StoreKind::Embedded => {
+            // Held by the store until the process ends: a second process on this state
+            // directory is refused, naming this one; a new leader (replicas may share the
+            // directory) waits for its predecessor, which released the Lease and is exiting.
+            let (dir, wait) = (args.state_dir.clone(), args.leader_election);
+            let state_lock = tokio::task::spawn_blocking(move || StateLock::acquire(&dir, wait)).await??;
+            tracing::info!(lock = %state_lock.path().display(), "holding the state directory");
+            Arc::new(EmbeddedStore::serve(&args.state_dir, args.capacity_bytes, state_lock)?)
+        }
+        StoreKind::Kubernetes => {
+            let config =
+                config.ok_or("--store=kubernetes needs Kubernetes: a kubeconfig or in-cluster configuration")?;
+            let role = if args.node_plugin { Role::Node } else { Role::Controller };
+            Arc::new(KubeStore::open(config, &args.state_dir, args.capacity_bytes, role, STORE_TIMEOUT)?)
+        }
+    })
 }
 
 /// Releases the Lease (if held) and reports why the process stops.
@@ -291,23 +342,62 @@ async fn drained(driver: &Driver) {
     }
 }
 
+/// `tether-csi migrate-store`: moves the embedded store under --state-dir into the API server
+/// (the cluster store of --store=kubernetes), every record with its fence, and exits. Run it
+/// once, with no driver running on that state directory; the volumes' data stays where it is.
+#[derive(Debug, Parser)]
+#[command(name = "tether-csi migrate-store")]
+struct MigrateArgs {
+    /// The embedded store's directory.
+    #[arg(long)]
+    state_dir: PathBuf,
+    /// Kubeconfig of the API server (else `KUBECONFIG`, else in-cluster configuration).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+}
+
+async fn migrate_store(args: MigrateArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let config = k8s::config(args.kubeconfig.as_deref())
+        .await?
+        .ok_or("migrate-store needs Kubernetes: --kubeconfig, KUBECONFIG or in-cluster configuration")?;
+    let from = EmbeddedStore::open(&args.state_dir, u64::MAX)?;
+    let to = KubeStore::open(config, &args.state_dir, u64::MAX, Role::Controller, STORE_TIMEOUT)?;
+    let done = tokio::task::spawn_blocking(move || migrate::migrate(&from, &to)).await??;
+    tracing::info!(
+        volumes = done.volumes,
+        fences = done.fences,
+        term = done.term,
+        "moved the embedded store into the API server"
+    );
+    Ok(())
+}
+
+/// Runs `work` on a new runtime; an error is logged and printed, and fails the process.
+fn run_to_exit<T>(
+    work: impl std::future::Future<Output = Result<T, Box<dyn std::error::Error>>>,
+) -> Result<T, ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| {
+        eprintln!("tether-csi: cannot start the runtime: {e}");
+        ExitCode::FAILURE
+    })?;
+    runtime.block_on(work).map_err(|e| {
+        tracing::error!("{e}");
+        eprintln!("tether-csi: {e}");
+        ExitCode::FAILURE
+    })
+}
+
 fn main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("migrate-store") {
+        let args = MigrateArgs::parse_from(std::env::args().skip(1));
+        logging::init(LogFormat::Text);
+        return run_to_exit(migrate_store(args)).map_or_else(|code| code, |()| ExitCode::SUCCESS);
+    }
     let args = Args::parse();
     logging::init(args.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("tether-csi: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(args)) {
-        Ok(Stop::LostLease) => ExitCode::FAILURE,
+    match run_to_exit(run(args)) {
+        Ok(Stop::LostLease | Stop::Superseded) => ExitCode::FAILURE,
         Ok(_) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e}");
-            eprintln!("tether-csi: {e}");
-            ExitCode::FAILURE
-        }
+        Err(code) => code,
     }
 }

@@ -68,13 +68,22 @@ impl Driver {
         Ok(fence.check_session(volume, node, presented)?)
     }
 
+    /// The volume a node call names: read from the store at the time of the call where the
+    /// store is shared with a controller elsewhere (the cluster store), else the catalogue's.
+    fn node_meta(&self, id: &str) -> Result<std::sync::Arc<crate::volume::VolumeMeta>, DriverError> {
+        match self.store.read_meta(id) {
+            None => self.volume(id),
+            Some(read) => read?.map(std::sync::Arc::new).ok_or_else(|| DriverError::VolumeNotFound(id.to_owned())),
+        }
+    }
+
     /// `NodeStageVolume`: a filesystem volume is bind-mounted at the staging path; a block
     /// volume needs no staging (its file is bound at publish).
     pub fn node_stage(&self, req: &NodeStageVolumeRequest) -> Result<(), DriverError> {
         check_volume_id(&req.volume_id)?;
         let staging = required(&req.staging_target_path, "staging target path")?;
         let cap = capability_of(req.volume_capability.as_ref())?;
-        let meta = self.volume(&req.volume_id)?;
+        let meta = self.node_meta(&req.volume_id)?;
         capability::check_fits(cap, &meta.id, meta.kind)?;
         let _guard = self.inflight.begin(&req.volume_id)?;
         self.fence(&meta.id, &req.publish_context)?;
@@ -106,7 +115,7 @@ impl Driver {
         let target = required(&req.target_path, "target path")?;
         let staging = required(&req.staging_target_path, "staging target path")?;
         let cap = capability_of(req.volume_capability.as_ref())?;
-        let meta = self.volume(&req.volume_id)?;
+        let meta = self.node_meta(&req.volume_id)?;
         capability::check_fits(cap, &meta.id, meta.kind)?;
         let readonly = req.readonly || cap.access.readonly;
         let _guard = self.inflight.begin(&req.volume_id)?;

@@ -78,6 +78,8 @@ impl From<DriverError> for Status {
             DriverError::OutOfRange(_) => Code::OutOfRange,
             DriverError::Busy(_) | DriverError::BadToken(_) => Code::Aborted,
             DriverError::StillPublished { .. } | DriverError::Precondition(_) => Code::FailedPrecondition,
+            // The cluster store unreachable, slow or taken over by a newer leader: retry later.
+            DriverError::Store(store) if store.is_unavailable() => Code::Unavailable,
             DriverError::Store(_) => Code::Internal,
             DriverError::ShuttingDown | DriverError::Rebuilding => Code::Unavailable,
         };

@@ -11,7 +11,7 @@ use crate::status::DriverError;
 pub const MIGRATION_TIMEOUT_PARAM: &str = "migrationTimeoutSeconds";
 
 /// How a volume is presented: a directory (filesystem) or a sparse file (block).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum VolumeKind {
     Filesystem,
@@ -19,7 +19,8 @@ pub enum VolumeKind {
 }
 
 /// Everything the store keeps about one volume besides its attachment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Also the `meta` of the cluster store's objects, whose schema is derived from it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VolumeMeta {
     pub id: String,

@@ -1,8 +1,11 @@
 //! The contract corpus (tests/contract/*.json) over the driver's gRPC socket, on a manual clock:
 //! publish and unpublish are CSI calls; `check` and `stats` read the in-process engine. A
 //! scenario marked `"csi": "<why>"` has no CSI equivalent and is counted and listed, never run
-//! silently short; an unmarked scenario with a step CSI cannot express fails.
+//! silently short; an unmarked scenario with a step CSI cannot express fails. With
+//! `TETHER_CORPUS_STORE=kubernetes` (through tests/k8s/run.sh, `make test-k8s`) every driver runs
+//! on the cluster store instead of the embedded one.
 
+mod apiserver;
 mod common;
 #[path = "../../core/tests/corpus/compare.rs"]
 mod compare;
@@ -16,13 +19,19 @@ mod step;
 mod view;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+
+use kube::api::{DeleteParams, ListParams};
 
 use serde_json::{json, Value};
 use tether_core::{check_volume_id, Attachment, ManualClock, Stats};
 use tether_driver::controller::{EPOCH_KEY, FENCE_EPOCH_KEY};
 use tether_driver::csi::volume_capability::access_mode::Mode;
 use tether_driver::csi::{ControllerPublishVolumeRequest, ControllerUnpublishVolumeRequest, DeleteVolumeRequest};
+use tether_driver::k8s;
+use tether_driver::store::kube::resource::{TetherTerm, TetherVolume, TERM_OBJECT};
+use tether_driver::store::{KubeStore, Role, VolumeStore};
 
 use common::{capability, Harness};
 use compare::judge;
@@ -74,10 +83,48 @@ fn over_csi(want: Value) -> Value {
     }
 }
 
+/// With `TETHER_CORPUS_STORE=kubernetes`, a cluster store (the driver's identity) that holds
+/// nothing: the last scenario's objects and the term singleton are deleted first, so the
+/// driver starts at term 1, as on a fresh state directory.
+async fn cluster_store(dir: &std::path::Path) -> Option<Arc<dyn VolumeStore>> {
+    if std::env::var("TETHER_CORPUS_STORE").ok()? != "kubernetes" {
+        return None;
+    }
+    let config = |name: &str| {
+        let path = apiserver::env(name);
+        async move { k8s::config(Some(std::path::Path::new(&path))).await.unwrap().unwrap() }
+    };
+    let admin = kube::Client::try_from(config("KUBECONFIG").await).unwrap();
+    for file in ["cluster-store/00-crd.yaml", "cluster-store/10-rbac.yaml"] {
+        apiserver::apply_manifest(&admin, file).await;
+    }
+    let volumes: kube::Api<TetherVolume> = kube::Api::all(admin.clone());
+    let emptied = apiserver::until_within(Duration::from_mins(1), "the CRDs to be served", || {
+        let volumes = volumes.clone();
+        async move { volumes.delete_collection(&DeleteParams::default(), &ListParams::default()).await.ok() }
+    });
+    emptied.await;
+    let terms: kube::Api<TetherTerm> = kube::Api::all(admin);
+    match terms.delete(TERM_OBJECT, &DeleteParams::default()).await {
+        Err(kube::Error::Api(s)) if s.code != 404 => panic!("delete the term: {s}"),
+        _ => {}
+    }
+    let driver = config("TETHER_K8S_DRIVER_KUBECONFIG").await;
+    let store = KubeStore::open(driver, dir, 1 << 40, Role::Controller, Duration::from_secs(10)).unwrap();
+    Some(Arc::new(store))
+}
+
 impl World {
     async fn start() -> Self {
         let clock = ManualClock::with_wall_time(SystemTime::UNIX_EPOCH + Duration::from_secs(START_UNIX_S));
-        let h = Harness::start_custom(tempfile::tempdir().unwrap(), clock, |_| {}).await;
+        let dir = tempfile::tempdir().unwrap();
+        let cluster = cluster_store(dir.path()).await;
+        let h = Harness::start_custom(dir, clock, |parts| {
+            if let Some(store) = cluster {
+                parts.store = store;
+            }
+        })
+        .await;
         Self { h, ids: HashMap::new() }
     }
 

@@ -16,13 +16,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use apiserver::env;
+use apiserver::{apiserver, env};
 use common::{nth, Harness, GRACE};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Event, Namespace, Node, PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::api::storage::v1::VolumeAttachment;
-use kube::api::{DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams};
-use kube::discovery::{self, Scope};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
 use tether_core::ManualClock;
@@ -60,21 +59,8 @@ struct Env {
 
 async fn setup() -> Env {
     let admin = client(&env("KUBECONFIG")).await;
-    let deploy = std::env::var("TETHER_K8S_DEPLOY_DIR")
-        .map_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy"), PathBuf::from);
     for file in ["00-namespace.yaml", "20-rbac-controller.yaml"] {
-        let text = std::fs::read_to_string(deploy.join(file)).unwrap();
-        let docs: Vec<Option<DynamicObject>> = serde_saphyr::from_multiple(&text).unwrap();
-        for object in docs.into_iter().flatten() {
-            let gvk = GroupVersionKind::try_from(object.types.as_ref().unwrap()).unwrap();
-            let (resource, caps) = discovery::pinned_kind(&admin, &gvk).await.unwrap();
-            let api: Api<DynamicObject> = match (&caps.scope, &object.metadata.namespace) {
-                (Scope::Namespaced, Some(ns)) => Api::namespaced_with(admin.clone(), ns, &resource),
-                _ => Api::all_with(admin.clone(), &resource),
-            };
-            let name = object.metadata.name.clone().unwrap();
-            api.patch(&name, &PatchParams::apply("tether-tests").force(), &Patch::Apply(&object)).await.unwrap();
-        }
+        apiserver::apply_manifest(&admin, file).await;
     }
     Env { admin, driver: client(&env("TETHER_K8S_DRIVER_KUBECONFIG")).await }
 }
@@ -176,12 +162,6 @@ impl Env {
         let lease = Api::<Lease>::namespaced(self.admin.clone(), "tether").get_opt(name).await.unwrap()?;
         lease.spec?.holder_identity
     }
-}
-
-/// Runs `tests/k8s/cluster.sh` to stop or start the API server (same port, same etcd).
-fn apiserver(action: &str) {
-    let status = Command::new(env("TETHER_K8S_CTL")).arg(action).arg(env("TETHER_K8S_DIR")).status().unwrap();
-    assert!(status.success(), "{action} failed");
 }
 
 /// An in-process driver on the Kubernetes layer (its state rebuilt), on a manual clock.

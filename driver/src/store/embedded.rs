@@ -13,7 +13,7 @@
 //! layout before the database (one JSON file per record and per fence, a `term` file) is
 //! imported on the first open (`legacy.rs`).
 
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,8 +23,8 @@ use tether_core::{Fence, VolumeEntry, VolumeFence};
 
 use super::atomic::{io as io_error, sync_dir};
 use super::commit::{db_error, Committer, Op};
-use super::{legacy, DbFailure, StateLock, StoreError, StoredFence, StoredVolume, StoredVolumeRef, VolumeStore};
-use crate::volume::{VolumeKind, VolumeMeta};
+use super::{data, legacy, DbFailure, StateLock, StoreError, StoredFence, StoredVolume, StoredVolumeRef, VolumeStore};
+use crate::volume::VolumeMeta;
 
 /// The database's file name under the state directory.
 pub const DB_FILE: &str = "store.db";
@@ -338,16 +338,7 @@ impl VolumeStore for EmbeddedStore {
     }
 
     fn create(&self, meta: &VolumeMeta) -> Result<(), StoreError> {
-        let path = self.source(&meta.id);
-        match meta.kind {
-            VolumeKind::Filesystem => fs::create_dir_all(&path).map_err(io_error("create directory", &path))?,
-            VolumeKind::Block => {
-                let f = File::create(&path).map_err(io_error("create", &path))?;
-                // set_len on a new file allocates nothing: the block volume is sparse.
-                f.set_len(meta.capacity_bytes).map_err(io_error("size", &path))?;
-            }
-        }
-        sync_dir(&self.data)?;
+        data::provision(&self.data, meta)?;
         self.save(meta, None, None)
     }
 
@@ -381,12 +372,7 @@ impl VolumeStore for EmbeddedStore {
             }
             Ok(0)
         })?;
-        let path = self.source(id);
-        let removed = if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
-        match removed {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_error("remove", &path)(e)),
-            _ => sync_dir(&self.data),
-        }
+        data::remove(&self.data, id)
     }
 
     fn source(&self, id: &str) -> PathBuf {

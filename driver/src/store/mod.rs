@@ -3,8 +3,10 @@
 
 mod atomic;
 mod commit;
+mod data;
 mod embedded;
 mod fence;
+pub mod kube;
 mod legacy;
 mod lock;
 mod wal;
@@ -17,6 +19,7 @@ use tether_core::{CoreError, Fence, VolumeEntry, VolumeFence};
 pub use atomic::{io as io_error, write_atomic};
 pub use embedded::{EmbeddedStore, DB_FILE};
 pub use fence::StoredFence;
+pub use kube::{KubeFailure, KubeStore, Role};
 pub use lock::{Holder, LockError, StateLock, LOCK_FILE};
 
 use crate::volume::VolumeMeta;
@@ -39,7 +42,7 @@ struct StoredVolumeRef<'a> {
     engine: Option<&'a VolumeEntry>,
 }
 
-/// Why the store failed. Every variant names the file it concerns.
+/// Why the store failed. Every variant names the file or object it concerns.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{op} {path}: {source}")]
@@ -56,6 +59,29 @@ pub enum StoreError {
     /// The backend refused a fence by the fence rule (not newer than the one it applied).
     #[error(transparent)]
     Fence(CoreError),
+    /// The cluster store's call to the Kubernetes API server failed or was refused.
+    #[error("{op} {object}: {source}")]
+    Kube { op: &'static str, object: String, source: Box<KubeFailure> },
+    /// An object of the cluster store that holds no valid volume (hand-edited or corrupt).
+    #[error("{object} is not a valid Tether volume: {message}; fix or delete the object by hand")]
+    BadObject { object: String, message: String },
+    /// An object was last written at a newer controller term than this process's: a newer
+    /// leader serves, so this one must stop serving.
+    #[error("{object} was written at controller term {found}, above this process's term {ours}: a newer leader serves, so this one stops serving")]
+    TermSuperseded { object: String, ours: u64, found: u64 },
+}
+
+impl StoreError {
+    /// Whether the store could not be reached or answer in time, or is no longer this process's
+    /// to write (a newer term): the call may succeed later, or against another instance.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Kube { source, .. } => source.is_unavailable(),
+            Self::TermSuperseded { .. } => true,
+            Self::Shared(inner) => inner.is_unavailable(),
+            _ => false,
+        }
+    }
 }
 
 /// What went wrong inside the database, kept whole.
@@ -114,4 +140,11 @@ pub trait VolumeStore: Send + Sync + 'static {
     /// The controller term for this start: above every term the store handed out before and
     /// at least `at_least` (a Lease's transitions), raised durably before it returns.
     fn next_term(&self, at_least: u64) -> Result<u64, StoreError>;
+    /// A volume's metadata read from the store at the time of the call (`Ok(None)`: no such
+    /// volume), for a node that keeps no state of its own: the cluster store, where the
+    /// controller on another node created the volume a moment ago. `None` from a store that
+    /// only its holder writes (the embedded store): the driver's catalogue is current.
+    fn read_meta(&self, _id: &str) -> Option<Result<Option<VolumeMeta>, StoreError>> {
+        None
+    }
 }

@@ -3,8 +3,13 @@
 #![allow(dead_code)]
 
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+use kube::api::{DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::discovery::{self, Scope};
+use kube::{Api, Client};
 
 /// A variable tests/k8s/run.sh exports; a missing one means the test was not started through it.
 pub fn env(name: &str) -> String {
@@ -38,4 +43,32 @@ pub fn fence_epochs(state: &Path) -> Vec<u64> {
 /// The last controller term handed out under `state`.
 pub fn term(state: &Path) -> u64 {
     tether_driver::store::EmbeddedStore::open(state, 1 << 40).unwrap().term().unwrap()
+}
+
+/// deploy/, or where `TETHER_K8S_DEPLOY_DIR` says.
+pub fn deploy_dir() -> PathBuf {
+    std::env::var("TETHER_K8S_DEPLOY_DIR")
+        .map_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy"), PathBuf::from)
+}
+
+/// Server-side applies every object of the manifest `file` (under [`deploy_dir`]) as `admin`.
+pub async fn apply_manifest(admin: &Client, file: &str) {
+    let text = std::fs::read_to_string(deploy_dir().join(file)).unwrap();
+    let docs: Vec<Option<DynamicObject>> = serde_saphyr::from_multiple(&text).unwrap();
+    for object in docs.into_iter().flatten() {
+        let gvk = GroupVersionKind::try_from(object.types.as_ref().unwrap()).unwrap();
+        let (resource, caps) = discovery::pinned_kind(admin, &gvk).await.unwrap();
+        let api: Api<DynamicObject> = match (&caps.scope, &object.metadata.namespace) {
+            (Scope::Namespaced, Some(ns)) => Api::namespaced_with(admin.clone(), ns, &resource),
+            _ => Api::all_with(admin.clone(), &resource),
+        };
+        let name = object.metadata.name.clone().unwrap();
+        api.patch(&name, &PatchParams::apply("tether-tests").force(), &Patch::Apply(&object)).await.unwrap();
+    }
+}
+
+/// Runs `tests/k8s/cluster.sh` to stop or start the API server (same port, same etcd).
+pub fn apiserver(action: &str) {
+    let status = Command::new(env("TETHER_K8S_CTL")).arg(action).arg(env("TETHER_K8S_DIR")).status().unwrap();
+    assert!(status.success(), "{action} failed");
 }
