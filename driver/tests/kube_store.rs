@@ -60,8 +60,8 @@ fn setup(rt: &tokio::runtime::Runtime) -> Env {
             "00-namespace.yaml",
             "20-rbac-controller.yaml",
             "22-rbac-node.yaml",
-            "cluster-store/00-crd.yaml",
-            "cluster-store/10-rbac.yaml",
+            "00-crd.yaml",
+            "23-rbac-store.yaml",
         ] {
             apply_manifest(&admin, file).await;
         }
