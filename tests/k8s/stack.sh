@@ -132,9 +132,13 @@ start_replica() {
 	local dir=$1 name=${REPLICAS[$2]} rdir metrics kubeconfig
 	rdir=$dir/stack/$name metrics=127.0.0.1:$(free_port) kubeconfig=$dir/stack/controller.kubeconfig
 	mkdir -p "$rdir"
+	# The tier keeps the embedded store (--store=kubernetes made --store=embedded): its scenarios
+	# read the term and the applied fences from the shared state directory (k8s_tier.rs,
+	# state_epochs), not from TetherVolumes.
 	# shellcheck disable=SC2016 # the Deployment's literal $(NODE_NAME), replaced
 	deployment_args "$dir" tether-csi "unix:///csi/csi.sock=unix://$rdir/csi.sock" \
-		"/var/lib/tether=$dir/stack/state" "0.0.0.0:9809=$metrics" '$(NODE_NAME)=tier-controller'
+		"/var/lib/tether=$dir/stack/state" "0.0.0.0:9809=$metrics" '$(NODE_NAME)=tier-controller' \
+		"kubernetes=embedded"
 	restarting "$dir" "$name" POD_NAME="$name" POD_NAMESPACE=$NAMESPACE -- "$tether_csi" "${args[@]}" \
 		--kubeconfig="$kubeconfig" --grace-period-seconds="$GRACE"
 	local sidecar bin
