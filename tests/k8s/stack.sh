@@ -3,9 +3,9 @@
 # kube-controller-manager (only the controllers the scenarios need), two tether-csi controller
 # replicas under leader election sharing one state directory, and beside each replica the
 # external-attacher and external-provisioner on its socket. The driver and the sidecars run with
-# the arguments deploy/30-controller.yaml gives their containers (paths and addresses made local)
-# and with a real token of the controller's ServiceAccount, after deploy/ is applied, so the
-# manifests' RBAC is what authorizes them.
+# the arguments deploy/30-controller.yaml gives their containers (paths and addresses made local,
+# the store embedded) and with a real token of the controller's ServiceAccount, after deploy/ is
+# applied, so the manifests' RBAC is what authorizes them.
 #
 #   stack.sh start DIR   DIR is a running cluster.sh cluster; waits until a replica leads and its
 #                        sidecars hold their Leases; writes DIR/stack.env (sourceable, see below)
