@@ -1,9 +1,9 @@
-# The cluster store's CRDs (deploy/cluster-store/00-crd.yaml) are generated from the Rust types
+# The cluster store's CRDs (deploy/00-crd.yaml) are generated from the Rust types
 # (driver/examples/crd.rs); the build fails when the committed file drifts, like include/tether.h.
 .PHONY: crd crd-check
 
 TEST_STEPS += crd-check
-CRD_FILE := deploy/cluster-store/00-crd.yaml
+CRD_FILE := deploy/00-crd.yaml
 
 # Regenerates the committed CRDs (run after changing driver/src/store/kube/resource.rs, then commit).
 crd:

@@ -1,5 +1,5 @@
 //! Prints the cluster store's `CustomResourceDefinitions`, generated from the Rust types of
-//! `driver/src/store/kube/resource.rs`: `make crd` writes them to deploy/cluster-store/00-crd.yaml,
+//! `driver/src/store/kube/resource.rs`: `make crd` writes them to deploy/00-crd.yaml,
 //! and `make crd-check` (a step of `make test`) fails when the committed file drifts.
 
 use kube::CustomResourceExt;

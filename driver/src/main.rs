@@ -45,7 +45,7 @@ struct Args {
     state_dir: PathBuf,
     /// Where volumes' records, applied fences and the controller term live: the embedded
     /// store (`SQLite` under --state-dir, one node), or custom resources in the Kubernetes API
-    /// server (needs Kubernetes and the CRDs of deploy/cluster-store/).
+    /// server (needs Kubernetes and the CRDs of deploy/00-crd.yaml).
     #[arg(long, value_enum, default_value = "embedded")]
     store: StoreKind,
     /// Serve as a node plugin of the cluster store: read each volume from the API server at

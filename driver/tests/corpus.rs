@@ -95,7 +95,7 @@ async fn cluster_store(dir: &std::path::Path) -> Option<Arc<dyn VolumeStore>> {
         async move { k8s::config(Some(std::path::Path::new(&path))).await.unwrap().unwrap() }
     };
     let admin = kube::Client::try_from(config("KUBECONFIG").await).unwrap();
-    for file in ["cluster-store/00-crd.yaml", "cluster-store/10-rbac.yaml"] {
+    for file in ["00-crd.yaml", "23-rbac-store.yaml"] {
         apiserver::apply_manifest(&admin, file).await;
     }
     let volumes: kube::Api<TetherVolume> = kube::Api::all(admin.clone());

@@ -56,13 +56,9 @@ fn setup(rt: &tokio::runtime::Runtime) -> Env {
     rt.block_on(async {
         let admin_config = config(&env("KUBECONFIG")).await;
         let admin = Client::try_from(admin_config.clone()).unwrap();
-        for file in [
-            "00-namespace.yaml",
-            "20-rbac-controller.yaml",
-            "22-rbac-node.yaml",
-            "cluster-store/00-crd.yaml",
-            "cluster-store/10-rbac.yaml",
-        ] {
+        for file in
+            ["00-namespace.yaml", "20-rbac-controller.yaml", "22-rbac-node.yaml", "00-crd.yaml", "23-rbac-store.yaml"]
+        {
             apply_manifest(&admin, file).await;
         }
         let driver = config(&env("TETHER_K8S_DRIVER_KUBECONFIG")).await;

@@ -3,9 +3,9 @@
 # kube-controller-manager (only the controllers the scenarios need), two tether-csi controller
 # replicas under leader election sharing one state directory, and beside each replica the
 # external-attacher and external-provisioner on its socket. The driver and the sidecars run with
-# the arguments deploy/30-controller.yaml gives their containers (paths and addresses made local)
-# and with a real token of the controller's ServiceAccount, after deploy/ is applied, so the
-# manifests' RBAC is what authorizes them.
+# the arguments deploy/30-controller.yaml gives their containers (paths and addresses made local,
+# the store embedded) and with a real token of the controller's ServiceAccount, after deploy/ is
+# applied, so the manifests' RBAC is what authorizes them.
 #
 #   stack.sh start DIR   DIR is a running cluster.sh cluster; waits until a replica leads and its
 #                        sidecars hold their Leases; writes DIR/stack.env (sourceable, see below)
@@ -132,9 +132,13 @@ start_replica() {
 	local dir=$1 name=${REPLICAS[$2]} rdir metrics kubeconfig
 	rdir=$dir/stack/$name metrics=127.0.0.1:$(free_port) kubeconfig=$dir/stack/controller.kubeconfig
 	mkdir -p "$rdir"
+	# The tier keeps the embedded store (--store=kubernetes made --store=embedded): its scenarios
+	# read the term and the applied fences from the shared state directory (k8s_tier.rs,
+	# state_epochs), not from TetherVolumes.
 	# shellcheck disable=SC2016 # the Deployment's literal $(NODE_NAME), replaced
 	deployment_args "$dir" tether-csi "unix:///csi/csi.sock=unix://$rdir/csi.sock" \
-		"/var/lib/tether=$dir/stack/state" "0.0.0.0:9809=$metrics" '$(NODE_NAME)=tier-controller'
+		"/var/lib/tether=$dir/stack/state" "0.0.0.0:9809=$metrics" '$(NODE_NAME)=tier-controller' \
+		"kubernetes=embedded"
 	restarting "$dir" "$name" POD_NAME="$name" POD_NAMESPACE=$NAMESPACE -- "$tether_csi" "${args[@]}" \
 		--kubeconfig="$kubeconfig" --grace-period-seconds="$GRACE"
 	local sidecar bin

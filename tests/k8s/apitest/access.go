@@ -1,5 +1,6 @@
 // Access questions to the server: SelfSubjectAccessReview (may I?) and SelfSubjectRulesReview
-// (everything I may do in a namespace), as the identity of the client that asks.
+// (everything I may do in a namespace), as the identity of the client that asks; and the
+// ServiceAccount tokens such an identity asks with.
 package apitest
 
 import (
@@ -110,4 +111,25 @@ func Rules(c *Client, namespace string) ([]string, error) {
 	}
 	sort.Strings(keys)
 	return keys, nil
+}
+
+// ServiceAccountToken mints a real token of ServiceAccount namespace/sa (TokenRequest, as the
+// kubelet does for a pod that mounts one), asked for by c, valid for a day.
+func ServiceAccountToken(c *Client, namespace, sa string) (string, error) {
+	request := map[string]any{"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+		"spec": map[string]any{"expirationSeconds": 86400}}
+	resp, err := c.Do(http.MethodPost, fmt.Sprintf("/api/v1/namespaces/%s/serviceaccounts/%s/token", namespace, sa),
+		"application/json", request)
+	if err != nil {
+		return "", err
+	}
+	if resp.Status != http.StatusCreated {
+		return "", fmt.Errorf("TokenRequest for %s/%s: %d %s", namespace, sa, resp.Status, resp.Body)
+	}
+	var answer struct {
+		Status struct {
+			Token string `json:"token"`
+		} `json:"status"`
+	}
+	return answer.Status.Token, resp.Decode(&answer)
 }

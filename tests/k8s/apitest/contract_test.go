@@ -1,6 +1,7 @@
 // What the cluster needs from deploy/, read from the server's own (defaulted) answer to the dry
-// run: attach required, the driver's and the sidecars' leader election, the driver's probes, one
-// store for both controller replicas, the node plugin's mounts and its lack of a token.
+// run: attach required, the driver's and the sidecars' leader election, the driver's probes, the
+// cluster store in the controller and the node plugin (with its token), one data directory for
+// both controller replicas and the node plugin beside them, the node plugin's mounts.
 package apitest
 
 import (
@@ -259,10 +260,11 @@ func TestControllerDriverIsProbedOnItsMetricsAddress(t *testing.T) {
 	}
 }
 
-// Two replicas, one store: the embedded store is a hostPath, so a standby may only take over if
-// it runs on the node the leader ran on. And since a standby is never Ready, only Recreate (not a
-// rolling update, which waits for new pods to turn Ready) can replace the pods.
-func TestControllerReplicasShareOneStoreAndAreRecreated(t *testing.T) {
+// Two replicas, one data directory: the state is in the API server, but CreateVolume writes a
+// volume's data under --state-dir/data on its node (a hostPath), so a standby may only take over
+// if it runs on the node the leader ran on. And since a standby is never Ready, only Recreate (not
+// a rolling update, which waits for new pods to turn Ready) can replace the pods.
+func TestControllerReplicasShareOneDataDirectoryAndAreRecreated(t *testing.T) {
 	var d workload
 	dryRun(t, "Deployment", "tether-csi-controller", &d)
 	if d.Spec.Replicas == nil || *d.Spec.Replicas != 2 {
@@ -272,20 +274,8 @@ func TestControllerReplicasShareOneStoreAndAreRecreated(t *testing.T) {
 		t.Errorf("controller strategy %q, want Recreate", d.Spec.Strategy.Type)
 	}
 	pod := d.Spec.Template.Spec
-	c := pod.container(t, "tether-csi")
-	stateDir, _ := c.flag("--state-dir")
-	store := ""
-	for _, m := range c.VolumeMounts {
-		if m.MountPath == stateDir {
-			store = m.Name
-		}
-	}
-	hostPath := false
-	for _, v := range pod.Volumes {
-		hostPath = hostPath || v.Name == store && v.HostPath != nil
-	}
-	if stateDir == "" || !hostPath {
-		t.Fatalf("--state-dir=%q is not a hostPath volume; then this test must change with it", stateDir)
+	if dir := pod.stateHostPath(t, "tether-csi"); dir == "" {
+		t.Fatal("the controller's --state-dir is not a hostPath volume; then this test must change with it")
 	}
 	together := false
 	for _, term := range pod.Affinity.PodAffinity.Required {
@@ -300,6 +290,55 @@ func TestControllerReplicasShareOneStoreAndAreRecreated(t *testing.T) {
 	}
 }
 
+// stateHostPath is the host directory mounted at container's --state-dir, "" if that is no
+// hostPath volume.
+func (p podSpec) stateHostPath(t *testing.T, container string) string {
+	t.Helper()
+	c := p.container(t, container)
+	stateDir, _ := c.flag("--state-dir")
+	volume := ""
+	for _, m := range c.VolumeMounts {
+		if stateDir != "" && m.MountPath == stateDir {
+			volume = m.Name
+		}
+	}
+	for _, v := range p.Volumes {
+		if v.Name == volume && v.HostPath != nil {
+			return v.HostPath.Path
+		}
+	}
+	return ""
+}
+
+// Both run the cluster store: the controller as its owner (it takes the term and re-fences), the
+// node plugin as a reader with a mounted token of its own identity. Neither takes a lock on the
+// state directory, so on the controller's node both use one host directory: the node plugin stages
+// the data CreateVolume wrote there.
+func TestControllerAndNodePluginRunTheClusterStore(t *testing.T) {
+	var controller, nodes workload
+	dryRun(t, "Deployment", "tether-csi-controller", &controller)
+	dryRun(t, "DaemonSet", "tether-csi-node", &nodes)
+	c := controller.Spec.Template.Spec.container(t, "tether-csi")
+	if v, _ := c.flag("--store"); v != "kubernetes" || slices.Contains(c.Args, "--node-plugin") {
+		t.Errorf("controller tether-csi args %v: want --store=kubernetes, not as a node plugin", c.Args)
+	}
+	pod := nodes.Spec.Template.Spec
+	plugin := pod.container(t, "tether-csi")
+	if v, _ := plugin.flag("--store"); v != "kubernetes" || !slices.Contains(plugin.Args, "--node-plugin") {
+		t.Errorf("node tether-csi args %v: want --store=kubernetes --node-plugin", plugin.Args)
+	}
+	if pod.ServiceAccountName != "tether-csi-node" {
+		t.Errorf("node plugin service account %q, want tether-csi-node", pod.ServiceAccountName)
+	}
+	if pod.AutomountServiceAccountToken == nil || !*pod.AutomountServiceAccountToken {
+		t.Error("the node plugin mounts no service account token, so it cannot read TetherVolumes")
+	}
+	controllerDir, nodeDir := controller.Spec.Template.Spec.stateHostPath(t, "tether-csi"), pod.stateHostPath(t, "tether-csi")
+	if controllerDir == "" || controllerDir != nodeDir {
+		t.Errorf("--state-dir on the host: controller %q, node plugin %q; want one directory", controllerDir, nodeDir)
+	}
+}
+
 func TestNodePluginIsPrivilegedWithBidirectionalKubeletMount(t *testing.T) {
 	var d workload
 	dryRun(t, "DaemonSet", "tether-csi-node", &d)
@@ -307,11 +346,9 @@ func TestNodePluginIsPrivilegedWithBidirectionalKubeletMount(t *testing.T) {
 	if got := containerNames(pod); !slices.Equal(got, []string{"tether-csi", "node-driver-registrar"}) {
 		t.Fatalf("node containers %v", got)
 	}
-	if pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken {
-		t.Error("the node plugin mounts a service account token it has no use for")
-	}
 	plugin, registrar := pod.Containers[0], pod.Containers[1]
-	// Kubernetes stays off in the node plugin: no token (above), no kubeconfig, no Lease.
+	// The node plugin reaches the API server in-cluster, with its own token (above): no
+	// kubeconfig, and no Lease (a --node-plugin refuses --leader-election).
 	for _, a := range plugin.Args {
 		if strings.HasPrefix(a, "--kubeconfig") || strings.HasPrefix(a, "--leader-election") {
 			t.Errorf("tether-csi node args carry %s", a)

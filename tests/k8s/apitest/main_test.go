@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 )
 
 var (
@@ -15,6 +16,9 @@ var (
 	admin, driver, probe, nobody *Client
 	deployOnce                   sync.Once
 	deployErr                    error
+	nodeOnce                     sync.Once
+	nodeClient                   *Client // the node plugin's token (tether-csi-node), after deploy
+	nodeErr                      error
 )
 
 func TestMain(m *testing.M) {
@@ -101,10 +105,50 @@ func deploy(t *testing.T) {
 				return
 			}
 		}
+		deployErr = served(crdCollections, time.Minute)
 	})
 	if deployErr != nil {
 		t.Fatal(deployErr)
 	}
+}
+
+// crdCollections are the collections of the CRDs in deploy/ (00-crd.yaml).
+var crdCollections = []string{"/apis/tether.io/v1alpha1/tethervolumes", "/apis/tether.io/v1alpha1/tetherterms"}
+
+// served polls until the admin can list every collection (a CRD is served a moment after it is
+// created), failing after within.
+func served(collections []string, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for _, path := range collections {
+		for {
+			resp, err := admin.Do(http.MethodGet, path+"?limit=1", "", nil)
+			if err == nil && resp.Status == http.StatusOK {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s not served after %v: %v %d %s", path, within, err, resp.Status, resp.Body)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+// nodePlugin is a client with a real token of tether-csi-node, the one the DaemonSet mounts.
+func nodePlugin(t *testing.T) *Client {
+	t.Helper()
+	deploy(t)
+	nodeOnce.Do(func() {
+		token, err := ServiceAccountToken(admin, ns, "tether-csi-node")
+		if err == nil {
+			nodeClient, err = NewClient(env, token)
+		}
+		nodeErr = err
+	})
+	if nodeErr != nil {
+		t.Fatal(nodeErr)
+	}
+	return nodeClient
 }
 
 // applyAt server-side applies body at path as the admin (test fixtures, not deploy/).

@@ -41,16 +41,23 @@ func LoadManifests(dir string) ([]Object, error) {
 			if err != nil {
 				return nil, err
 			}
-			objects = append(objects, obj)
+			if obj != nil {
+				objects = append(objects, *obj)
+			}
 		}
 	}
 	return objects, nil
 }
 
-func parseObject(file string, doc []byte) (Object, error) {
+// parseObject reads one document; nil for one with no content (only comments, like the header of
+// the generated 00-crd.yaml), which kubectl skips too.
+func parseObject(file string, doc []byte) (*Object, error) {
 	js, err := yaml.YAMLToJSON(doc)
 	if err != nil {
-		return Object{}, fmt.Errorf("%s: %w", file, err)
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	if string(js) == "null" {
+		return nil, nil
 	}
 	var head struct {
 		APIVersion string `json:"apiVersion"`
@@ -61,12 +68,12 @@ func parseObject(file string, doc []byte) (Object, error) {
 		} `json:"metadata"`
 	}
 	if err := yaml.Unmarshal(js, &head); err != nil {
-		return Object{}, fmt.Errorf("%s: %w", file, err)
+		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	if head.APIVersion == "" || head.Kind == "" || head.Metadata.Name == "" {
-		return Object{}, fmt.Errorf("%s: a document without apiVersion, kind or metadata.name", file)
+		return nil, fmt.Errorf("%s: a document without apiVersion, kind or metadata.name", file)
 	}
-	return Object{file, head.APIVersion, head.Kind, head.Metadata.Name, head.Metadata.Namespace, js}, nil
+	return &Object{file, head.APIVersion, head.Kind, head.Metadata.Name, head.Metadata.Namespace, js}, nil
 }
 
 // Resource is what discovery says about a kind: its plural name and whether it is namespaced.

@@ -30,7 +30,8 @@ func perms(group, resource, namespace string, verbs ...string) []Perm {
 //   - rebuild.rs lists VolumeAttachments and PVs; attachments.rs runs a VolumeAttachment
 //     reflector (list and watch);
 //   - annotate.rs merge-patches a PV's annotations and gets it again after a 409;
-//   - lease.rs gets, creates and replaces (update) its Lease, in the driver's namespace.
+//   - lease.rs gets, creates and replaces (update) its Lease, in the driver's namespace;
+//   - and the cluster store it runs with (storeNeeds).
 func driverNeeds() []Perm {
 	return slices.Concat(
 		perms("", "events", appNS, "create"),
@@ -38,6 +39,33 @@ func driverNeeds() []Perm {
 		perms("storage.k8s.io", "volumeattachments", "", "list", "watch"),
 		perms("", "persistentvolumes", "", "get", "list", "watch", "patch"),
 		perms("coordination.k8s.io", "leases", ns, "get", "create", "update"),
+		storeNeeds(),
+	)
+}
+
+// storeNeeds is every request the controller's cluster store (driver/src/store/kube/mod.rs) makes,
+// all cluster-scoped: it gets, creates, replaces (update) and deletes one TetherVolume, lists
+// them (the load and the re-fence), and gets, creates and replaces the TetherTerm singleton.
+func storeNeeds() []Perm {
+	return slices.Concat(
+		perms("tether.io", "tethervolumes", "", "get", "list", "create", "update", "delete"),
+		perms("tether.io", "tetherterms", "", "get", "create", "update"),
+	)
+}
+
+// nodeNeeds is every request a node plugin of the cluster store (--node-plugin) makes: it gets one
+// TetherVolume at each NodeStage and NodePublish, and nothing else.
+func nodeNeeds() []Perm {
+	return perms("tether.io", "tethervolumes", "", "get")
+}
+
+// beyondStore is a sample of what no identity may do with the cluster store's objects: watch,
+// patch or delete them in bulk, or list, delete or patch the term.
+func beyondStore() []Perm {
+	return slices.Concat(
+		perms("tether.io", "tethervolumes", "", "watch", "patch", "deletecollection"),
+		perms("tether.io", "tetherterms", "", "list", "watch", "patch", "delete", "deletecollection"),
+		perms("tether.io", "tethervolumes/status", "", "get", "update", "patch"),
 	)
 }
 
@@ -114,6 +142,7 @@ func TestControllerIdentityMayDoWhatTheDriverAndSidecarsNeed(t *testing.T) {
 func TestControllerIdentityIsRefusedEverythingElse(t *testing.T) {
 	deploy(t)
 	assertAccess(t, driver, "tether-csi-controller", beyondController(), false)
+	assertAccess(t, driver, "tether-csi-controller", beyondStore(), false)
 }
 
 // bindProbe binds the driver's own roles (not the sidecars') to the probe user.
@@ -137,6 +166,7 @@ func bindProbe(t *testing.T) {
 	}
 	binding("ClusterRoleBinding", "ClusterRole", "tether-csi-driver", "")
 	binding("RoleBinding", "Role", "tether-csi-driver-leader-election", ns)
+	binding("ClusterRoleBinding", "ClusterRole", "tether-csi-store-controller", "")
 }
 
 func TestDriverRolesGrantTheDriverNeedsAndNotTheSidecars(t *testing.T) {
@@ -200,17 +230,23 @@ func isAnyNamespace(p Perm) bool {
 	return p.Resource == "events" || p.Resource == "persistentvolumeclaims"
 }
 
-func TestNodeIdentityHasNoPermissions(t *testing.T) {
-	deploy(t)
-	user := "system:serviceaccount:tether:tether-csi-node"
-	groups := []string{"system:serviceaccounts", "system:serviceaccounts:tether", "system:authenticated"}
-	for _, p := range append(driverNeeds(), sidecarNeeds()...) {
-		got, err := AllowedAs(admin, user, groups, p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got {
-			t.Errorf("tether-csi-node may %v", p)
+// The node plugin's identity, asked about as the DaemonSet's token: it may get a TetherVolume,
+// and nothing the controller pod does besides (no list, update or delete of TetherVolumes, no
+// term), nor anything sampled beyond the controller.
+func TestNodeIdentityMayOnlyGetTetherVolumes(t *testing.T) {
+	c := nodePlugin(t)
+	assertAccess(t, c, "tether-csi-node", nodeNeeds(), true)
+	var others []Perm
+	for _, p := range slices.Concat(driverNeeds(), sidecarNeeds(), beyondController(), beyondStore()) {
+		if !slices.Contains(nodeNeeds(), p) {
+			others = append(others, p)
 		}
 	}
+	assertAccess(t, c, "tether-csi-node", others, false)
+}
+
+// The exact proof for the node plugin: its token grants get on tethervolumes, and nothing else
+// beyond what any authenticated user may do, in the driver's namespace and in an application's.
+func TestNodeIdentityGrantsExactlyTheNodeNeeds(t *testing.T) {
+	assertExactly(t, nodePlugin(t), "tether-csi-node", nodeNeeds())
 }

@@ -86,22 +86,8 @@ func kubeconfig(namespace, sa, out string) error {
 	if err != nil {
 		return err
 	}
-	request := map[string]any{"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-		"spec": map[string]any{"expirationSeconds": 86400}}
-	resp, err := c.Do(http.MethodPost, fmt.Sprintf("/api/v1/namespaces/%s/serviceaccounts/%s/token", namespace, sa),
-		"application/json", request)
+	token, err := apitest.ServiceAccountToken(c, namespace, sa)
 	if err != nil {
-		return err
-	}
-	if resp.Status != http.StatusCreated {
-		return fmt.Errorf("TokenRequest for %s/%s: %d %s", namespace, sa, resp.Status, resp.Body)
-	}
-	var answer struct {
-		Status struct {
-			Token string `json:"token"`
-		} `json:"status"`
-	}
-	if err := resp.Decode(&answer); err != nil {
 		return err
 	}
 	ca, err := os.ReadFile(env.CAFile)
@@ -112,7 +98,7 @@ func kubeconfig(namespace, sa, out string) error {
 		"apiVersion": "v1", "kind": "Config", "current-context": sa,
 		"clusters": []any{map[string]any{"name": "tether-test", "cluster": map[string]any{
 			"server": env.Server, "certificate-authority-data": base64.StdEncoding.EncodeToString(ca)}}},
-		"users":    []any{map[string]any{"name": sa, "user": map[string]any{"token": answer.Status.Token}}},
+		"users":    []any{map[string]any{"name": sa, "user": map[string]any{"token": token}}},
 		"contexts": []any{map[string]any{"name": sa, "context": map[string]any{"cluster": "tether-test", "user": sa, "namespace": namespace}}},
 	}
 	raw, err := yaml.Marshal(config)
