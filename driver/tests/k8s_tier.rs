@@ -39,6 +39,9 @@ use tokio_stream::StreamExt;
 /// How long the control plane may take to show a state before the test fails. Generous: the
 /// sidecars retry with backoff and the machine is shared.
 const DEADLINE: Duration = Duration::from_mins(2);
+/// How long every Pod of an attach storm may take to get its volume after a failover: the
+/// attacher's longest retry interval (5 min) and a margin.
+const STORM_DEADLINE: Duration = Duration::from_mins(7);
 const CLAIM: &str = "data";
 const NAMESPACE: &str = "tether";
 const LEASE: &str = "tether-csi-controller";
@@ -680,9 +683,26 @@ async fn failover_during_a_storm(
     .await;
     assert!(restarts || next != leader, "{leader}, never restarted, leads again");
     let serving = signalled.elapsed();
-    for (pv, (_, node)) in pvs.iter().zip(&spots) {
-        tier.attached(pv_name(pv), node).await;
-    }
+    // One deadline for the whole storm, past the attacher's longest retry interval: an attach
+    // refused while no replica served waits out the attacher's exponential back-off, up to
+    // --retry-interval-max (5 min by default), before it is tried again.
+    apiserver::until_within(STORM_DEADLINE, &format!("all {pods} volumes attached"), || async {
+        let attached: BTreeSet<(String, String)> = tier
+            .all::<VolumeAttachment>()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|va| va.status.as_ref().is_some_and(|s| s.attached))
+            .filter_map(|va| Some((va.spec.source.persistent_volume_name?, va.spec.node_name)))
+            .collect();
+        pvs.iter()
+            .zip(&spots)
+            .all(|(pv, (_, node))| attached.contains(&(pv_name(pv).to_owned(), (*node).to_owned())))
+            .then_some(())
+    })
+    .await;
     let all = signalled.elapsed();
 
     // Each volume attached once, on its Pod's node, with its epoch; nothing refused as a conflict.
