@@ -6,6 +6,12 @@
 
 K8S_TIER_TESTS += '$(CARGO) test -p tether-driver --locked --test k8s_tier -- --ignored --test-threads=1 --nocapture'
 
+# Proxy mode (issue 20): the scenarios that hold for any upstream, on a control plane of its own
+# whose replicas each serve in front of the e2e mock CSI driver with attach disabled, so Tether
+# alone keeps the second node out of an RWO volume (s12 races Pods for it).
+K8S_PROXY_TIER_TESTS += '$(CARGO) test -p tether-driver --locked --test k8s_tier -- --ignored --test-threads=1 --nocapture s2_ s3_ s4_ s12_'
+test-k8s: proxy-mock
+
 # The test binary and tether-csi, before any server starts.
 k8s-tier-build:
 	$(CARGO) test -p tether-driver --locked --test k8s_tier --no-run

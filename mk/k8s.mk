@@ -16,6 +16,8 @@ K8S_TESTS += 'cd tests/k8s/apitest && $(GO) test -count=1 ./...'
 # Commands that also need the rest of the control plane (tests/k8s/stack.sh) run afterwards, on a
 # cluster of their own (tests/k8s/run.sh --stack); mk/k8s-tier.mk adds them.
 K8S_TIER_TESTS ?=
+# The same, on a control plane whose replicas serve in front of an upstream (stack.sh's proxy mode).
+K8S_PROXY_TIER_TESTS ?=
 
 # Cold: about 11 minutes of compiling here (figures in tests/k8s/README.md); warm: every binary exists.
 k8s-build:
@@ -27,3 +29,4 @@ k8s-vet:
 test-k8s: k8s-build k8s-vet
 	tests/k8s/run.sh $(K8S_TESTS)
 	$(if $(strip $(K8S_TIER_TESTS)),tests/k8s/run.sh --stack $(K8S_TIER_TESTS))
+	$(if $(strip $(K8S_PROXY_TIER_TESTS)),TETHER_TIER_UPSTREAM=$$(tests/proxy/build-mock.sh) tests/k8s/run.sh --stack $(K8S_PROXY_TIER_TESTS))

@@ -256,6 +256,24 @@ impl Tier {
         .await
     }
 
+    /// Waits until Pod `pod` is told it waits for the claim held on `holder`: the attach/detach
+    /// controller's Multi-Attach event on the Pod, or Tether's AttachmentConflict on the claim
+    /// naming the holder (when a `VolumeAttachment` for the Pod's node was made).
+    async fn kept_out(&self, namespace: &str, pod: &str, holder: &str) {
+        let events = self.namespaced::<Event>(namespace);
+        let params = ListParams::default().fields(&format!("involvedObject.name={pod}"));
+        until(&format!("{namespace}/{pod} told it waits for {holder}"), || async {
+            let on_pod = events.list(&params).await.unwrap().items;
+            let multi = on_pod.iter().any(|e| {
+                e.reason.as_deref() == Some("FailedAttachVolume")
+                    && e.message.as_deref().is_some_and(|m| m.contains("Multi-Attach"))
+            });
+            let conflict = self.events(namespace, "AttachmentConflict").await;
+            (multi || conflict.iter().any(|e| e.message.as_deref().is_some_and(|m| m.contains(holder)))).then_some(())
+        })
+        .await;
+    }
+
     /// The replica holding the driver's Lease.
     async fn leader(&self) -> String {
         let leases = self.namespaced::<Lease>(NAMESPACE);
@@ -818,6 +836,62 @@ async fn s10_a_late_publish_after_the_unpublish_is_an_orphan_cleared_at_once_whe
     tier.in_use("s10-b", &[]).await;
     tier.delete_pod("s10", "app-b").await;
     tier.detached(name, "s10-b").await;
+}
+
+/// How many rounds s12 races two Pods for one claim.
+const POD_RACE_ROUNDS: usize = 20;
+
+#[tokio::test]
+#[ignore = "needs the control plane of tests/k8s/run.sh --stack (make test-k8s)"]
+async fn s12_two_pods_on_two_nodes_racing_for_one_rwo_claim_never_get_it_attached_twice() {
+    // The race as users make it: two Pods on two nodes created in the same instant with one RWO
+    // claim. The attach/detach controller keeps the second node out itself (a Multi-Attach
+    // event) or, if its VolumeAttachment is made, Tether refuses it (AttachmentConflict). Also
+    // run in proxy mode, where Tether is all that stands between the upstream and two writers.
+    let tier = Tier::new().await;
+    tier.namespace("s12").await;
+    let nodes = ["s12-a", "s12-b"];
+    for node in nodes {
+        tier.node(node).await;
+    }
+    tier.claim("s12", false, nodes[0]).await;
+    let pv = tier.bound("s12").await;
+    let name = pv_name(&pv);
+    let (two_attached, watch) = watch_for_two_attached(&tier.admin, name);
+    let mut wins = [0; 2];
+    for round in 0..POD_RACE_ROUNDS {
+        let pods = [format!("a-{round}"), format!("b-{round}")];
+        tokio::join!(tier.pod("s12", &pods[0], nodes[0], false), tier.pod("s12", &pods[1], nodes[1], false));
+        let won = until(&format!("round {round}: one racing Pod's node attached"), || async {
+            let mut attached = Vec::new();
+            for (i, node) in nodes.iter().enumerate() {
+                let vas = tier.attachments(name, node).await;
+                if vas.iter().any(|va| va.status.as_ref().is_some_and(|s| s.attached)) {
+                    attached.push(i);
+                }
+            }
+            assert!(attached.len() < 2, "round {round}: {name} attached to both nodes");
+            attached.first().copied()
+        })
+        .await;
+        let lost = 1 - won;
+        // The loser is told why it waits, and stays out.
+        tier.kept_out("s12", &pods[lost], nodes[won]).await;
+        let vas = tier.attachments(name, nodes[lost]).await;
+        assert!(!vas.iter().any(|va| va.status.as_ref().is_some_and(|s| s.attached)), "round {round}: {vas:?}");
+        // The loser's Pod goes first, or the controller would attach it once the winner's is gone.
+        tier.delete_pod("s12", &pods[lost]).await;
+        tier.in_use(nodes[won], &[]).await;
+        tier.delete_pod("s12", &pods[won]).await;
+        for node in nodes {
+            tier.detached(name, node).await;
+        }
+        wins[won] += 1;
+    }
+    watch.abort();
+    let seen = two_attached.lock().unwrap().clone();
+    assert!(seen.is_empty(), "two nodes attached at once: {seen:?}");
+    println!("s12: {POD_RACE_ROUNDS} rounds, {} won by {}, {} by {}", wins[0], nodes[0], wins[1], nodes[1]);
 }
 
 /// When, in a round of s11, B's `VolumeAttachment` is created after A's.

@@ -13,7 +13,13 @@
 #
 # DIR/stack.env exports TETHER_TIER_REPLICAS (space-separated NAME=METRICS_ADDRESS of the two
 # replicas; NAME is the replica's Lease identity), TETHER_TIER_DRIVER (the CSI driver name),
-# TETHER_TIER_GRACE_SECONDS and TETHER_TIER_DIR. tether-csi is $TETHER_CSI, else built by cargo.
+# TETHER_TIER_GRACE_SECONDS, TETHER_TIER_DIR and TETHER_TIER_UPSTREAM. tether-csi is $TETHER_CSI,
+# else built by cargo.
+#
+# Proxy mode: with TETHER_TIER_UPSTREAM set to the e2e mock CSI driver (tests/proxy/build-mock.sh),
+# each replica serves in front of a mock of its own (`--upstream`, as deploy/proxy/ runs it), named
+# like the driver and with attach disabled, so the volumes are the mock's and Tether arbitrates
+# every attachment itself.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -35,6 +41,7 @@ READY_TIMEOUT=${TETHER_K8S_READY_TIMEOUT:-240}
 CONTROLLERS=persistentvolume-attach-detach-controller,persistentvolume-binder-controller,persistentvolume-protection-controller,persistentvolumeclaim-protection-controller
 REPLICAS=(tether-csi-controller-0 tether-csi-controller-1)
 export RESTART_DELAY=${TETHER_TIER_RESTART_DELAY:-10}
+UPSTREAM=${TETHER_TIER_UPSTREAM:-}
 
 log() { echo "k8s stack: $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -139,6 +146,11 @@ start_replica() {
 	deployment_args "$dir" tether-csi "unix:///csi/csi.sock=unix://$rdir/csi.sock" \
 		"/var/lib/tether=$dir/stack/state" "0.0.0.0:9809=$metrics" '$(NODE_NAME)=tier-controller' \
 		"kubernetes=embedded"
+	if [[ -n $UPSTREAM ]]; then
+		spawn "$dir" "$name-upstream" -- "$UPSTREAM" -endpoint "$rdir/upstream.sock" -name "$DRIVER" -disable-attach
+		wait_for "$dir" "$name's upstream socket" test -S "$rdir/upstream.sock"
+		args+=(--upstream="unix://$rdir/upstream.sock")
+	fi
 	restarting "$dir" "$name" POD_NAME="$name" POD_NAMESPACE=$NAMESPACE -- "$tether_csi" "${args[@]}" \
 		--kubeconfig="$kubeconfig" --grace-period-seconds="$GRACE"
 	local sidecar bin
@@ -191,6 +203,7 @@ cmd_start() {
 		echo "export TETHER_TIER_DRIVER=$DRIVER"
 		echo "export TETHER_TIER_GRACE_SECONDS=$GRACE"
 		echo "export TETHER_TIER_DIR=$dir/stack"
+		echo "export TETHER_TIER_UPSTREAM='$UPSTREAM'"
 	} >"$dir/stack.env"
 	log "kube-controller-manager, ${#REPLICAS[@]} tether-csi replicas and their sidecars up in $((SECONDS - started)) s"
 }
@@ -206,6 +219,8 @@ cmd_stop() {
 	done
 	wait
 	for name in "${REPLICAS[@]}"; do stop_one "$dir/stack/$name.pid" & done
+	wait
+	for name in "${REPLICAS[@]}"; do stop_one "$dir/stack/$name-upstream.pid" & done
 	wait
 	stop_one "$dir/stack/kube-controller-manager.pid"
 }
