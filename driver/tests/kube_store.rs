@@ -512,3 +512,24 @@ fn a_node_plugin_process_checks_each_call_against_the_api_server_and_refuses_una
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+#[ignore = "needs the API server of tests/k8s/run.sh (make test-k8s)"]
+fn a_first_save_without_create_records_the_volume_as_proxy_mode_does() {
+    // Proxy mode records an upstream's volume at its first publish, with no CreateVolume of
+    // Tether's: the save creates the object, record and fence together; the next one replaces it.
+    let rt = runtime();
+    let env = setup(&rt);
+    let c = controller(&env);
+    let epoch = (c.term() << 32) + 1;
+    c.save(&meta("ks-first-save"), None, Some(&fence(epoch, &[("n1", epoch)]))).unwrap();
+    assert_eq!(c.applied_fence("ks-first-save").unwrap(), Some(fence(epoch, &[("n1", epoch)])));
+    let fresh = controller(&env);
+    let loaded = fresh.load().unwrap().into_iter().find(|v| v.meta.id == "ks-first-save").expect("recorded");
+    assert_eq!(loaded.meta, meta("ks-first-save"));
+    let later = fresh.term() << 32;
+    fresh.save(&meta("ks-first-save"), None, Some(&fence(later + 1, &[("n2", later + 1)]))).unwrap();
+    assert_eq!(fresh.applied_fence("ks-first-save").unwrap(), Some(fence(later + 1, &[("n2", later + 1)])));
+    let stale = c.save(&meta("ks-first-save"), None, Some(&fence(epoch + 1, &[("n1", epoch + 1)]))).unwrap_err();
+    assert!(matches!(stale, StoreError::TermSuperseded { .. }), "{stale:?}");
+}

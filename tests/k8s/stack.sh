@@ -142,10 +142,13 @@ start_replica() {
 	# The tier keeps the embedded store (--store=kubernetes made --store=embedded): its scenarios
 	# read the term and the applied fences from the shared state directory (k8s_tier.rs,
 	# state_epochs), not from TetherVolumes.
+	# In proxy mode the cluster store stays, as deploy/proxy/ runs it (no failover scenario runs there).
+	local store="kubernetes=embedded"
+	[[ -z $UPSTREAM ]] || store="kubernetes=kubernetes"
 	# shellcheck disable=SC2016 # the Deployment's literal $(NODE_NAME), replaced
 	deployment_args "$dir" tether-csi "unix:///csi/csi.sock=unix://$rdir/csi.sock" \
 		"/var/lib/tether=$dir/stack/state" "0.0.0.0:9809=$metrics" '$(NODE_NAME)=tier-controller' \
-		"kubernetes=embedded"
+		"$store"
 	if [[ -n $UPSTREAM ]]; then
 		spawn "$dir" "$name-upstream" -- "$UPSTREAM" -endpoint "$rdir/upstream.sock" -name "$DRIVER" -disable-attach
 		wait_for "$dir" "$name's upstream socket" test -S "$rdir/upstream.sock"

@@ -274,6 +274,34 @@ impl Shared {
         }
     }
 
+    /// Record, engine state and fence of volume `meta.id` in one conditional write: a replace of
+    /// its object, or its create when there is none yet (a proxied volume is first recorded at
+    /// its first publish; Tether never saw its CreateVolume). A create that meets an object made
+    /// meanwhile falls back to the replace, rules checked on what it found.
+    async fn save(
+        &self,
+        meta: VolumeMeta,
+        engine: Option<EngineRecord>,
+        fence: Option<Fence>,
+    ) -> Result<(), StoreError> {
+        let (id, first) = (meta.id.clone(), meta.clone());
+        let change = move |id: &str, spec: &mut TetherVolumeSpec| {
+            spec.meta = meta.clone();
+            spec.engine.clone_from(&engine);
+            fence.as_ref().map_or(Ok(()), |f| apply_rule(id, spec, f))
+        };
+        if !self.known.contains_key(&id) && self.get(&id).await?.is_none() {
+            let mut spec =
+                TetherVolumeSpec { volume_id: id.clone(), term: self.term(), meta: first, engine: None, fence: None };
+            change(&id, &mut spec)?;
+            match self.create_object(spec).await {
+                Err(e) if is_conflict(&e) => {}
+                other => return other,
+            }
+        }
+        self.update(&id, change).await
+    }
+
     /// Creates the object `spec` describes; a 409 if it exists.
     async fn create_object(&self, spec: TetherVolumeSpec) -> Result<(), StoreError> {
         let name = object_name(&spec.volume_id);
@@ -471,15 +499,7 @@ impl VolumeStore for KubeStore {
     fn save(&self, meta: &VolumeMeta, engine: Option<&VolumeEntry>, fence: Option<&Fence>) -> Result<(), StoreError> {
         let shared = self.writable("update", &meta.id)?;
         let (meta, engine, fence) = (meta.clone(), engine.map(EngineRecord::from), fence.cloned());
-        self.runtime.run(async move {
-            shared
-                .update(&meta.id.clone(), move |id, spec| {
-                    spec.meta = meta.clone();
-                    spec.engine.clone_from(&engine);
-                    fence.as_ref().map_or(Ok(()), |f| apply_rule(id, spec, f))
-                })
-                .await
-        })
+        self.runtime.run(async move { shared.save(meta, engine, fence).await })
     }
 
     fn delete(&self, id: &str) -> Result<(), StoreError> {
