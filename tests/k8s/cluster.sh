@@ -8,17 +8,19 @@
 #   cluster.sh start-apiserver DIR  starts it again on the same port, waits for /readyz
 #
 # Binaries come from TETHER_K8S_BIN (default: what build.sh prints). DIR/env exports
-# TETHER_K8S_SERVER, TETHER_K8S_CA, TETHER_K8S_{ADMIN,DRIVER,PROBE,NOBODY}_TOKEN,
-# TETHER_K8S_{ADMIN,DRIVER}_KUBECONFIG, TETHER_K8S_DIR and TETHER_K8S_CTL (this script).
+# TETHER_K8S_SERVER, TETHER_K8S_CA, TETHER_K8S_{ADMIN,DRIVER,NODE,PROBE,NOBODY}_TOKEN,
+# TETHER_K8S_{ADMIN,DRIVER,NODE}_KUBECONFIG, TETHER_K8S_DIR and TETHER_K8S_CTL (this script).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$here/lib.sh"
 
-# The identities of the static token file: user and groups. The driver's is its ServiceAccount user
-# (RBAC matches the name); probe and nobody have no binding in deploy/ (tests bind the probe).
+# The identities of the static token file: user and groups. The driver's and the node plugin's are
+# their ServiceAccount users (RBAC matches the name); probe and nobody have no binding in deploy/
+# (tests bind the probe).
 DRIVER_USER=system:serviceaccount:tether:tether-csi-controller
-DRIVER_GROUPS=system:serviceaccounts,system:serviceaccounts:tether
+NODE_USER=system:serviceaccount:tether:tether-csi-node
+SA_GROUPS=system:serviceaccounts,system:serviceaccounts:tether
 READY_TIMEOUT=${TETHER_K8S_READY_TIMEOUT:-240}
 
 log() { echo "k8s cluster: $*" >&2; }
@@ -40,12 +42,13 @@ make_certs() {
 }
 
 make_tokens() {
-	local dir=$1 admin driver probe nobody
-	admin=$(openssl rand -hex 24) driver=$(openssl rand -hex 24)
+	local dir=$1 admin driver node probe nobody
+	admin=$(openssl rand -hex 24) driver=$(openssl rand -hex 24) node=$(openssl rand -hex 24)
 	probe=$(openssl rand -hex 24) nobody=$(openssl rand -hex 24)
 	{
 		echo "$admin,tether-admin,uid-admin,\"system:masters\""
-		echo "$driver,$DRIVER_USER,uid-driver,\"$DRIVER_GROUPS\""
+		echo "$driver,$DRIVER_USER,uid-driver,\"$SA_GROUPS\""
+		echo "$node,$NODE_USER,uid-node,\"$SA_GROUPS\""
 		echo "$probe,tether-rbac-probe,uid-probe"
 		echo "$nobody,tether-nobody,uid-nobody"
 	} >"$dir/pki/tokens.csv"
@@ -53,6 +56,7 @@ make_tokens() {
 	{
 		echo "export TETHER_K8S_ADMIN_TOKEN=$admin"
 		echo "export TETHER_K8S_DRIVER_TOKEN=$driver"
+		echo "export TETHER_K8S_NODE_TOKEN=$node"
 		echo "export TETHER_K8S_PROBE_TOKEN=$probe"
 		echo "export TETHER_K8S_NOBODY_TOKEN=$nobody"
 	} >"$dir/tokens.env"
@@ -141,6 +145,7 @@ cmd_start() {
 	write_kubeconfig "$dir/admin.kubeconfig" "$server" "$dir/pki/ca.crt" tether-admin "$TETHER_K8S_ADMIN_TOKEN"
 	write_kubeconfig "$dir/driver.kubeconfig" "$server" "$dir/pki/ca.crt" tether-csi-controller \
 		"$TETHER_K8S_DRIVER_TOKEN"
+	write_kubeconfig "$dir/node.kubeconfig" "$server" "$dir/pki/ca.crt" tether-csi-node "$TETHER_K8S_NODE_TOKEN"
 	{
 		cat "$dir/tokens.env"
 		echo "export TETHER_K8S_DIR=$dir"
@@ -148,6 +153,7 @@ cmd_start() {
 		echo "export TETHER_K8S_CA=$dir/pki/ca.crt"
 		echo "export TETHER_K8S_ADMIN_KUBECONFIG=$dir/admin.kubeconfig"
 		echo "export TETHER_K8S_DRIVER_KUBECONFIG=$dir/driver.kubeconfig"
+		echo "export TETHER_K8S_NODE_KUBECONFIG=$dir/node.kubeconfig"
 		echo "export TETHER_K8S_CTL=$here/cluster.sh"
 	} >"$dir/env"
 	start_etcd "$dir" "$bin" "$etcd_port" "$peer_port"
