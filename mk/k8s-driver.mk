@@ -15,7 +15,8 @@ k8s-driver-build:
 test-k8s: k8s-driver-build
 
 # The cluster tier with nothing shared but the API server (issue 19, driver/tests/cluster_tier.rs):
-# two controller replicas and three node plugins, each a tether-csi process on its own directory.
+# two controller replicas and three node plugins, each a tether-csi process on its own directory;
+# once more in front of the e2e mock driver (proxy mode, as deploy/proxy/ runs it).
 # On an API server of its own: a new leader loads every TetherVolume the server holds, so other
 # tests' objects (some hand-edited on purpose) must not be there. --nocapture prints its counts.
 .PHONY: k8s-cluster-build test-k8s-cluster
@@ -26,5 +27,5 @@ TEST_STEPS += test-k8s-cluster
 k8s-cluster-build:
 	$(CARGO) test -p tether-driver --locked --test cluster_tier --no-run
 
-test-k8s-cluster: k8s-build k8s-cluster-build
-	tests/k8s/run.sh '$(CARGO) test -p tether-driver --locked --test cluster_tier -- --ignored --test-threads=1 --nocapture'
+test-k8s-cluster: k8s-build proxy-mock k8s-cluster-build
+	TETHER_CSI_MOCK=$$(tests/proxy/build-mock.sh) tests/k8s/run.sh '$(CARGO) test -p tether-driver --locked --test cluster_tier -- --ignored --test-threads=1 --nocapture'

@@ -180,13 +180,18 @@ struct Tier {
 
 impl Tier {
     async fn start(prefix: &str, lease_seconds: u64) -> Self {
+        Self::start_with(prefix, lease_seconds, &[]).await
+    }
+
+    /// The same, every process also given `extra` arguments.
+    async fn start_with(prefix: &str, lease_seconds: u64, extra: &[&str]) -> Self {
         let admin = setup().await;
         let driver = format!("{prefix}.tether.test");
         let lease = format!("{prefix}-lease");
         let seconds = lease_seconds.to_string();
         let controller = |replica: &str| {
             let args = ["--node-id", replica, "--driver-name", &driver, "--leader-election", "--lease-name", &lease];
-            let args = [&args[..], &["--lease-duration-seconds", &seconds]].concat();
+            let args = [&args[..], &["--lease-duration-seconds", &seconds], extra].concat();
             Proc::spawn(replica, &env("TETHER_K8S_DRIVER_KUBECONFIG"), true, &args)
         };
         let first = controller(&format!("{prefix}-r1"));
@@ -197,7 +202,8 @@ impl Tier {
             .iter()
             .map(|n| {
                 let name = format!("{prefix}-{n}");
-                Proc::spawn(&name, &env("TETHER_K8S_NODE_KUBECONFIG"), false, &["--node-id", n, "--node-plugin"])
+                let args = [&["--node-id", n, "--node-plugin"][..], extra].concat();
+                Proc::spawn(&name, &env("TETHER_K8S_NODE_KUBECONFIG"), false, &args)
             })
             .collect();
         let tier = Self { admin, driver, lease, controllers: [first, second], nodes };
@@ -665,4 +671,63 @@ async fn with_the_api_server_stopped_publishes_are_unavailable_and_service_retur
     assert_eq!(holders(&tier.stored(&spare).await), [(NODES[1].to_owned(), retried.admitted)], "durable once acked");
     stage(&tier, 0, &staged, &on_a).await.expect("NodeStage served again, the fence read");
     refused(stage(&tier, 1, &staged, &on_a).await, Code::FailedPrecondition, "node-b still fenced out");
+}
+
+/// The e2e mock CSI driver (`TETHER_CSI_MOCK`, built by tests/proxy/build-mock.sh) on a socket of
+/// its own, attach disabled: the storage backend every proxied process shares, as a real driver's
+/// controller and node plugins share theirs. Killed when dropped.
+struct Mock {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Mock {
+    async fn start(name: &str) -> Self {
+        let bin = std::env::var("TETHER_CSI_MOCK").expect("TETHER_CSI_MOCK names the e2e mock's binary (make test)");
+        let dir = tempfile::Builder::new().prefix("tether-mock-").tempdir().unwrap();
+        let socket = dir.path().join("upstream.sock");
+        let child = Command::new(bin)
+            .args(["-endpoint", &socket.display().to_string(), "-name", name, "-disable-attach"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mock = Self { child, dir };
+        until("the mock's socket", || async { connect_unix(&socket).await.ok().map(|_| ()) }).await;
+        mock
+    }
+
+    fn endpoint(&self) -> String {
+        format!("unix://{}", self.dir.path().join("upstream.sock").display())
+    }
+}
+
+impl Drop for Mock {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the real API server and the e2e mock: tests/k8s/run.sh (make test-k8s-cluster)"]
+async fn in_front_of_an_upstream_every_node_checks_the_controllers_fence_read_from_the_api_server() {
+    // deploy/proxy/: Tether in front of a driver, on the cluster store. The node plugins know a
+    // volume only from its TetherVolume, which the controller wrote at the first publish.
+    let mock = Mock::start("ct4.tether.test").await;
+    let tier = Tier::start_with("ct4", 15, &["--upstream", &mock.endpoint()]).await;
+    let mut c = tier.controller(0).await;
+    let (a, b) = (0, 1);
+    let volume = create(&mut c, "ct4-rwo").await;
+    let on_a = publish(&mut c, &volume, NODES[a], false).await.unwrap();
+    assert!(tier.stored(&volume).await.spec.meta.parameters.contains_key("tether.io/upstream"), "recorded as proxied");
+    stage(&tier, a, &volume, &on_a).await.expect("node-a stages: fence checked, then forwarded");
+    refused(stage(&tier, b, &volume, &on_a).await, Code::FailedPrecondition, "node-b is not in node-a's fence");
+    refused(publish(&mut c, &volume, NODES[b], false).await.map(|_| ()), Code::FailedPrecondition, "RWO on node-a");
+
+    unpublish(&mut c, &volume, NODES[a]).await.expect("node-a unpublished");
+    let on_b = publish(&mut c, &volume, NODES[b], false).await.unwrap();
+    assert!(on_b.fence > on_a.fence, "the handover raised the fence: {on_b:?} after {on_a:?}");
+    stage(&tier, b, &volume, &on_b).await.expect("node-b stages now");
+    refused(stage(&tier, a, &volume, &on_a).await, Code::FailedPrecondition, "node-a is fenced out");
 }
