@@ -48,7 +48,7 @@ pub enum FlagError {
     BadPath { flag: &'static str, path: PathBuf },
     #[error("--kubelet-registration-dir needs a unix:// --endpoint: the kubelet calls CSI drivers on Unix sockets")]
     TcpEndpoint,
-    #[error("--driver-name {0:?} cannot name the registration socket <dir>/<driver-name>-reg.sock: it must be non-empty, without '/' or NUL")]
+    #[error("--driver-name {0:?} cannot name the registration socket <dir>/<driver-name>-reg.sock: it must be non-empty, without '/' or NUL, and not start with '.' (the kubelet ignores such files)")]
     DriverName(String),
 }
 
@@ -97,7 +97,8 @@ impl Config {
             return Err(FlagError::TcpEndpoint);
         };
         let name = flags.driver_name;
-        if name.is_empty() || name.contains(['/', '\0']) {
+        // The kubelet's plugin watcher skips files whose name starts with a dot.
+        if name.is_empty() || name.starts_with('.') || name.contains(['/', '\0']) {
             return Err(FlagError::DriverName(name.to_owned()));
         }
         Ok(Some(Self {

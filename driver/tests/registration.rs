@@ -221,6 +221,7 @@ fn bad_flags_are_refused_naming_the_flag() {
         (Flags { endpoint: &tcp, ..ok }, "needs a unix:// --endpoint"),
         (Flags { driver_name: "a/b", ..ok }, "--driver-name \"a/b\""),
         (Flags { driver_name: "", ..ok }, "--driver-name \"\""),
+        (Flags { driver_name: ".hidden", ..ok }, "--driver-name \".hidden\""),
     ];
     for (flags, named) in refused {
         let err = Config::from_flags(&flags).unwrap_err();
