@@ -188,13 +188,19 @@ async fn a_file_that_is_not_a_socket_is_refused_naming_it_and_left_alone() {
     assert_eq!(std::fs::read_to_string(k.config.socket()).unwrap(), "not a socket");
 }
 
-#[tokio::test]
-async fn registration_is_served_once_the_csi_socket_accepts() {
-    let dir = tempfile::tempdir().unwrap();
-    let csi = dir.path().join("csi.sock");
-    let config = config(&dir.path().join("registry"), &csi);
+/// A registrar whose CSI socket does not exist yet.
+fn without_csi(dir: &Path) -> (Config, Registrar) {
+    let config = config(&dir.join("registry"), &dir.join("csi.sock"));
     let metrics = Metrics::new("rds_csi", Arc::new(Engine::new())).unwrap();
     let registrar = Registrar::new(&config, "rds_csi", &metrics).unwrap();
+    (config, registrar)
+}
+
+#[tokio::test]
+async fn the_registrar_tries_the_csi_socket_until_it_exists_then_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, registrar) = without_csi(dir.path());
+    let csi = config.csi_socket.clone();
     let (_stop, stopped) = oneshot::channel::<()>();
     let _task = registration::start(&config, registrar, stopped).unwrap();
     // The registrar tries the CSI socket until it answers; its try reaches this listener.
@@ -202,6 +208,31 @@ async fn registration_is_served_once_the_csi_socket_accepts() {
     listener.accept().await.unwrap();
     let mut client = RegistrationClient::new(connect_unix(&config.socket()).await.unwrap());
     assert_eq!(client.get_info(InfoRequest {}).await.unwrap().into_inner().name, DRIVER);
+}
+
+#[tokio::test]
+async fn a_shutdown_while_waiting_for_the_csi_socket_removes_the_registration_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, registrar) = without_csi(dir.path());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = registration::start(&config, registrar, stopped).unwrap();
+    assert!(config.socket().exists(), "bound at start, so that a bad directory fails start-up");
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+    assert!(!config.socket().exists());
+}
+
+#[tokio::test]
+async fn shutdown_leaves_alone_a_socket_that_a_newer_process_bound_at_the_same_path() {
+    let k = Kubelet::new();
+    let (stop, task) = k.start();
+    k.client().await.get_info(InfoRequest {}).await.unwrap();
+    // The next instance starts before this one stops: it replaces the socket file with its own.
+    std::fs::remove_file(k.config.socket()).unwrap();
+    let _newer = UnixListener::bind(k.config.socket()).unwrap();
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+    assert!(k.config.socket().exists(), "the old instance removed the new one's socket");
 }
 
 #[test]
