@@ -1,12 +1,16 @@
-//! Generates the CSI messages and tonic services from `proto/csi.proto` with a vendored protoc.
+//! Generates the messages and tonic services of `proto/csi.proto` (CSI) and
+//! `proto/pluginregistration.proto` (the kubelet's plugin registration) with a vendored protoc.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
     let include = protoc_bin_vendored::include_path()?;
     // prost-build finds protoc through PROTOC; the vendored one means no system package is needed.
     std::env::set_var("PROTOC", protoc);
-    println!("cargo:rerun-if-changed=proto/csi.proto");
+    let files = ["csi.proto", "pluginregistration.proto"];
+    for file in files {
+        println!("cargo:rerun-if-changed=proto/{file}");
+    }
     let proto = std::path::PathBuf::from("proto");
-    tonic_prost_build::configure().compile_protos(&[proto.join("csi.proto")], &[proto, include])?;
+    tonic_prost_build::configure().compile_protos(&files.map(|f| proto.join(f)), &[proto, include])?;
     Ok(())
 }

@@ -18,6 +18,7 @@ use tether_driver::logging::{self, LogFormat};
 use tether_driver::nodes::StaticNodes;
 use tether_driver::proxy;
 use tether_driver::reconciler;
+use tether_driver::registration;
 use tether_driver::server::{self, Endpoint};
 use tether_driver::store::kube::migrate;
 use tether_driver::store::{EmbeddedStore, KubeStore, Role, StateLock, VolumeStore};
@@ -53,6 +54,15 @@ struct Args {
     /// --store=kubernetes.
     #[arg(long)]
     node_plugin: bool,
+    /// Register this node plugin with the kubelet itself, on <DIR>/<driver-name>-reg.sock
+    /// (in a cluster `/var/lib/kubelet/plugins_registry`), instead of node-driver-registrar.
+    /// Needs --node-plugin and --kubelet-registration-path.
+    #[arg(long)]
+    kubelet_registration_dir: Option<PathBuf>,
+    /// The CSI socket's path as the kubelet sees it, sent to the kubelet at registration
+    /// (e.g. `/var/lib/kubelet/plugins/tether.csi.dev/csi.sock`).
+    #[arg(long)]
+    kubelet_registration_path: Option<PathBuf>,
     /// The CSI driver name reported by `GetPluginInfo`.
     #[arg(long, default_value = "tether.csi.dev")]
     driver_name: String,
@@ -135,6 +145,16 @@ fn settings(args: &Args, lease_term: u64) -> Settings {
     }
 }
 
+fn registration_flags(args: &Args) -> registration::Flags<'_> {
+    registration::Flags {
+        dir: args.kubelet_registration_dir.as_deref(),
+        path: args.kubelet_registration_path.as_deref(),
+        node_plugin: args.node_plugin,
+        endpoint: &args.endpoint,
+        driver_name: &args.driver_name,
+    }
+}
+
 fn lease_config(args: &Args) -> Result<LeaseConfig, String> {
     let from_env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let namespace = args
@@ -196,6 +216,7 @@ async fn lead(elector: Elector, stop: &watch::Sender<Stop>, release: watch::Rece
 
 async fn run(args: Args) -> Result<Stop, Box<dyn std::error::Error>> {
     tether_core::check_node_id(&args.node_id).map_err(|e| format!("--node-id: {e}"))?;
+    let kubelet = registration::Config::from_flags(&registration_flags(&args))?;
     let (stop, _) = watch::channel(Stop::Running);
     watch_signals(stop.clone())?;
     let config = k8s::config(args.kubeconfig.as_deref()).await?;
@@ -265,6 +286,9 @@ async fn run(args: Args) -> Result<Stop, Box<dyn std::error::Error>> {
         None => server::router(Arc::clone(&driver)),
     };
     let served = server::serve_router(router, &args.endpoint, shutdown);
+    if let Some(kubelet) = &kubelet {
+        registration::spawn(kubelet, &driver, stopped(stop.subscribe()))?;
+    }
     let rebuilt = async {
         if let Some(layer) = layer.as_mut() {
             tracing::info!("Kubernetes on: rebuilding attachment state from VolumeAttachments");

@@ -240,6 +240,12 @@ impl Metrics {
         Ok(Self { registry, operation_duration, events_posted, events_dropped, migration_duration, reconcile })
     }
 
+    /// Adds a part's own metrics (the kubelet registration's, say) to the registry, once: a
+    /// second registration of the same names fails.
+    pub fn register(&self, collector: Box<dyn Collector>) -> Result<(), prometheus::Error> {
+        self.registry.register(collector)
+    }
+
     pub fn observe_operation(&self, operation: &str, seconds: f64) {
         self.operation_duration.with_label_values(&[operation]).observe(seconds);
     }

@@ -102,9 +102,7 @@ pub async fn serve_router(
         Endpoint::Unix(path) => {
             let listener = bind_unix(path)?;
             tracing::info!(endpoint = %path.display(), "serving CSI");
-            // Clients other than grpc-go send the socket path as :authority; see src/authority/.
-            let incoming = UnixListenerStream::new(listener).map(|conn| conn.map(AuthorityFix::new));
-            let served = router.serve_with_incoming_shutdown(incoming, shutdown).await;
+            let served = serve_unix(router, listener, shutdown).await;
             let _ = std::fs::remove_file(path);
             served?;
         }
@@ -115,6 +113,18 @@ pub async fn serve_router(
         }
     }
     Ok(())
+}
+
+/// Serves `router` on a bound Unix listener until `shutdown` completes; the caller owns the
+/// socket file.
+pub async fn serve_unix(
+    router: Router,
+    listener: UnixListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    // Clients other than grpc-go send the socket path as :authority; see src/authority/.
+    let incoming = UnixListenerStream::new(listener).map(|conn| conn.map(AuthorityFix::new));
+    router.serve_with_incoming_shutdown(incoming, shutdown).await
 }
 
 /// Serves `router` on a bound TCP listener until `shutdown` completes, to the same clients as
