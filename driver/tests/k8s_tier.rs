@@ -257,7 +257,7 @@ impl Tier {
     }
 
     /// Waits until Pod `pod` is told it waits for the claim held on `holder`: the attach/detach
-    /// controller's Multi-Attach event on the Pod, or Tether's AttachmentConflict on the claim
+    /// controller's Multi-Attach event on the Pod, or Tether's `AttachmentConflict` on the claim
     /// naming the holder (when a `VolumeAttachment` for the Pod's node was made).
     async fn kept_out(&self, namespace: &str, pod: &str, holder: &str) {
         let events = self.namespaced::<Event>(namespace);

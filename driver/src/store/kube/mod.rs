@@ -276,7 +276,7 @@ impl Shared {
 
     /// Record, engine state and fence of volume `meta.id` in one conditional write: a replace of
     /// its object, or its create when there is none yet (a proxied volume is first recorded at
-    /// its first publish; Tether never saw its CreateVolume). A create that meets an object made
+    /// its first publish; Tether never saw its `CreateVolume`). A create that meets an object made
     /// meanwhile falls back to the replace, rules checked on what it found.
     async fn save(
         &self,
