@@ -731,3 +731,39 @@ async fn in_front_of_an_upstream_every_node_checks_the_controllers_fence_read_fr
     stage(&tier, b, &volume, &on_b).await.expect("node-b stages now");
     refused(stage(&tier, a, &volume, &on_a).await, Code::FailedPrecondition, "node-a is fenced out");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the real API server: tests/k8s/run.sh (make test-k8s-cluster)"]
+async fn a_node_plugin_on_the_cluster_store_registers_itself_with_the_kubelet() {
+    // What a kubelet's plugin watcher does with the socket it finds in plugins_registry: GetInfo,
+    // NotifyRegistrationStatus, then CSI calls on the endpoint it was given (the path the kubelet
+    // sees, which in a pod differs from the container's own; here the test reaches the socket
+    // directly).
+    use tether_driver::csi::NodeGetInfoRequest;
+    use tether_driver::registration::api::registration_client::RegistrationClient;
+    use tether_driver::registration::api::{InfoRequest, RegistrationStatus};
+    setup().await;
+    let registry = tempfile::Builder::new().prefix("tether-plugins-registry-").tempdir().unwrap();
+    let kubelet_path = "/var/lib/kubelet/plugins/tether.csi.dev/csi.sock";
+    let registry_arg = registry.path().display().to_string();
+    let args = ["--node-id", NODES[0], "--node-plugin", "--kubelet-registration-dir", &registry_arg];
+    let args = [&args[..], &["--kubelet-registration-path", kubelet_path]].concat();
+    let node = Proc::spawn("ct5-node-a", &env("TETHER_K8S_NODE_KUBECONFIG"), true, &args);
+    let socket = registry.path().join("tether.csi.dev-reg.sock");
+    let channel = until("the registration socket", || async { connect_unix(&socket).await.ok() }).await;
+    let mut kubelet = RegistrationClient::new(channel);
+    let info = kubelet.get_info(InfoRequest {}).await.unwrap().into_inner();
+    assert_eq!(
+        (info.r#type.as_str(), info.name.as_str(), info.endpoint.as_str()),
+        ("CSIPlugin", "tether.csi.dev", kubelet_path)
+    );
+    assert_eq!(info.supported_versions, ["1.0.0"]);
+    let status = RegistrationStatus { plugin_registered: true, error: String::new() };
+    kubelet.notify_registration_status(status).await.unwrap();
+    until("rds_csi_kubelet_registered 1", || async {
+        node.get("/metrics").filter(|(_, page)| page.contains("rds_csi_kubelet_registered 1")).map(|_| ())
+    })
+    .await;
+    let got = NodeClient::new(node.channel().await).node_get_info(NodeGetInfoRequest {}).await.unwrap().into_inner();
+    assert_eq!(got.node_id, NODES[0], "{}", node.log());
+}
