@@ -16,7 +16,18 @@ use tether_driver::csi::identity_server::{Identity, IdentityServer};
 use tether_driver::csi::node_client::NodeClient;
 use tether_driver::csi::node_server::{Node, NodeServer};
 use tether_driver::csi::volume_capability::{access_mode::Mode, AccessMode, AccessType, BlockVolume};
-use tether_driver::csi::*;
+use tether_driver::csi::{
+    controller_service_capability, node_service_capability, plugin_capability, ControllerGetCapabilitiesRequest,
+    ControllerGetCapabilitiesResponse, ControllerPublishVolumeRequest, ControllerPublishVolumeResponse,
+    ControllerUnpublishVolumeRequest, ControllerUnpublishVolumeResponse, CreateVolumeRequest, CreateVolumeResponse,
+    DeleteVolumeRequest, DeleteVolumeResponse, GetCapacityRequest, GetCapacityResponse, GetPluginCapabilitiesRequest,
+    GetPluginCapabilitiesResponse, GetPluginInfoRequest, GetPluginInfoResponse, ListVolumesRequest,
+    ListVolumesResponse, NodeGetCapabilitiesRequest, NodeGetCapabilitiesResponse, NodeGetInfoRequest,
+    NodeGetInfoResponse, NodePublishVolumeRequest, NodePublishVolumeResponse, NodeStageVolumeRequest,
+    NodeStageVolumeResponse, NodeUnpublishVolumeRequest, NodeUnpublishVolumeResponse, NodeUnstageVolumeRequest,
+    NodeUnstageVolumeResponse, PluginCapability, ProbeRequest, ProbeResponse, ValidateVolumeCapabilitiesRequest,
+    ValidateVolumeCapabilitiesResponse, Volume, VolumeCapability,
+};
 use tether_driver::events::LogSink;
 use tether_driver::nodes::StaticNodes;
 use tether_driver::proxy::{router, Proxy, Upstream};
@@ -29,6 +40,8 @@ use tokio_stream::wrappers::UnixListenerStream;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Response, Status};
 
+// Not every test that shares this module uses every re-export.
+#[allow(unused_imports)]
 pub use super::common::{assert_code, GRACE, NODES};
 pub const UPSTREAM_NAME: &str = "upstream.csi.test";
 
@@ -282,6 +295,22 @@ pub fn serve_upstream(upstream: &Recording, socket: &Path) -> Served {
     Served { stop: Some(stop), task }
 }
 
+/// Serves Tether's proxy for `driver` on `socket`, in front of the upstream at
+/// `upstream_socket`; returns the server and a channel to it.
+pub async fn serve_proxy(driver: &Arc<Driver>, upstream_socket: &Path, socket: &Path) -> (Served, Channel) {
+    let proxy = Arc::new(Proxy::new(Arc::clone(driver), Upstream::new(upstream_socket, Duration::from_secs(10))));
+    let listener = bind_unix(socket).unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = router(proxy)
+            .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    (Served { stop: Some(stop), task }, connect_unix(socket).await.unwrap())
+}
+
 /// Tether's proxy in front of an upstream, and clients to the proxy.
 pub struct ProxyHarness {
     pub dir: tempfile::TempDir,
@@ -291,7 +320,7 @@ pub struct ProxyHarness {
     pub controller: ControllerClient<Channel>,
     pub node: NodeClient<Channel>,
     pub identity: IdentityClient<Channel>,
-    _served: Served,
+    served: Served,
 }
 
 pub fn settings(node: &str) -> Settings {
@@ -319,18 +348,8 @@ impl ProxyHarness {
             awaits_rebuild: false,
         };
         let driver = Arc::new(Driver::open(settings(node), parts).unwrap());
-        let proxy = Arc::new(Proxy::new(driver.clone(), Upstream::new(upstream_socket, Duration::from_secs(10))));
         let socket = dir.path().join(format!("tether-{node}.sock"));
-        let listener = bind_unix(&socket).unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let _ = router(proxy)
-                .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
-        let channel = connect_unix(&socket).await.unwrap();
+        let (served, channel) = serve_proxy(&driver, upstream_socket, &socket).await;
         Self {
             controller: ControllerClient::new(channel.clone()),
             node: NodeClient::new(channel.clone()),
@@ -339,8 +358,18 @@ impl ProxyHarness {
             clock,
             driver,
             upstream_socket: upstream_socket.to_path_buf(),
-            _served: Served { stop: Some(stop), task },
+            served,
         }
+    }
+
+    /// Stops serving and closes the driver, so another harness can open its state directory
+    /// (a restart of the plugin); returns the directory.
+    pub async fn stop(self) -> tempfile::TempDir {
+        let Self { dir, driver, served, controller, node, identity, .. } = self;
+        drop((controller, node, identity));
+        served.stop().await;
+        drop(driver);
+        dir
     }
 
     pub async fn publish_with(
