@@ -17,7 +17,9 @@ use tether_driver::csi::{
     CreateVolumeRequest, DeleteVolumeRequest, GetCapacityRequest, GetPluginCapabilitiesRequest, GetPluginInfoRequest,
     NodeGetCapabilitiesRequest, NodeGetInfoRequest, ProbeRequest, ValidateVolumeCapabilitiesRequest,
 };
-use tonic::Code;
+use tether_driver::proxy::LEDGER_PARAM;
+use tether_driver::store::{EmbeddedStore, VolumeStore};
+use tonic::{Code, Status};
 
 const PUBLISH: &str = "ControllerPublishVolume";
 const UNPUBLISH: &str = "ControllerUnpublishVolume";
@@ -88,20 +90,56 @@ async fn the_grace_handoff_detaches_the_late_holder_at_the_upstream_before_attac
     assert_eq!(calls, expected.map(|(m, n)| (m, n.to_owned())), "A detached at the upstream before B attached");
 }
 
+/// A's late retry of `volume`, then B within the grace period while the upstream fails every
+/// detach: the engine hands the volume to B, the upstream still has A. Returns B's error.
+async fn hand_off_with_a_failed_detach(h: &mut ProxyHarness, up: &proxy_support::Recording, volume: &str) -> Status {
+    h.rwo(volume, NODES[0]).await.unwrap();
+    h.unpublish(volume, NODES[0]).await.unwrap();
+    h.rwo(volume, NODES[0]).await.unwrap();
+    up.set(|s| s.unpublish_fails = Some((Code::Internal, "array busy".into())));
+    let failed = assert_code(h.rwo(volume, NODES[1]).await, Code::Internal);
+    assert_eq!(h.holders(volume), [NODES[1]], "the handoff is durable in the engine");
+    failed
+}
+
 #[tokio::test]
 async fn a_failed_detach_of_the_handed_off_holder_is_owed_and_retried_by_the_next_publish() {
     let (mut h, up, _served) = start().await;
-    h.rwo("vol-o", NODES[0]).await.unwrap();
-    h.unpublish("vol-o", NODES[0]).await.unwrap();
-    h.rwo("vol-o", NODES[0]).await.unwrap();
-    up.set(|s| s.unpublish_fails = Some((Code::Internal, "array busy".into())));
-    let failed = assert_code(h.rwo("vol-o", NODES[1]).await, Code::Internal);
+    let failed = hand_off_with_a_failed_detach(&mut h, &up, "vol-o").await;
     assert_eq!(failed.message(), "array busy", "the upstream's error passes through unchanged");
     assert_eq!(nodes_of(&up.of(PUBLISH)), [NODES[0], NODES[0]], "B was not attached while A may still be");
     up.set(|s| s.unpublish_fails = None);
     h.rwo("vol-o", NODES[1]).await.expect("the CO's retry: A detached now, then B");
     assert_eq!(nodes_of(&up.of(PUBLISH)), [NODES[0], NODES[0], NODES[1]]);
     assert_eq!(nodes_of(&up.of(UNPUBLISH)), [NODES[0], NODES[0], NODES[0]]);
+}
+
+#[tokio::test]
+async fn a_detach_owed_at_the_upstream_survives_a_restart_and_is_made_before_the_new_holder_attaches() {
+    let (mut h, up, _served) = start().await;
+    hand_off_with_a_failed_detach(&mut h, &up, "vol-r").await;
+    let socket = h.upstream_socket.clone();
+    let dir = h.stop().await;
+    up.set(|s| s.unpublish_fails = None);
+    let state = dir.path().join("state");
+    let mut h = ProxyHarness::start(dir, &socket, &state, NODES[0]).await;
+    up.calls.lock().unwrap().clear();
+    h.rwo("vol-r", NODES[1]).await.expect("the CO's retry after the restart");
+    let calls: Vec<(&str, String)> = up.calls.lock().unwrap().iter().map(|c| (c.method, c.node.clone())).collect();
+    let expected = [(UNPUBLISH, NODES[0].to_owned()), (PUBLISH, NODES[1].to_owned())];
+    assert!(calls.ends_with(&expected), "A detached at the upstream before B attached, after the restart: {calls:?}");
+    h.rwo("vol-r", NODES[1]).await.unwrap();
+    assert_eq!(up.of(UNPUBLISH).len(), 1, "paid once: nothing is owed any more");
+    assert_eq!(ledger(&state, "vol-r").as_deref(), Some(r#"["node-b"]"#), "the record keeps B only");
+    h.unpublish("vol-r", NODES[1]).await.unwrap();
+    assert_eq!(ledger(&state, "vol-r"), None, "detached at the upstream: nothing left in the record");
+}
+
+/// The ledger of `volume`'s durable record in `state`: the nodes the upstream may have it on.
+fn ledger(state: &std::path::Path, volume: &str) -> Option<String> {
+    let records = EmbeddedStore::open(state, 1 << 40).unwrap().load().unwrap();
+    let record = records.into_iter().find(|r| r.meta.id == volume).expect("the volume's record");
+    record.meta.parameters.get(LEDGER_PARAM).cloned()
 }
 
 #[tokio::test]
