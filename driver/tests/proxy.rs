@@ -10,14 +10,18 @@ mod proxy_support;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use proxy_support::{assert_code, block, serve_upstream, start, ProxyHarness, GRACE, NODES};
+use bytes::Bytes;
+use prost::Message;
+use proxy_support::{assert_code, block, serve_raw, serve_upstream, start, ProxyHarness, GRACE, NODES};
 use tether_driver::csi::volume_capability::access_mode::Mode;
 use tether_driver::csi::{
-    controller_service_capability, plugin_capability, ControllerGetCapabilitiesRequest, ControllerPublishVolumeRequest,
-    CreateVolumeRequest, DeleteVolumeRequest, GetCapacityRequest, GetPluginCapabilitiesRequest, GetPluginInfoRequest,
-    NodeGetCapabilitiesRequest, NodeGetInfoRequest, ProbeRequest, ValidateVolumeCapabilitiesRequest,
+    controller_service_capability, plugin_capability, ControllerGetCapabilitiesRequest,
+    ControllerGetCapabilitiesResponse, ControllerPublishVolumeRequest, CreateVolumeRequest, DeleteVolumeRequest,
+    GetCapacityRequest, GetPluginCapabilitiesRequest, GetPluginInfoRequest, NodeGetCapabilitiesRequest,
+    NodeGetInfoRequest, ProbeRequest, ValidateVolumeCapabilitiesRequest,
 };
 use tether_driver::proxy::LEDGER_PARAM;
+use tether_driver::service::controller_cap;
 use tether_driver::store::{EmbeddedStore, VolumeStore};
 use tonic::{Code, Status};
 
@@ -271,6 +275,57 @@ async fn an_upstream_context_in_tethers_prefix_or_too_large_is_refused_by_name()
     up.set(|s| s.publish_context = HashMap::from([("blob".to_owned(), "x".repeat(300 << 10))]));
     let huge = assert_code(h.rwo("vol-q", NODES[0]).await, Code::Internal);
     assert!(huge.message().contains("publish_context of 307204 bytes"), "{}", huge.message());
+}
+
+/// Bytes that are no message: field 1, length-delimited, five bytes long, with one.
+const GARBAGE: &[u8] = b"\x0a\x05\x01";
+const CAPABILITIES_PATH: &str = "/csi.v1.Controller/ControllerGetCapabilities";
+
+/// A proxy on node-a in front of an upstream answering `answers` as raw bytes.
+async fn start_raw(answers: HashMap<&'static str, Bytes>) -> (ProxyHarness, proxy_support::Served) {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("raw.sock");
+    let served = serve_raw(answers, &socket);
+    let state = dir.path().join("state");
+    (ProxyHarness::start(dir, &socket, &state, NODES[0]).await, served)
+}
+
+#[tokio::test]
+async fn unreadable_capabilities_from_the_upstream_are_an_internal_error_naming_it_and_nothing_is_decided() {
+    let answers = HashMap::from([
+        (CAPABILITIES_PATH, Bytes::from_static(GARBAGE)),
+        ("/csi.v1.Identity/Probe", Bytes::from_static(GARBAGE)),
+    ]);
+    let (mut h, _served) = start_raw(answers).await;
+    let upstream = h.upstream_socket.display().to_string();
+    let caps = h.controller.controller_get_capabilities(ControllerGetCapabilitiesRequest {}).await;
+    for (what, status) in [
+        ("ControllerGetCapabilities", assert_code(caps, Code::Internal)),
+        ("ControllerGetCapabilities", assert_code(h.rwo("vol-c", NODES[0]).await, Code::Internal)),
+        ("Probe", assert_code(h.identity.probe(ProbeRequest {}).await, Code::Internal)),
+    ] {
+        let message = status.message();
+        assert!(message.contains(&upstream) && message.contains(what), "names the upstream and {what}: {message}");
+        assert!(message.contains("not a valid"), "says what is wrong: {message}");
+    }
+    assert!(h.holders("vol-c").is_empty(), "the engine decided nothing");
+    assert_eq!(h.driver.volume_count(), 0, "and recorded nothing");
+}
+
+#[tokio::test]
+async fn an_unreadable_publish_answer_is_an_internal_error_and_the_engine_keeps_the_node_it_may_have() {
+    use controller_service_capability::rpc::Type;
+    let caps = ControllerGetCapabilitiesResponse { capabilities: vec![controller_cap(Type::PublishUnpublishVolume)] };
+    let answers = HashMap::from([
+        (CAPABILITIES_PATH, Bytes::from(caps.encode_to_vec())),
+        ("/csi.v1.Controller/ControllerPublishVolume", Bytes::from_static(GARBAGE)),
+    ]);
+    let (mut h, _served) = start_raw(answers).await;
+    let status = assert_code(h.rwo("vol-g", NODES[0]).await, Code::Internal);
+    assert!(status.message().contains("ControllerPublishVolume"), "{}", status.message());
+    assert!(status.message().contains(&h.upstream_socket.display().to_string()), "{}", status.message());
+    assert_eq!(h.holders("vol-g"), [NODES[0]], "the upstream answered, so it may have attached: the node is kept");
+    assert_code(h.rwo("vol-g", NODES[1]).await, Code::FailedPrecondition);
 }
 
 #[tokio::test]

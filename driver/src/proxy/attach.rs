@@ -136,8 +136,7 @@ impl Proxy {
                 return Err(e.into());
             }
         };
-        let theirs: ControllerPublishVolumeResponse =
-            decode(&answer, "ControllerPublishVolumeResponse from the upstream")?;
+        let theirs: ControllerPublishVolumeResponse = self.upstream.read("ControllerPublishVolume", &answer)?;
         self.check_context(&theirs)?;
         self.driver.metrics.observe_operation("controller_publish", started.elapsed().as_secs_f64());
         Ok(wire::append_map(&answer, CONTEXT_FIELD, &ours.publish_context))

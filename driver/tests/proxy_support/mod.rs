@@ -277,14 +277,10 @@ impl Served {
     }
 }
 
-/// Serves the recording upstream on `socket`.
-pub fn serve_upstream(upstream: &Recording, socket: &Path) -> Served {
+/// Serves `router` on `socket` until stopped.
+fn serve(router: tonic::transport::server::Router, socket: &Path) -> Served {
     let listener = bind_unix(socket).unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let router = tonic::transport::Server::builder()
-        .add_service(IdentityServer::new(upstream.clone()))
-        .add_service(ControllerServer::new(upstream.clone()))
-        .add_service(NodeServer::new(upstream.clone()));
     let task = tokio::spawn(async move {
         let _ = router
             .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async {
@@ -295,20 +291,20 @@ pub fn serve_upstream(upstream: &Recording, socket: &Path) -> Served {
     Served { stop: Some(stop), task }
 }
 
+/// Serves the recording upstream on `socket`.
+pub fn serve_upstream(upstream: &Recording, socket: &Path) -> Served {
+    let router = tonic::transport::Server::builder()
+        .add_service(IdentityServer::new(upstream.clone()))
+        .add_service(ControllerServer::new(upstream.clone()))
+        .add_service(NodeServer::new(upstream.clone()));
+    serve(router, socket)
+}
+
 /// Serves Tether's proxy for `driver` on `socket`, in front of the upstream at
 /// `upstream_socket`; returns the server and a channel to it.
 pub async fn serve_proxy(driver: &Arc<Driver>, upstream_socket: &Path, socket: &Path) -> (Served, Channel) {
     let proxy = Arc::new(Proxy::new(Arc::clone(driver), Upstream::new(upstream_socket, Duration::from_secs(10))));
-    let listener = bind_unix(socket).unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let _ = router(proxy)
-            .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async {
-                let _ = stopped.await;
-            })
-            .await;
-    });
-    (Served { stop: Some(stop), task }, connect_unix(socket).await.unwrap())
+    (serve(router(proxy), socket), connect_unix(socket).await.unwrap())
 }
 
 /// Tether's proxy in front of an upstream, and clients to the proxy.
@@ -435,4 +431,61 @@ pub async fn start() -> (ProxyHarness, Recording, Served) {
     let h = ProxyHarness::start(dir, &socket, &state, NODES[0]).await;
     *upstream.state.lock().unwrap() = Some(state);
     (h, upstream, served)
+}
+
+/// An upstream that answers each method it has bytes for with those bytes as they are, valid
+/// message or not (a driver answering garbage), and every other method with UNIMPLEMENTED.
+#[derive(Debug, Clone, Default)]
+pub struct RawUpstream(Arc<HashMap<&'static str, bytes::Bytes>>);
+
+/// One call to the raw upstream: its answer, if it has one.
+struct RawAnswer(Option<bytes::Bytes>);
+
+impl tonic::server::UnaryService<bytes::Bytes> for RawAnswer {
+    type Response = bytes::Bytes;
+    type Future = std::future::Ready<Result<Response<bytes::Bytes>, Status>>;
+
+    fn call(&mut self, _: Request<bytes::Bytes>) -> Self::Future {
+        std::future::ready(self.0.take().map(Response::new).ok_or_else(|| Status::unimplemented("no answer scripted")))
+    }
+}
+
+macro_rules! raw_service {
+    ($name:ident, $full:literal) => {
+        #[derive(Debug, Clone)]
+        struct $name(RawUpstream);
+
+        impl tonic::server::NamedService for $name {
+            const NAME: &'static str = $full;
+        }
+
+        impl tower::Service<http::Request<tonic::body::Body>> for $name {
+            type Response = http::Response<tonic::body::Body>;
+            type Error = std::convert::Infallible;
+            type Future =
+                std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+            fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+
+            fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
+                let answer = RawAnswer(self.0 .0.get(req.uri().path()).cloned());
+                let codec = tether_driver::proxy::raw::RawCodec;
+                Box::pin(async move { Ok(tonic::server::Grpc::new(codec).unary(answer, req).await) })
+            }
+        }
+    };
+}
+
+raw_service!(RawIdentity, "csi.v1.Identity");
+raw_service!(RawController, "csi.v1.Controller");
+
+/// Serves a raw upstream answering `answers` (method path to bytes) on `socket`.
+pub fn serve_raw(answers: HashMap<&'static str, bytes::Bytes>, socket: &Path) -> Served {
+    let raw = RawUpstream(Arc::new(answers));
+    serve(
+        tonic::transport::Server::builder().add_service(RawIdentity(raw.clone())).add_service(RawController(raw)),
+        socket,
+    )
 }
