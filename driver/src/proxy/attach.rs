@@ -61,8 +61,15 @@ struct Decided {
     fresh: bool,
     /// This call recorded the volume.
     registered: bool,
-    /// Holders the engine took the volume from.
-    dropped: Vec<String>,
+    /// Nodes the upstream still has to detach before this one is attached there.
+    owed: BTreeSet<String>,
+}
+
+/// The nodes `volume`'s ledger has that the engine does not hold it on: the detaches owed.
+fn owed(d: &Driver, volume: &str) -> Result<BTreeSet<String>, DriverError> {
+    let held = holders(d, volume)?;
+    let ledger = d.catalog.get(volume).map(|m| ledger::nodes(&m)).transpose()?.unwrap_or_default();
+    Ok(ledger.into_iter().filter(|n| !held.contains(n)).collect())
 }
 
 /// The engine's side of a publish: the volume recorded if new, the node entered in its ledger
@@ -101,9 +108,14 @@ fn decide(
             let _ = volumes::unregister(d, volume);
         }
     })?;
+    if !attaches {
+        return Ok(Decided { ours, fresh, registered, owed: BTreeSet::new() });
+    }
+    // A node the engine took the volume from is in the ledger already, unless its record
+    // predates the ledger; `release` makes the ledger durable whenever something is owed.
     let after = holders(d, volume)?;
-    let dropped = before.into_iter().filter(|n| !after.contains(n)).collect();
-    Ok(Decided { ours, fresh, registered, dropped })
+    ledger::edit(d, volume, |l| l.extend(before.into_iter().filter(|n| !after.contains(n))))?;
+    Ok(Decided { ours, fresh, registered, owed: owed(d, volume)? })
 }
 
 impl Proxy {
@@ -120,13 +132,13 @@ impl Proxy {
         let attaches = self.upstream_attaches(deadline).await?;
         let target = self.upstream.target().to_owned();
         let secrets = req.secrets.clone();
-        let Decided { ours, fresh, registered, dropped } =
+        let Decided { ours, fresh, registered, owed } =
             self.blocking(move |d| decide(d, &req, kind, &target, attaches)).await?;
         if !attaches {
             self.driver.metrics.observe_operation("controller_publish", started.elapsed().as_secs_f64());
             return Ok(ours.encode_to_vec().into());
         }
-        self.release(&volume, dropped, secrets, deadline).await?;
+        self.release(&volume, owed, secrets, deadline).await?;
         let answer = match self.upstream.call(PUBLISH, body, deadline).await {
             Ok(answer) => answer,
             Err(e) => {
@@ -142,29 +154,21 @@ impl Proxy {
         Ok(wire::append_map(&answer, CONTEXT_FIELD, &ours.publish_context))
     }
 
-    /// Detaches at the upstream the nodes its ledger has that the engine does not (taken by a
-    /// grace handoff or cleared on evidence, now or by an earlier call, before a restart or
-    /// not), before the new holder is attached there. A node detached leaves the ledger; one
-    /// whose detach failed stays owed, and the CO's retry of the publish (or the delete) that
-    /// got this error pays it.
+    /// Detaches at the upstream the nodes `owed` (its ledger has them, the engine does not:
+    /// taken by a grace handoff or cleared on evidence, now or by an earlier call, before a
+    /// restart or not), before the new holder is attached there. A node detached leaves the
+    /// ledger; one whose detach failed stays owed, and the CO's retry of the publish (or the
+    /// delete) that got this error pays it. Nothing owed costs nothing.
     async fn release(
         &self,
         volume: &str,
-        dropped: Vec<String>,
+        owed: BTreeSet<String>,
         secrets: HashMap<String, String>,
         deadline: Instant,
     ) -> Result<(), Status> {
-        let v = volume.to_owned();
-        let (owed, mut changed) = self
-            .blocking(move |d| {
-                // A dropped node is in the ledger already, unless its record predates the ledger.
-                let added = ledger::edit(d, &v, |l| l.extend(dropped))?.is_some();
-                let held = holders(d, &v)?;
-                let ledger = d.catalog.get(&v).map(|m| ledger::nodes(&m)).transpose()?.unwrap_or_default();
-                let owed: BTreeSet<String> = ledger.into_iter().filter(|n| !held.contains(n)).collect();
-                Ok((owed, added))
-            })
-            .await?;
+        if owed.is_empty() {
+            return Ok(());
+        }
         let mut detached = Vec::new();
         let mut failed = None;
         for node in owed {
@@ -181,14 +185,11 @@ impl Proxy {
             detached.push(node);
         }
         let v = volume.to_owned();
-        changed |= !detached.is_empty();
-        if changed {
-            self.blocking(move |d| {
-                ledger::edit(d, &v, |l| l.retain(|n| !detached.contains(n)))?;
-                ledger::persist(d, &v)
-            })
-            .await?;
-        }
+        self.blocking(move |d| {
+            ledger::edit(d, &v, |l| l.retain(|n| !detached.contains(n)))?;
+            ledger::persist(d, &v)
+        })
+        .await?;
         failed.map_or(Ok(()), |e| Err(e.into()))
     }
 
@@ -275,13 +276,14 @@ impl Proxy {
         check_volume_id(&volume).map_err(invalid)?;
         let _busy = self.busy.begin(&volume).map_err(Status::from)?;
         let v = volume.clone();
-        self.blocking(move |d| match d.engine.get(&v)? {
-            Some(a) => Err(DriverError::StillPublished { volume: v, nodes: a.nodes.to_string() }),
-            None => Ok(()),
-        })
-        .await?;
+        let owed = self
+            .blocking(move |d| match d.engine.get(&v)? {
+                Some(a) => Err(DriverError::StillPublished { volume: v, nodes: a.nodes.to_string() }),
+                None => owed(d, &v),
+            })
+            .await?;
         // A detach still owed is paid before the upstream deletes the volume and its record goes.
-        self.release(&volume, Vec::new(), req.secrets, deadline).await?;
+        self.release(&volume, owed, req.secrets, deadline).await?;
         let answer = self.forward(DELETE, body, deadline).await?;
         self.blocking(move |d| volumes::unregister(d, &volume)).await?;
         Ok(answer)
