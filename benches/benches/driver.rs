@@ -8,7 +8,9 @@
 //! printed last.
 //!
 //! `cargo bench -p tether-benches --bench driver -- --proxy` measures proxy mode instead: pairs
-//! through `tether-csi --upstream` against the upstream alone, at 1 and 64 clients.
+//! through `tether-csi --upstream` against the upstream alone, at 1 and 64 clients, beside
+//! Probe pairs through the proxy against the upstream alone (the hop with no engine and no
+//! store, which the proxy forwards).
 //!
 //! `cargo bench -p tether-benches --bench driver` — the store lives under
 //! `TETHER_BENCH_STATE_DIR` (default: a temporary directory under `target/`, on disk).
@@ -219,6 +221,15 @@ async fn proxy_bench(state: &Path) {
         print("upstream alone", clients, &alone);
         let through = pair_figures(&proxy_socket, clients, &volumes).await;
         print("through the proxy", clients, &through);
+        let probe_alone = probe_figures(&upstream_socket, clients).await;
+        print("Probe, upstream alone", clients, &probe_alone);
+        let probe_through = probe_figures(&proxy_socket, clients).await;
+        print("Probe, through the proxy", clients, &probe_through);
+        println!(
+            "  clients={clients:<3} pairs/s ratio: publish+unpublish {:.2}, Probe (the hop alone) {:.2}",
+            through.pairs_per_s / alone.pairs_per_s,
+            probe_through.pairs_per_s / probe_alone.pairs_per_s
+        );
         runs.push((alone, through));
     }
     fdatasync.extend(fdatasync_latencies(state, FDATASYNCS));
