@@ -192,6 +192,7 @@ async fn an_upstream_refusal_passes_through_and_leaves_the_engine_as_it_was() {
     up.set(|s| s.publish_fails = Some((Code::NotFound, "no such LUN".into())));
     let refused = assert_code(h.rwo("vol-r", NODES[0]).await, Code::NotFound);
     assert_eq!(refused.message(), "no such LUN");
+    assert_eq!(up.of(PUBLISH).len(), 1, "an answer, even a refusal, is passed on and never repeated");
     assert!(h.holders("vol-r").is_empty(), "the engine's change is undone");
     assert_eq!(h.driver.volume_count(), 0, "and the volume's record dropped: nothing refused leaves a trace");
     up.set(|s| s.publish_fails = None);
