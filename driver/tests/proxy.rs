@@ -171,6 +171,31 @@ async fn a_migration_completes_and_aborts_through_the_proxy_with_the_fence_on_th
 }
 
 #[tokio::test]
+async fn a_migration_through_the_proxy_fences_the_node_side_of_both_nodes() {
+    let (mut a, up, _served) = start().await;
+    let (na, nb) = (NODES[0], NODES[1]);
+    let state = a.dir.path().join("state");
+    let mut b = ProxyHarness::start(tempfile::tempdir().unwrap(), &a.upstream_socket, &state, nb).await;
+    // Completion: the target's session goes on, the source's ends.
+    let ca = a.rwx("vol-c", na).await.unwrap().publish_context;
+    let cb = a.rwx("vol-c", nb).await.unwrap().publish_context;
+    a.stage("vol-c", &ca).await.expect("the source, during the migration");
+    b.stage("vol-c", &cb).await.expect("the target, during the migration");
+    a.unpublish("vol-c", na).await.unwrap();
+    b.stage("vol-c", &cb).await.expect("the target, after completion");
+    assert_code(a.stage("vol-c", &ca).await, Code::FailedPrecondition);
+    // Abort: the source's session goes on, the target's ends.
+    let ca = a.rwx("vol-x", na).await.unwrap().publish_context;
+    let cb = a.rwx("vol-x", nb).await.unwrap().publish_context;
+    a.unpublish("vol-x", nb).await.unwrap();
+    assert_code(b.stage("vol-x", &cb).await, Code::FailedPrecondition);
+    a.stage("vol-x", &ca).await.expect("the source, after an abort");
+    assert_eq!(up.of(STAGE).len(), 4, "every accepted stage once, neither refused one");
+    assert_eq!(nodes_of(&up.of(PUBLISH)), [na, nb, na, nb]);
+    assert_eq!(nodes_of(&up.of(UNPUBLISH)), [na, nb]);
+}
+
+#[tokio::test]
 async fn node_calls_reach_the_upstream_with_its_own_context_keys_only() {
     let (mut h, up, _served) = start().await;
     let context = h.rwo("vol-n", NODES[0]).await.unwrap().publish_context;
