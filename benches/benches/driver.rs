@@ -8,7 +8,9 @@
 //! printed last.
 //!
 //! `cargo bench -p tether-benches --bench driver -- --proxy` measures proxy mode instead: pairs
-//! through `tether-csi --upstream` against the upstream alone, at 1 and 64 clients.
+//! through `tether-csi --upstream` against the upstream alone, at 1 and 64 clients, beside
+//! Probe pairs through the proxy against the upstream alone (the hop with no engine and no
+//! store, which the proxy forwards).
 //!
 //! `cargo bench -p tether-benches --bench driver` — the store lives under
 //! `TETHER_BENCH_STATE_DIR` (default: a temporary directory under `target/`, on disk).
@@ -117,6 +119,22 @@ where
     figures(lat, pairs, wall)
 }
 
+/// Measures `first`, then `second` (both at `clients`), prints each and the second's pairs per
+/// second against the first's, named `ratio`.
+async fn compare(
+    clients: usize,
+    ratio: &str,
+    first: (&str, impl std::future::Future<Output = Figures>),
+    second: (&str, impl std::future::Future<Output = Figures>),
+) -> (Figures, Figures) {
+    let a = first.1.await;
+    print(first.0, clients, &a);
+    let b = second.1.await;
+    print(second.0, clients, &b);
+    println!("{ratio:<28} clients={clients:<3} pairs/s ratio={:.3}", b.pairs_per_s / a.pairs_per_s);
+    (a, b)
+}
+
 async fn timed<T>(f: impl std::future::Future<Output = T>) -> Duration {
     let t = Instant::now();
     f.await;
@@ -215,10 +233,20 @@ async fn proxy_bench(state: &Path) {
     let mut fdatasync = fdatasync_latencies(state, FDATASYNCS);
     let mut runs = Vec::new();
     for clients in PROXY_CLIENTS {
-        let alone = pair_figures(&upstream_socket, clients, &volumes).await;
-        print("upstream alone", clients, &alone);
-        let through = pair_figures(&proxy_socket, clients, &volumes).await;
-        print("through the proxy", clients, &through);
+        let (alone, through) = compare(
+            clients,
+            "  proxy/upstream",
+            ("upstream alone", pair_figures(&upstream_socket, clients, &volumes)),
+            ("through the proxy", pair_figures(&proxy_socket, clients, &volumes)),
+        )
+        .await;
+        compare(
+            clients,
+            "  Probe proxy/upstream",
+            ("Probe, upstream alone", probe_figures(&upstream_socket, clients)),
+            ("Probe, through the proxy", probe_figures(&proxy_socket, clients)),
+        )
+        .await;
         runs.push((alone, through));
     }
     fdatasync.extend(fdatasync_latencies(state, FDATASYNCS));
@@ -259,15 +287,13 @@ async fn rpc_bench(state: &Path) {
     let mut fdatasync = fdatasync_latencies(state, FDATASYNCS);
     let mut runs = Vec::new();
     for clients in CLIENTS {
-        let probe = probe_figures(&socket, clients).await;
-        print("Identity/Probe (baseline)", clients, &probe);
-        let adapted = probe_figures(&fixed_socket, clients).await;
-        print("Identity/Probe (adapter)", clients, &adapted);
-        println!(
-            "{:<28} clients={clients:<3} pairs/s ratio={:.3}",
+        let (probe, _) = compare(
+            clients,
             "  adapter/baseline",
-            adapted.pairs_per_s / probe.pairs_per_s
-        );
+            ("Identity/Probe (baseline)", probe_figures(&socket, clients)),
+            ("Identity/Probe (adapter)", probe_figures(&fixed_socket, clients)),
+        )
+        .await;
         let publish = pair_figures(&socket, clients, &volumes).await;
         print("ControllerPublish+Unpublish", clients, &publish);
         runs.push((clients, probe, publish));

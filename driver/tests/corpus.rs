@@ -3,7 +3,10 @@
 //! scenario marked `"csi": "<why>"` has no CSI equivalent and is counted and listed, never run
 //! silently short; an unmarked scenario with a step CSI cannot express fails. With
 //! `TETHER_CORPUS_STORE=kubernetes` (through tests/k8s/run.sh, `make test-k8s`) every driver runs
-//! on the cluster store instead of the embedded one.
+//! on the cluster store instead of the embedded one. With `TETHER_CORPUS_PROXY=1` (`make
+//! test-proxy`) the calls go through Tether's proxy (`--upstream`) in front of a recording
+//! upstream that attaches and accepts every node, and each publish also checks what reached
+//! the upstream: a refused publish never does, an accepted one exactly once.
 
 mod apiserver;
 mod common;
@@ -11,6 +14,7 @@ mod common;
 mod compare;
 #[path = "../../core/tests/corpus/files.rs"]
 mod files;
+mod proxy_support;
 #[path = "../../core/tests/corpus/shape.rs"]
 mod shape;
 #[path = "../../core/tests/corpus/step.rs"]
@@ -27,6 +31,7 @@ use kube::api::{DeleteParams, ListParams};
 use serde_json::{json, Value};
 use tether_core::{check_volume_id, Attachment, ManualClock, Stats};
 use tether_driver::controller::{EPOCH_KEY, FENCE_EPOCH_KEY};
+use tether_driver::csi::controller_client::ControllerClient;
 use tether_driver::csi::volume_capability::access_mode::Mode;
 use tether_driver::csi::{ControllerPublishVolumeRequest, ControllerUnpublishVolumeRequest, DeleteVolumeRequest};
 use tether_driver::k8s;
@@ -35,6 +40,7 @@ use tether_driver::store::{KubeStore, Role, VolumeStore};
 
 use common::{capability, Harness};
 use compare::judge;
+use proxy_support::{serve_proxy, serve_upstream, Recording, Served};
 use shape::Shape;
 use step::Fields;
 
@@ -42,11 +48,31 @@ use step::Fields;
 const SHAPE: Shape = Shape { base: (1 << 32) - 1 };
 const START_UNIX_S: u64 = 1_764_000_000;
 
-/// A scenario's world: a driver on a fresh state directory, and the corpus's volume names
-/// mapped to the ids `CreateVolume` gave them.
+/// A scenario's world: a driver on a fresh state directory, the controller client the calls go
+/// through (the driver's, or its proxy's), and the corpus's volume names mapped to the ids
+/// `CreateVolume` gave them.
 struct World {
     h: Harness,
+    controller: ControllerClient<tonic::transport::Channel>,
+    proxied: Option<Proxied>,
     ids: HashMap<String, String>,
+}
+
+/// With `TETHER_CORPUS_PROXY=1`: the recording upstream and Tether's proxy in front of it.
+struct Proxied {
+    upstream: Recording,
+    served: [Served; 2],
+}
+
+impl Proxied {
+    /// The publishes the upstream got so far, as (volume, node).
+    fn publishes(&self) -> Vec<(String, String)> {
+        self.upstream.of("ControllerPublishVolume").into_iter().map(|c| (c.volume, c.node)).collect()
+    }
+}
+
+fn proxied() -> bool {
+    std::env::var("TETHER_CORPUS_PROXY").is_ok_and(|v| v == "1")
 }
 
 /// Whether a scenario passed, failed (why), or has no CSI equivalent (why).
@@ -125,13 +151,23 @@ impl World {
             }
         })
         .await;
-        Self { h, ids: HashMap::new() }
+        let mut w = Self { controller: h.controller.clone(), h, proxied: None, ids: HashMap::new() };
+        if proxied() {
+            let upstream = Recording::default();
+            let upstream_socket = w.h.dir.path().join("upstream.sock");
+            let up = serve_upstream(&upstream, &upstream_socket);
+            let (proxy, channel) = serve_proxy(&w.h.driver, &upstream_socket, &w.h.dir.path().join("proxy.sock")).await;
+            w.controller = ControllerClient::new(channel);
+            w.proxied = Some(Proxied { upstream, served: [proxy, up] });
+        }
+        w
     }
 
     /// The CSI id of a corpus volume, created (as a block volume, which takes every access)
-    /// on first use; an invalid identifier goes to the driver as it is.
+    /// on first use; an invalid identifier goes to the driver as it is. Through the proxy the
+    /// upstream owns the volumes: the name is the id, recorded by Tether at its first publish.
     async fn volume(&mut self, name: &str) -> String {
-        if check_volume_id(name).is_err() {
+        if check_volume_id(name).is_err() || self.proxied.is_some() {
             return name.to_owned();
         }
         if let Some(id) = self.ids.get(name) {
@@ -146,6 +182,11 @@ impl World {
         let mut w = Self::start().await;
         for (i, s) in steps.iter().enumerate() {
             w.step(s).await.map_err(|e| format!("step {} ({}): {e}", i + 1, s.get("op").unwrap_or(&Value::Null)))?;
+        }
+        if let Some(p) = w.proxied.take() {
+            for served in p.served {
+                served.stop().await;
+            }
         }
         w.h.stop().await;
         Ok(())
@@ -205,13 +246,23 @@ impl World {
         let mode = if rwx { Mode::MultiNodeMultiWriter } else { Mode::SingleNodeWriter };
         let req = ControllerPublishVolumeRequest {
             volume_id: v.clone(),
-            node_id: node,
+            node_id: node.clone(),
             volume_capability: Some(capability(true, mode)),
             readonly,
             ..Default::default()
         };
         let (s0, at0) = self.read(&v);
-        let resp = match self.h.controller.controller_publish_volume(req).await {
+        let forwarded = self.proxied.as_ref().map(Proxied::publishes);
+        let answer = self.controller.controller_publish_volume(req).await;
+        if let (Some(p), Some(before)) = (&self.proxied, forwarded) {
+            let new = p.publishes()[before.len()..].to_vec();
+            let expected = if answer.is_ok() { vec![(v.clone(), node.clone())] } else { vec![] };
+            if new != expected {
+                let outcome = answer.as_ref().map_or_else(|s| format!("{:?}", s.code()), |_| "accepted".into());
+                return Err(format!("the upstream got {new:?} for a publish {outcome} by Tether, not {expected:?}"));
+            }
+        }
+        let resp = match answer {
             Ok(r) => r.into_inner(),
             Err(status) => return Ok(json!({"error": format!("{:?}", status.code())})),
         };
@@ -241,7 +292,7 @@ impl World {
         let id = self.volume(name).await;
         let before = self.h.driver.engine.stats().forgotten;
         let req = DeleteVolumeRequest { volume_id: id, ..Default::default() };
-        if let Err(status) = self.h.controller.delete_volume(req).await {
+        if let Err(status) = self.controller.delete_volume(req).await {
             return json!({"error": format!("{:?}", status.code())});
         }
         self.ids.remove(name);
@@ -253,7 +304,7 @@ impl World {
         let node = f.opt("node").map(ident).transpose()?.unwrap_or_default();
         let (s0, at0) = self.read(&v);
         let req = ControllerUnpublishVolumeRequest { volume_id: v.clone(), node_id: node, ..Default::default() };
-        if let Err(status) = self.h.controller.controller_unpublish_volume(req).await {
+        if let Err(status) = self.controller.controller_unpublish_volume(req).await {
             return Ok(json!({"error": format!("{:?}", status.code())}));
         }
         let (s1, _) = self.read(&v);

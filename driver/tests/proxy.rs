@@ -10,14 +10,20 @@ mod proxy_support;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use proxy_support::{assert_code, block, serve_upstream, start, ProxyHarness, GRACE, NODES};
+use bytes::Bytes;
+use prost::Message;
+use proxy_support::{assert_code, block, serve_raw, serve_upstream, start, ProxyHarness, GRACE, NODES};
 use tether_driver::csi::volume_capability::access_mode::Mode;
 use tether_driver::csi::{
-    controller_service_capability, plugin_capability, ControllerGetCapabilitiesRequest, ControllerPublishVolumeRequest,
-    CreateVolumeRequest, DeleteVolumeRequest, GetCapacityRequest, GetPluginCapabilitiesRequest, GetPluginInfoRequest,
-    NodeGetCapabilitiesRequest, NodeGetInfoRequest, ProbeRequest, ValidateVolumeCapabilitiesRequest,
+    controller_service_capability, plugin_capability, ControllerGetCapabilitiesRequest,
+    ControllerGetCapabilitiesResponse, ControllerPublishVolumeRequest, CreateVolumeRequest, DeleteVolumeRequest,
+    GetCapacityRequest, GetPluginCapabilitiesRequest, GetPluginInfoRequest, NodeGetCapabilitiesRequest,
+    NodeGetInfoRequest, ProbeRequest, ValidateVolumeCapabilitiesRequest,
 };
-use tonic::Code;
+use tether_driver::proxy::LEDGER_PARAM;
+use tether_driver::service::controller_cap;
+use tether_driver::store::{EmbeddedStore, VolumeStore};
+use tonic::{Code, Status};
 
 const PUBLISH: &str = "ControllerPublishVolume";
 const UNPUBLISH: &str = "ControllerUnpublishVolume";
@@ -88,20 +94,56 @@ async fn the_grace_handoff_detaches_the_late_holder_at_the_upstream_before_attac
     assert_eq!(calls, expected.map(|(m, n)| (m, n.to_owned())), "A detached at the upstream before B attached");
 }
 
+/// A's late retry of `volume`, then B within the grace period while the upstream fails every
+/// detach: the engine hands the volume to B, the upstream still has A. Returns B's error.
+async fn hand_off_with_a_failed_detach(h: &mut ProxyHarness, up: &proxy_support::Recording, volume: &str) -> Status {
+    h.rwo(volume, NODES[0]).await.unwrap();
+    h.unpublish(volume, NODES[0]).await.unwrap();
+    h.rwo(volume, NODES[0]).await.unwrap();
+    up.set(|s| s.unpublish_fails = Some((Code::Internal, "array busy".into())));
+    let failed = assert_code(h.rwo(volume, NODES[1]).await, Code::Internal);
+    assert_eq!(h.holders(volume), [NODES[1]], "the handoff is durable in the engine");
+    failed
+}
+
 #[tokio::test]
 async fn a_failed_detach_of_the_handed_off_holder_is_owed_and_retried_by_the_next_publish() {
     let (mut h, up, _served) = start().await;
-    h.rwo("vol-o", NODES[0]).await.unwrap();
-    h.unpublish("vol-o", NODES[0]).await.unwrap();
-    h.rwo("vol-o", NODES[0]).await.unwrap();
-    up.set(|s| s.unpublish_fails = Some((Code::Internal, "array busy".into())));
-    let failed = assert_code(h.rwo("vol-o", NODES[1]).await, Code::Internal);
+    let failed = hand_off_with_a_failed_detach(&mut h, &up, "vol-o").await;
     assert_eq!(failed.message(), "array busy", "the upstream's error passes through unchanged");
     assert_eq!(nodes_of(&up.of(PUBLISH)), [NODES[0], NODES[0]], "B was not attached while A may still be");
     up.set(|s| s.unpublish_fails = None);
     h.rwo("vol-o", NODES[1]).await.expect("the CO's retry: A detached now, then B");
     assert_eq!(nodes_of(&up.of(PUBLISH)), [NODES[0], NODES[0], NODES[1]]);
     assert_eq!(nodes_of(&up.of(UNPUBLISH)), [NODES[0], NODES[0], NODES[0]]);
+}
+
+#[tokio::test]
+async fn a_detach_owed_at_the_upstream_survives_a_restart_and_is_made_before_the_new_holder_attaches() {
+    let (mut h, up, _served) = start().await;
+    hand_off_with_a_failed_detach(&mut h, &up, "vol-r").await;
+    let socket = h.upstream_socket.clone();
+    let dir = h.stop().await;
+    up.set(|s| s.unpublish_fails = None);
+    let state = dir.path().join("state");
+    let mut h = ProxyHarness::start(dir, &socket, &state, NODES[0]).await;
+    up.calls.lock().unwrap().clear();
+    h.rwo("vol-r", NODES[1]).await.expect("the CO's retry after the restart");
+    let calls: Vec<(&str, String)> = up.calls.lock().unwrap().iter().map(|c| (c.method, c.node.clone())).collect();
+    let expected = [(UNPUBLISH, NODES[0].to_owned()), (PUBLISH, NODES[1].to_owned())];
+    assert!(calls.ends_with(&expected), "A detached at the upstream before B attached, after the restart: {calls:?}");
+    h.rwo("vol-r", NODES[1]).await.unwrap();
+    assert_eq!(up.of(UNPUBLISH).len(), 1, "paid once: nothing is owed any more");
+    assert_eq!(ledger(&state, "vol-r").as_deref(), Some(r#"["node-b"]"#), "the record keeps B only");
+    h.unpublish("vol-r", NODES[1]).await.unwrap();
+    assert_eq!(ledger(&state, "vol-r"), None, "detached at the upstream: nothing left in the record");
+}
+
+/// The ledger of `volume`'s durable record in `state`: the nodes the upstream may have it on.
+fn ledger(state: &std::path::Path, volume: &str) -> Option<String> {
+    let records = EmbeddedStore::open(state, 1 << 40).unwrap().load().unwrap();
+    let record = records.into_iter().find(|r| r.meta.id == volume).expect("the volume's record");
+    record.meta.parameters.get(LEDGER_PARAM).cloned()
 }
 
 #[tokio::test]
@@ -129,6 +171,31 @@ async fn a_migration_completes_and_aborts_through_the_proxy_with_the_fence_on_th
 }
 
 #[tokio::test]
+async fn a_migration_through_the_proxy_fences_the_node_side_of_both_nodes() {
+    let (mut a, up, _served) = start().await;
+    let (na, nb) = (NODES[0], NODES[1]);
+    let state = a.dir.path().join("state");
+    let mut b = ProxyHarness::start(tempfile::tempdir().unwrap(), &a.upstream_socket, &state, nb).await;
+    // Completion: the target's session goes on, the source's ends.
+    let ca = a.rwx("vol-c", na).await.unwrap().publish_context;
+    let cb = a.rwx("vol-c", nb).await.unwrap().publish_context;
+    a.stage("vol-c", &ca).await.expect("the source, during the migration");
+    b.stage("vol-c", &cb).await.expect("the target, during the migration");
+    a.unpublish("vol-c", na).await.unwrap();
+    b.stage("vol-c", &cb).await.expect("the target, after completion");
+    assert_code(a.stage("vol-c", &ca).await, Code::FailedPrecondition);
+    // Abort: the source's session goes on, the target's ends.
+    let ca = a.rwx("vol-x", na).await.unwrap().publish_context;
+    let cb = a.rwx("vol-x", nb).await.unwrap().publish_context;
+    a.unpublish("vol-x", nb).await.unwrap();
+    assert_code(b.stage("vol-x", &cb).await, Code::FailedPrecondition);
+    a.stage("vol-x", &ca).await.expect("the source, after an abort");
+    assert_eq!(up.of(STAGE).len(), 4, "every accepted stage once, neither refused one");
+    assert_eq!(nodes_of(&up.of(PUBLISH)), [na, nb, na, nb]);
+    assert_eq!(nodes_of(&up.of(UNPUBLISH)), [na, nb]);
+}
+
+#[tokio::test]
 async fn node_calls_reach_the_upstream_with_its_own_context_keys_only() {
     let (mut h, up, _served) = start().await;
     let context = h.rwo("vol-n", NODES[0]).await.unwrap().publish_context;
@@ -150,6 +217,7 @@ async fn an_upstream_refusal_passes_through_and_leaves_the_engine_as_it_was() {
     up.set(|s| s.publish_fails = Some((Code::NotFound, "no such LUN".into())));
     let refused = assert_code(h.rwo("vol-r", NODES[0]).await, Code::NotFound);
     assert_eq!(refused.message(), "no such LUN");
+    assert_eq!(up.of(PUBLISH).len(), 1, "an answer, even a refusal, is passed on and never repeated");
     assert!(h.holders("vol-r").is_empty(), "the engine's change is undone");
     assert_eq!(h.driver.volume_count(), 0, "and the volume's record dropped: nothing refused leaves a trace");
     up.set(|s| s.publish_fails = None);
@@ -233,6 +301,57 @@ async fn an_upstream_context_in_tethers_prefix_or_too_large_is_refused_by_name()
     up.set(|s| s.publish_context = HashMap::from([("blob".to_owned(), "x".repeat(300 << 10))]));
     let huge = assert_code(h.rwo("vol-q", NODES[0]).await, Code::Internal);
     assert!(huge.message().contains("publish_context of 307204 bytes"), "{}", huge.message());
+}
+
+/// Bytes that are no message: field 1, length-delimited, five bytes long, with one.
+const GARBAGE: &[u8] = b"\x0a\x05\x01";
+const CAPABILITIES_PATH: &str = "/csi.v1.Controller/ControllerGetCapabilities";
+
+/// A proxy on node-a in front of an upstream answering `answers` as raw bytes.
+async fn start_raw(answers: HashMap<&'static str, Bytes>) -> (ProxyHarness, proxy_support::Served) {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("raw.sock");
+    let served = serve_raw(answers, &socket);
+    let state = dir.path().join("state");
+    (ProxyHarness::start(dir, &socket, &state, NODES[0]).await, served)
+}
+
+#[tokio::test]
+async fn unreadable_capabilities_from_the_upstream_are_an_internal_error_naming_it_and_nothing_is_decided() {
+    let answers = HashMap::from([
+        (CAPABILITIES_PATH, Bytes::from_static(GARBAGE)),
+        ("/csi.v1.Identity/Probe", Bytes::from_static(GARBAGE)),
+    ]);
+    let (mut h, _served) = start_raw(answers).await;
+    let upstream = h.upstream_socket.display().to_string();
+    let caps = h.controller.controller_get_capabilities(ControllerGetCapabilitiesRequest {}).await;
+    for (what, status) in [
+        ("ControllerGetCapabilities", assert_code(caps, Code::Internal)),
+        ("ControllerGetCapabilities", assert_code(h.rwo("vol-c", NODES[0]).await, Code::Internal)),
+        ("Probe", assert_code(h.identity.probe(ProbeRequest {}).await, Code::Internal)),
+    ] {
+        let message = status.message();
+        assert!(message.contains(&upstream) && message.contains(what), "names the upstream and {what}: {message}");
+        assert!(message.contains("not a valid"), "says what is wrong: {message}");
+    }
+    assert!(h.holders("vol-c").is_empty(), "the engine decided nothing");
+    assert_eq!(h.driver.volume_count(), 0, "and recorded nothing");
+}
+
+#[tokio::test]
+async fn an_unreadable_publish_answer_is_an_internal_error_and_the_engine_keeps_the_node_it_may_have() {
+    use controller_service_capability::rpc::Type;
+    let caps = ControllerGetCapabilitiesResponse { capabilities: vec![controller_cap(Type::PublishUnpublishVolume)] };
+    let answers = HashMap::from([
+        (CAPABILITIES_PATH, Bytes::from(caps.encode_to_vec())),
+        ("/csi.v1.Controller/ControllerPublishVolume", Bytes::from_static(GARBAGE)),
+    ]);
+    let (mut h, _served) = start_raw(answers).await;
+    let status = assert_code(h.rwo("vol-g", NODES[0]).await, Code::Internal);
+    assert!(status.message().contains("ControllerPublishVolume"), "{}", status.message());
+    assert!(status.message().contains(&h.upstream_socket.display().to_string()), "{}", status.message());
+    assert_eq!(h.holders("vol-g"), [NODES[0]], "the upstream answered, so it may have attached: the node is kept");
+    assert_code(h.rwo("vol-g", NODES[1]).await, Code::FailedPrecondition);
 }
 
 #[tokio::test]

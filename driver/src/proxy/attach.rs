@@ -8,13 +8,14 @@
 //!   gives up and unpublishes. Either way the engine never admits fewer holders than the
 //!   upstream may have, so no window admits a second writer.
 //!   Nodes the engine took the volume from on the way (a grace handoff, a holder cleared on
-//!   evidence) are detached at the upstream before the new holder is attached there.
+//!   evidence) are detached at the upstream before the new holder is attached there; the
+//!   volume's ledger (`ledger`) keeps them owed, durably, until the upstream confirms.
 //! - Unpublish: the upstream first, the engine after it succeeded, so the engine never frees a
 //!   volume the upstream still has attached.
 //! - Delete: refused while the engine has the volume attached; forwarded; the engine and the
 //!   store forget the volume only after the upstream deleted it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use bytes::Bytes;
 use prost::Message;
@@ -22,7 +23,7 @@ use tether_core::{check_node_id, check_volume_id};
 use tokio::time::Instant;
 use tonic::Status;
 
-use super::{decode, volumes, wire, Proxy, TETHER_PREFIX};
+use super::{decode, ledger, volumes, wire, Proxy, TETHER_PREFIX};
 use crate::capability;
 use crate::csi::{
     ControllerPublishVolumeRequest, ControllerPublishVolumeResponse, ControllerUnpublishVolumeRequest,
@@ -30,6 +31,7 @@ use crate::csi::{
 };
 use crate::driver::Driver;
 use crate::status::DriverError;
+use crate::volume::{VolumeKind, VolumeMeta};
 
 pub const PUBLISH: &str = "/csi.v1.Controller/ControllerPublishVolume";
 pub const UNPUBLISH: &str = "/csi.v1.Controller/ControllerUnpublishVolume";
@@ -52,6 +54,70 @@ fn invalid(e: impl Into<DriverError>) -> Status {
     Status::from(e.into())
 }
 
+/// What the engine's side of a publish did.
+struct Decided {
+    ours: ControllerPublishVolumeResponse,
+    /// The node was not a holder before: this call changed the engine.
+    fresh: bool,
+    /// This call recorded the volume.
+    registered: bool,
+    /// Nodes the upstream still has to detach before this one is attached there.
+    owed: BTreeSet<String>,
+}
+
+/// The nodes `volume`'s ledger has that the engine does not hold it on: the detaches owed.
+fn owed(d: &Driver, volume: &str) -> Result<BTreeSet<String>, DriverError> {
+    let held = holders(d, volume)?;
+    let ledger = d.catalog.get(volume).map(|m| ledger::nodes(&m)).transpose()?.unwrap_or_default();
+    Ok(ledger.into_iter().filter(|n| !held.contains(n)).collect())
+}
+
+/// The engine's side of a publish: the volume recorded if new, the node entered in its ledger
+/// when the upstream attaches (in the engine's commit, or in a commit of its own when the
+/// publish is idempotent), then the engine's decision. A refusal puts the record back as it was.
+fn decide(
+    d: &Driver,
+    req: &ControllerPublishVolumeRequest,
+    kind: VolumeKind,
+    target: &str,
+    attaches: bool,
+) -> Result<Decided, DriverError> {
+    let volume = req.volume_id.as_str();
+    let before = holders(d, volume)?;
+    let registered = volumes::register(d, volume, kind, target)?;
+    let mut entered = None;
+    let result = (|| -> Result<_, DriverError> {
+        if attaches {
+            entered = ledger::edit(d, volume, |l| {
+                l.insert(req.node_id.clone());
+            })?;
+        }
+        let ours = d.controller_publish(req)?;
+        let fresh = !before.contains(&req.node_id);
+        // A fresh publish committed the ledger with the engine; an idempotent one wrote nothing.
+        if entered.is_some() && !fresh {
+            ledger::persist(d, volume)?;
+        }
+        Ok((ours, fresh))
+    })();
+    let (ours, fresh) = result.inspect_err(|_| {
+        if let Some(old) = entered.take() {
+            d.catalog.insert(VolumeMeta::clone(&old));
+        }
+        if registered {
+            let _ = volumes::unregister(d, volume);
+        }
+    })?;
+    if !attaches {
+        return Ok(Decided { ours, fresh, registered, owed: BTreeSet::new() });
+    }
+    // A node the engine took the volume from is in the ledger already, unless its record
+    // predates the ledger; `release` makes the ledger durable whenever something is owed.
+    let after = holders(d, volume)?;
+    ledger::edit(d, volume, |l| l.extend(before.into_iter().filter(|n| !after.contains(n))))?;
+    Ok(Decided { ours, fresh, registered, owed: owed(d, volume)? })
+}
+
 impl Proxy {
     pub(super) async fn publish(&self, body: Bytes, deadline: Instant) -> Result<Bytes, Status> {
         let started = Instant::now();
@@ -66,30 +132,13 @@ impl Proxy {
         let attaches = self.upstream_attaches(deadline).await?;
         let target = self.upstream.target().to_owned();
         let secrets = req.secrets.clone();
-        let (ours, fresh, registered, dropped) = self
-            .blocking(move |d| {
-                let before = holders(d, &req.volume_id)?;
-                let registered = volumes::register(d, &req.volume_id, kind, &target)?;
-                match d.controller_publish(&req) {
-                    Ok(out) => {
-                        let after = holders(d, &req.volume_id)?;
-                        let dropped = before.iter().filter(|n| !after.contains(n)).cloned().collect();
-                        Ok((out, !before.contains(&req.node_id), registered, dropped))
-                    }
-                    Err(e) => {
-                        if registered {
-                            let _ = volumes::unregister(d, &req.volume_id);
-                        }
-                        Err(e)
-                    }
-                }
-            })
-            .await?;
+        let Decided { ours, fresh, registered, owed } =
+            self.blocking(move |d| decide(d, &req, kind, &target, attaches)).await?;
         if !attaches {
             self.driver.metrics.observe_operation("controller_publish", started.elapsed().as_secs_f64());
             return Ok(ours.encode_to_vec().into());
         }
-        self.release(&volume, dropped, secrets, deadline).await?;
+        self.release(&volume, owed, secrets, deadline).await?;
         let answer = match self.upstream.call(PUBLISH, body, deadline).await {
             Ok(answer) => answer,
             Err(e) => {
@@ -99,31 +148,29 @@ impl Proxy {
                 return Err(e.into());
             }
         };
-        let theirs: ControllerPublishVolumeResponse =
-            decode(&answer, "ControllerPublishVolumeResponse from the upstream")?;
+        let theirs: ControllerPublishVolumeResponse = self.upstream.read("ControllerPublishVolume", &answer)?;
         self.check_context(&theirs)?;
         self.driver.metrics.observe_operation("controller_publish", started.elapsed().as_secs_f64());
         Ok(wire::append_map(&answer, CONTEXT_FIELD, &ours.publish_context))
     }
 
-    /// Detaches at the upstream the nodes the engine took the volume from (a grace handoff, or
-    /// a holder cleared on evidence), and those an earlier call still owes, before the new
-    /// holder is attached there. A node the engine holds again is not detached. A failure is
-    /// remembered (in memory) and retried by the next publish of the volume, which the CO
-    /// makes after this error.
+    /// Detaches at the upstream the nodes `owed` (its ledger has them, the engine does not:
+    /// taken by a grace handoff or cleared on evidence, now or by an earlier call, before a
+    /// restart or not), before the new holder is attached there. A node detached leaves the
+    /// ledger; one whose detach failed stays owed, and the CO's retry of the publish (or the
+    /// delete) that got this error pays it. Nothing owed costs nothing.
     async fn release(
         &self,
         volume: &str,
-        dropped: Vec<String>,
+        owed: BTreeSet<String>,
         secrets: HashMap<String, String>,
         deadline: Instant,
     ) -> Result<(), Status> {
-        let mut owed = self.owed.remove(volume).map(|(_, owed)| owed).unwrap_or_default();
-        owed.extend(dropped);
-        let v = volume.to_owned();
-        let held = self.blocking(move |d| holders(d, &v)).await?;
-        owed.retain(|n| !held.contains(n));
-        let mut left = owed.clone();
+        if owed.is_empty() {
+            return Ok(());
+        }
+        let mut detached = Vec::new();
+        let mut failed = None;
         for node in owed {
             let req = ControllerUnpublishVolumeRequest {
                 volume_id: volume.into(),
@@ -131,22 +178,32 @@ impl Proxy {
                 secrets: secrets.clone(),
             };
             if let Err(e) = self.upstream.call(UNPUBLISH, req.encode_to_vec().into(), deadline).await {
-                self.owed.insert(volume.to_owned(), left);
-                return Err(e.into());
+                failed = Some(e);
+                break;
             }
             tracing::info!(volume, node, "detached at the upstream: the engine took the volume from it");
-            left.remove(&node);
+            detached.push(node);
         }
-        Ok(())
+        let v = volume.to_owned();
+        self.blocking(move |d| {
+            ledger::edit(d, &v, |l| l.retain(|n| !detached.contains(n)))?;
+            ledger::persist(d, &v)
+        })
+        .await?;
+        failed.map_or(Ok(()), |e| Err(e.into()))
     }
 
     /// Undoes what this publish changed in the engine after the upstream refused it outright; a
-    /// failure leaves the engine holding the node (the safe side) and is logged.
+    /// failure leaves the engine holding the node (the safe side) and is logged. The node leaves
+    /// the ledger in the engine's commit: the upstream did not attach it.
     async fn undo_publish(&self, volume: String, node: String, registered: bool) {
         let req =
             ControllerUnpublishVolumeRequest { volume_id: volume.clone(), node_id: node.clone(), ..Default::default() };
         let undone = self
             .blocking(move |d| {
+                ledger::edit(d, &req.volume_id, |l| {
+                    l.remove(&req.node_id);
+                })?;
                 d.controller_unpublish(&req)?;
                 if registered {
                     volumes::unregister(d, &req.volume_id)?;
@@ -183,12 +240,32 @@ impl Proxy {
             check_node_id(&req.node_id).map_err(invalid)?;
         }
         let _busy = self.busy.begin(&req.volume_id).map_err(Status::from)?;
-        let answer = if self.upstream_attaches(deadline).await? {
+        let attaches = self.upstream_attaches(deadline).await?;
+        let answer = if attaches {
             self.forward(UNPUBLISH, body, deadline).await?
         } else {
             ControllerUnpublishVolumeResponse {}.encode_to_vec().into()
         };
-        self.blocking(move |d| d.controller_unpublish(&req)).await?;
+        self.blocking(move |d| {
+            let held = holders(d, &req.volume_id)?;
+            // The upstream detached: the node leaves the ledger, in the engine's commit when the
+            // engine held it, else in one of its own.
+            let left = attaches
+                && ledger::edit(d, &req.volume_id, |l| match req.node_id.as_str() {
+                    "" => l.clear(),
+                    node => {
+                        l.remove(node);
+                    }
+                })?
+                .is_some();
+            d.controller_unpublish(&req)?;
+            let committed = if req.node_id.is_empty() { !held.is_empty() } else { held.contains(&req.node_id) };
+            if left && !committed {
+                ledger::persist(d, &req.volume_id)?;
+            }
+            Ok(())
+        })
+        .await?;
         self.driver.metrics.observe_operation("controller_unpublish", started.elapsed().as_secs_f64());
         Ok(answer)
     }
@@ -199,11 +276,14 @@ impl Proxy {
         check_volume_id(&volume).map_err(invalid)?;
         let _busy = self.busy.begin(&volume).map_err(Status::from)?;
         let v = volume.clone();
-        self.blocking(move |d| match d.engine.get(&v)? {
-            Some(a) => Err(DriverError::StillPublished { volume: v, nodes: a.nodes.to_string() }),
-            None => Ok(()),
-        })
-        .await?;
+        let owed = self
+            .blocking(move |d| match d.engine.get(&v)? {
+                Some(a) => Err(DriverError::StillPublished { volume: v, nodes: a.nodes.to_string() }),
+                None => owed(d, &v),
+            })
+            .await?;
+        // A detach still owed is paid before the upstream deletes the volume and its record goes.
+        self.release(&volume, owed, req.secrets, deadline).await?;
         let answer = self.forward(DELETE, body, deadline).await?;
         self.blocking(move |d| volumes::unregister(d, &volume)).await?;
         Ok(answer)

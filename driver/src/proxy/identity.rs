@@ -8,7 +8,7 @@ use tokio::time::Instant;
 use tonic::{Code, Status};
 
 use super::upstream::UpstreamError;
-use super::{decode, wire, Proxy};
+use super::{wire, Proxy};
 use crate::csi::{
     controller_service_capability, plugin_capability, ControllerGetCapabilitiesResponse, ControllerServiceCapability,
     GetPluginCapabilitiesResponse, PluginCapability, ProbeResponse,
@@ -36,7 +36,7 @@ impl Proxy {
     /// ready, as the specification says); an upstream that fails the probe fails it here.
     pub(super) async fn probe(&self, body: Bytes, deadline: Instant) -> Result<Bytes, Status> {
         let answer = self.forward(PROBE, body, deadline).await?;
-        let upstream: ProbeResponse = decode(&answer, "ProbeResponse from the upstream")?;
+        let upstream: ProbeResponse = self.upstream.read("Probe", &answer)?;
         let ready = self.driver.is_ready() && upstream.ready.unwrap_or(true);
         Ok(ProbeResponse { ready: Some(ready) }.encode_to_vec().into())
     }
@@ -44,7 +44,7 @@ impl Proxy {
     /// The upstream's plugin capabilities, plus `CONTROLLER_SERVICE` if it has none.
     pub(super) async fn plugin_capabilities(&self, body: Bytes, deadline: Instant) -> Result<Bytes, Status> {
         let answer = self.forward(PLUGIN_CAPABILITIES, body, deadline).await?;
-        let caps: GetPluginCapabilitiesResponse = decode(&answer, "GetPluginCapabilitiesResponse from the upstream")?;
+        let caps: GetPluginCapabilitiesResponse = self.upstream.read("GetPluginCapabilities", &answer)?;
         let controller = i32::from(plugin_capability::service::Type::ControllerService);
         let has = caps
             .capabilities
@@ -66,8 +66,7 @@ impl Proxy {
             Err(UpstreamError::Answered(s)) if s.code() == Code::Unimplemented => Bytes::new(),
             Err(e) => return Err(e.into()),
         };
-        let caps: ControllerGetCapabilitiesResponse =
-            decode(&answer, "ControllerGetCapabilitiesResponse from the upstream")?;
+        let caps: ControllerGetCapabilitiesResponse = self.upstream.read("ControllerGetCapabilities", &answer)?;
         let has = caps.capabilities.iter().any(|c| is_publish_unpublish(*c));
         Ok((answer, has))
     }

@@ -6,12 +6,13 @@
 //!
 //! One idea per file: `raw` (the byte codec), `wire` (editing a message's bytes), `deadline`,
 //! `upstream` (the client and its failures), `volumes` (how a proxied volume is recorded),
-//! `identity`, `attach` (controller paths), `session` (node paths), `service` (the gRPC
+//! `ledger` (the nodes the upstream may have attached, kept in that record), `identity`, `attach` (controller paths), `session` (node paths), `service` (the gRPC
 //! services and routing).
 
 mod attach;
 pub mod deadline;
 mod identity;
+mod ledger;
 pub mod raw;
 mod service;
 mod session;
@@ -19,11 +20,9 @@ pub mod upstream;
 pub mod volumes;
 pub mod wire;
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use dashmap::DashMap;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 use tonic::Status;
@@ -31,6 +30,7 @@ use tonic::Status;
 use crate::driver::Driver;
 use crate::inflight::InFlight;
 use crate::status::DriverError;
+pub use ledger::LEDGER_PARAM;
 pub use service::router;
 pub use upstream::{Upstream, UpstreamError};
 
@@ -48,13 +48,11 @@ pub struct Proxy {
     busy: InFlight,
     /// Whether the upstream has `PUBLISH_UNPUBLISH_VOLUME`, asked once.
     attaches: OnceCell<bool>,
-    /// Per volume, nodes the engine took it from that the upstream still has to detach.
-    owed: DashMap<String, BTreeSet<String>>,
 }
 
 impl Proxy {
     pub fn new(driver: Arc<Driver>, upstream: Upstream) -> Self {
-        Self { driver, upstream, busy: InFlight::default(), attaches: OnceCell::new(), owed: DashMap::new() }
+        Self { driver, upstream, busy: InFlight::default(), attaches: OnceCell::new() }
     }
 
     pub fn driver(&self) -> &Arc<Driver> {

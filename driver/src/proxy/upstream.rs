@@ -103,6 +103,17 @@ impl Upstream {
         Instant::now() + timeout - (timeout / 10).min(Duration::from_secs(1))
     }
 
+    /// The upstream's `answer` to `method` as `M`, or a failure naming both if it is not one.
+    pub fn read<M: prost::Message + Default>(&self, method: &str, answer: &Bytes) -> Result<M, UpstreamError> {
+        M::decode(answer.clone()).map_err(|e| {
+            let problem = format!(
+                "a message that is not a valid {}: {e}",
+                std::any::type_name::<M>().rsplit("::").next().unwrap_or("answer")
+            );
+            self.hostile(method, problem)
+        })
+    }
+
     /// A failure of `method` for an answer Tether refuses to pass on.
     pub fn hostile(&self, method: &str, problem: String) -> UpstreamError {
         UpstreamError::Hostile { target: self.target.clone(), method: method.to_owned(), problem }

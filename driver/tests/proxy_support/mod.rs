@@ -16,7 +16,18 @@ use tether_driver::csi::identity_server::{Identity, IdentityServer};
 use tether_driver::csi::node_client::NodeClient;
 use tether_driver::csi::node_server::{Node, NodeServer};
 use tether_driver::csi::volume_capability::{access_mode::Mode, AccessMode, AccessType, BlockVolume};
-use tether_driver::csi::*;
+use tether_driver::csi::{
+    controller_service_capability, node_service_capability, plugin_capability, ControllerGetCapabilitiesRequest,
+    ControllerGetCapabilitiesResponse, ControllerPublishVolumeRequest, ControllerPublishVolumeResponse,
+    ControllerUnpublishVolumeRequest, ControllerUnpublishVolumeResponse, CreateVolumeRequest, CreateVolumeResponse,
+    DeleteVolumeRequest, DeleteVolumeResponse, GetCapacityRequest, GetCapacityResponse, GetPluginCapabilitiesRequest,
+    GetPluginCapabilitiesResponse, GetPluginInfoRequest, GetPluginInfoResponse, ListVolumesRequest,
+    ListVolumesResponse, NodeGetCapabilitiesRequest, NodeGetCapabilitiesResponse, NodeGetInfoRequest,
+    NodeGetInfoResponse, NodePublishVolumeRequest, NodePublishVolumeResponse, NodeStageVolumeRequest,
+    NodeStageVolumeResponse, NodeUnpublishVolumeRequest, NodeUnpublishVolumeResponse, NodeUnstageVolumeRequest,
+    NodeUnstageVolumeResponse, PluginCapability, ProbeRequest, ProbeResponse, ValidateVolumeCapabilitiesRequest,
+    ValidateVolumeCapabilitiesResponse, Volume, VolumeCapability,
+};
 use tether_driver::events::LogSink;
 use tether_driver::nodes::StaticNodes;
 use tether_driver::proxy::{router, Proxy, Upstream};
@@ -29,6 +40,8 @@ use tokio_stream::wrappers::UnixListenerStream;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Response, Status};
 
+// Not every test that shares this module uses every re-export.
+#[allow(unused_imports)]
 pub use super::common::{assert_code, GRACE, NODES};
 pub const UPSTREAM_NAME: &str = "upstream.csi.test";
 
@@ -264,14 +277,10 @@ impl Served {
     }
 }
 
-/// Serves the recording upstream on `socket`.
-pub fn serve_upstream(upstream: &Recording, socket: &Path) -> Served {
+/// Serves `router` on `socket` until stopped.
+fn serve(router: tonic::transport::server::Router, socket: &Path) -> Served {
     let listener = bind_unix(socket).unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let router = tonic::transport::Server::builder()
-        .add_service(IdentityServer::new(upstream.clone()))
-        .add_service(ControllerServer::new(upstream.clone()))
-        .add_service(NodeServer::new(upstream.clone()));
     let task = tokio::spawn(async move {
         let _ = router
             .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async {
@@ -280,6 +289,22 @@ pub fn serve_upstream(upstream: &Recording, socket: &Path) -> Served {
             .await;
     });
     Served { stop: Some(stop), task }
+}
+
+/// Serves the recording upstream on `socket`.
+pub fn serve_upstream(upstream: &Recording, socket: &Path) -> Served {
+    let router = tonic::transport::Server::builder()
+        .add_service(IdentityServer::new(upstream.clone()))
+        .add_service(ControllerServer::new(upstream.clone()))
+        .add_service(NodeServer::new(upstream.clone()));
+    serve(router, socket)
+}
+
+/// Serves Tether's proxy for `driver` on `socket`, in front of the upstream at
+/// `upstream_socket`; returns the server and a channel to it.
+pub async fn serve_proxy(driver: &Arc<Driver>, upstream_socket: &Path, socket: &Path) -> (Served, Channel) {
+    let proxy = Arc::new(Proxy::new(Arc::clone(driver), Upstream::new(upstream_socket, Duration::from_secs(10))));
+    (serve(router(proxy), socket), connect_unix(socket).await.unwrap())
 }
 
 /// Tether's proxy in front of an upstream, and clients to the proxy.
@@ -291,7 +316,7 @@ pub struct ProxyHarness {
     pub controller: ControllerClient<Channel>,
     pub node: NodeClient<Channel>,
     pub identity: IdentityClient<Channel>,
-    _served: Served,
+    served: Served,
 }
 
 pub fn settings(node: &str) -> Settings {
@@ -319,18 +344,8 @@ impl ProxyHarness {
             awaits_rebuild: false,
         };
         let driver = Arc::new(Driver::open(settings(node), parts).unwrap());
-        let proxy = Arc::new(Proxy::new(driver.clone(), Upstream::new(upstream_socket, Duration::from_secs(10))));
         let socket = dir.path().join(format!("tether-{node}.sock"));
-        let listener = bind_unix(&socket).unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let _ = router(proxy)
-                .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
-        let channel = connect_unix(&socket).await.unwrap();
+        let (served, channel) = serve_proxy(&driver, upstream_socket, &socket).await;
         Self {
             controller: ControllerClient::new(channel.clone()),
             node: NodeClient::new(channel.clone()),
@@ -339,8 +354,18 @@ impl ProxyHarness {
             clock,
             driver,
             upstream_socket: upstream_socket.to_path_buf(),
-            _served: Served { stop: Some(stop), task },
+            served,
         }
+    }
+
+    /// Stops serving and closes the driver, so another harness can open its state directory
+    /// (a restart of the plugin); returns the directory.
+    pub async fn stop(self) -> tempfile::TempDir {
+        let Self { dir, driver, served, controller, node, identity, .. } = self;
+        drop((controller, node, identity));
+        served.stop().await;
+        drop(driver);
+        dir
     }
 
     pub async fn publish_with(
@@ -406,4 +431,61 @@ pub async fn start() -> (ProxyHarness, Recording, Served) {
     let h = ProxyHarness::start(dir, &socket, &state, NODES[0]).await;
     *upstream.state.lock().unwrap() = Some(state);
     (h, upstream, served)
+}
+
+/// An upstream that answers each method it has bytes for with those bytes as they are, valid
+/// message or not (a driver answering garbage), and every other method with UNIMPLEMENTED.
+#[derive(Debug, Clone, Default)]
+pub struct RawUpstream(Arc<HashMap<&'static str, bytes::Bytes>>);
+
+/// One call to the raw upstream: its answer, if it has one.
+struct RawAnswer(Option<bytes::Bytes>);
+
+impl tonic::server::UnaryService<bytes::Bytes> for RawAnswer {
+    type Response = bytes::Bytes;
+    type Future = std::future::Ready<Result<Response<bytes::Bytes>, Status>>;
+
+    fn call(&mut self, _: Request<bytes::Bytes>) -> Self::Future {
+        std::future::ready(self.0.take().map(Response::new).ok_or_else(|| Status::unimplemented("no answer scripted")))
+    }
+}
+
+macro_rules! raw_service {
+    ($name:ident, $full:literal) => {
+        #[derive(Debug, Clone)]
+        struct $name(RawUpstream);
+
+        impl tonic::server::NamedService for $name {
+            const NAME: &'static str = $full;
+        }
+
+        impl tower::Service<http::Request<tonic::body::Body>> for $name {
+            type Response = http::Response<tonic::body::Body>;
+            type Error = std::convert::Infallible;
+            type Future =
+                std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+            fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+
+            fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
+                let answer = RawAnswer(self.0 .0.get(req.uri().path()).cloned());
+                let codec = tether_driver::proxy::raw::RawCodec;
+                Box::pin(async move { Ok(tonic::server::Grpc::new(codec).unary(answer, req).await) })
+            }
+        }
+    };
+}
+
+raw_service!(RawIdentity, "csi.v1.Identity");
+raw_service!(RawController, "csi.v1.Controller");
+
+/// Serves a raw upstream answering `answers` (method path to bytes) on `socket`.
+pub fn serve_raw(answers: HashMap<&'static str, bytes::Bytes>, socket: &Path) -> Served {
+    let raw = RawUpstream(Arc::new(answers));
+    serve(
+        tonic::transport::Server::builder().add_service(RawIdentity(raw.clone())).add_service(RawController(raw)),
+        socket,
+    )
 }
