@@ -14,6 +14,7 @@ pub mod layer;
 pub mod lease;
 pub mod poster;
 pub mod rebuild;
+pub mod standby;
 
 pub use client::{client, ApiRate};
 pub use poster::{sink, KubeSink, Poster, Reporter, QUEUE_CAPACITY};
