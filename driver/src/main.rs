@@ -12,6 +12,7 @@ use tether_driver::events::LogSink;
 use tether_driver::http::DriverSlot;
 use tether_driver::k8s::{
     self,
+    client::ApiRate,
     lease::{Elector, LeaseConfig},
     standby::Gate,
 };
@@ -103,6 +104,20 @@ struct Args {
     /// Deadline of a call forwarded to --upstream when the incoming call sent none, in seconds.
     #[arg(long, default_value_t = 60)]
     upstream_timeout_seconds: u64,
+    /// Requests per second each Kubernetes client may send on average (the store's, the
+    /// layer's). The default is sized for 10 000 volumes: see `ApiRate::DEFAULT`.
+    #[arg(long, default_value_t = ApiRate::DEFAULT.qps)]
+    kube_api_qps: f64,
+    /// Requests each Kubernetes client may send at once after a quiet spell: 10 000 lets a new
+    /// leader re-fence 10 000 volumes without waiting for tokens.
+    #[arg(long, default_value_t = ApiRate::DEFAULT.burst)]
+    kube_api_burst: u32,
+}
+
+impl Args {
+    fn api_rate(&self) -> ApiRate {
+        ApiRate { qps: self.kube_api_qps, burst: self.kube_api_burst }
+    }
 }
 
 /// The values of --store.
@@ -237,7 +252,7 @@ async fn run(args: Args) -> Result<Stop, Box<dyn std::error::Error>> {
     }
     // A node plugin uses Kubernetes for the store alone.
     let kube = match config.clone().filter(|_| !args.node_plugin) {
-        Some(config) => Some(kube::Client::try_from(config).map_err(k8s::KubeError::from)?),
+        Some(config) => Some(k8s::client(config, args.api_rate())?.0),
         None => None,
     };
     let slot: DriverSlot = Arc::default();
@@ -362,7 +377,8 @@ async fn open_store(
             let config =
                 config.ok_or("--store=kubernetes needs Kubernetes: a kubeconfig or in-cluster configuration")?;
             let role = if args.node_plugin { Role::Node } else { Role::Controller };
-            Arc::new(KubeStore::open(config, &args.state_dir, args.capacity_bytes, role, STORE_TIMEOUT)?)
+            let (root, capacity, rate) = (&args.state_dir, args.capacity_bytes, args.api_rate());
+            Arc::new(KubeStore::open_at_rate(config, root, capacity, role, STORE_TIMEOUT, rate)?)
         }
     })
 }

@@ -20,7 +20,10 @@ use serde_json::json;
 use tether_core::{Access, AccessMode, Admission, AttachmentEntry, CoreError, Fence, ManualClock, VolumeEntry};
 use tether_driver::controller::EPOCH_KEY;
 use tether_driver::csi::volume_capability::{access_mode::Mode, AccessMode as CsiMode, AccessType, MountVolume};
-use tether_driver::csi::{NodePublishVolumeRequest, NodeStageVolumeRequest, VolumeCapability};
+use tether_driver::csi::{
+    ControllerPublishVolumeRequest, CreateVolumeRequest, NodePublishVolumeRequest, NodeStageVolumeRequest,
+    VolumeCapability,
+};
 use tether_driver::events::LogSink;
 use tether_driver::k8s;
 use tether_driver::mount::RecordedMounts;
@@ -389,6 +392,34 @@ fn a_node_call_reads_the_volume_and_its_fence_in_one_request() {
     let (requests, fenced) = sent(&|| stage(&node, "ks-one-get", admitted));
     assert_eq!(Status::from(fenced.unwrap_err()).code(), Code::FailedPrecondition, "the fence read is the new one");
     assert_eq!(requests, 1, "a refused stage also reads once");
+}
+
+#[test]
+#[ignore = "needs the API server of tests/k8s/run.sh (make test-k8s)"]
+fn an_idempotent_publish_sends_no_request_to_the_api_server() {
+    let rt = runtime();
+    let env = setup(&rt);
+    let c = Arc::new(controller(&env));
+    let driver = driver_on(Arc::clone(&c) as Arc<dyn VolumeStore>, "n1");
+    let create = CreateVolumeRequest {
+        name: "ks-idempotent".into(),
+        volume_capabilities: vec![capability()],
+        ..Default::default()
+    };
+    let volume = driver.create_volume(&create).unwrap().volume_id;
+    let publish = ControllerPublishVolumeRequest {
+        volume_id: volume.clone(),
+        node_id: "n1".into(),
+        volume_capability: Some(capability()),
+        ..Default::default()
+    };
+    let before = c.requests_sent();
+    let first = driver.controller_publish(&publish).unwrap();
+    assert_eq!(c.requests_sent() - before, 1, "the attach is one conditional write");
+    let before = c.requests_sent();
+    let again = driver.controller_publish(&publish).unwrap();
+    assert_eq!(again.publish_context, first.publish_context, "the same admission");
+    assert_eq!(c.requests_sent() - before, 0, "an AlreadyAttached publish sends nothing");
 }
 
 #[test]

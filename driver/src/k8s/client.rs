@@ -128,3 +128,26 @@ impl<S: tower::Service<R>, R> tower::Service<R> for Limited<S> {
         self.inner.call(request)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ApiRate;
+
+    #[test]
+    fn a_bucket_lets_its_burst_through_at_once_then_waits_for_the_rate() {
+        // One token per 1 000 s: nothing refills during the test, however slow the machine.
+        let limiter = ApiRate { qps: 0.001, burst: 3 }.limiter().unwrap();
+        assert!((0..3).all(|_| limiter.check().is_ok()), "the burst passes at once");
+        assert!(limiter.check().is_err(), "the fourth waits for a token");
+    }
+
+    #[test]
+    fn a_rate_that_is_no_bucket_is_refused_by_name() {
+        let burst = ApiRate { qps: 5.0, burst: 0 }.limiter().unwrap_err();
+        assert!(burst.contains("burst"), "{burst}");
+        for qps in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let e = ApiRate { qps, burst: 10 }.limiter().unwrap_err();
+            assert!(e.contains("QPS"), "{qps}: {e}");
+        }
+    }
+}
