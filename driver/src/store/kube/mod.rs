@@ -43,7 +43,7 @@ use crate::volume::VolumeMeta;
 /// How often a write re-reads and retries after a conflict before it gives up (UNAVAILABLE).
 const MAX_ATTEMPTS: u32 = 16;
 /// How many objects a re-fence writes at once.
-const REFENCE_CONCURRENCY: usize = 64;
+pub const REFENCE_CONCURRENCY: usize = 64;
 
 /// What went wrong talking to the API server, kept whole.
 #[derive(Debug, thiserror::Error)]
