@@ -240,6 +240,11 @@ fn main() {
         );
     }
     drop(driver);
+    // The copies are no volumes of the store's: gone before a leader loads.
+    for copy in copies {
+        let name = copy.into_inner().expect("lock").metadata.name.expect("name");
+        rt.block_on(volumes_api.delete(&name, &Default::default())).expect("delete the copy");
+    }
     let n = std::env::var("TETHER_BENCH_TAKEOVER_VOLUMES").map_or(10_000, |v| v.parse().expect("a number"));
     if n > 0 {
         takeover(&rt, &client, &config, &dir, n);
