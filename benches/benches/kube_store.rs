@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, CustomResourceExt};
 use tether_benches::percentile;
 use tether_core::MonotonicClock;
@@ -243,7 +243,7 @@ fn main() {
     // The copies are no volumes of the store's: gone before a leader loads.
     for copy in copies {
         let name = copy.into_inner().expect("lock").metadata.name.expect("name");
-        rt.block_on(volumes_api.delete(&name, &Default::default())).expect("delete the copy");
+        rt.block_on(volumes_api.delete(&name, &DeleteParams::default())).expect("delete the copy");
     }
     let n = std::env::var("TETHER_BENCH_TAKEOVER_VOLUMES").map_or(10_000, |v| v.parse().expect("a number"));
     if n > 0 {
