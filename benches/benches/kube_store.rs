@@ -8,7 +8,8 @@
 //! Then a takeover at `TETHER_BENCH_TAKEOVER_VOLUMES` attached volumes (10 000 unless set; 0
 //! skips it): the store's part of a new leader's start (`Driver::open` on a fresh store: list,
 //! raise the term, re-fence every volume) beside the baseline of the same run, one list and a
-//! bare conditional update of every `TetherVolume` at the re-fence's concurrency; and etcd's
+//! bare conditional update of every `TetherVolume` at the re-fence's concurrency (before and
+//! after the store; then at a quarter and four times that concurrency); and etcd's
 //! bytes per volume (its in-use size before and after the volumes were created and attached).
 //!
 //! Needs an API server: `tests/k8s/run.sh 'cargo bench -p tether-benches --bench kube_store'`
@@ -273,22 +274,27 @@ fn takeover(rt: &tokio::runtime::Runtime, client: &Client, config: &kube::Config
     // etcd's backend commits its in-use size every 100 ms.
     std::thread::sleep(Duration::from_secs(1));
     let after = etcd_in_use();
-    let bare = rt.block_on(bare_refence(client, REFENCE_CONCURRENCY));
-    let wider = rt.block_on(bare_refence(client, 4 * REFENCE_CONCURRENCY));
+    // The machine's noise moves a 30 s figure by 2x: the baseline runs before and after the
+    // store, and the ratio is to their mean.
+    let bare_before = rt.block_on(bare_refence(client, REFENCE_CONCURRENCY));
     let start = Instant::now();
     let leader = open_driver(config.clone(), dir);
     let store = start.elapsed();
     assert!(leader.volume_count() >= n, "the new leader loaded every volume");
+    let bare_after = rt.block_on(bare_refence(client, REFENCE_CONCURRENCY));
+    let bare = (bare_before + bare_after) / 2;
     println!(
-        "bare list + replaces at {}: {wider:.2?} (ratio to {REFENCE_CONCURRENCY} at a time: {:.2})",
-        4 * REFENCE_CONCURRENCY,
-        wider.as_secs_f64() / bare.as_secs_f64()
-    );
-    println!(
-        "takeover volumes={n} seeded in {seeded:.1?} | new leader's store work (list, term, re-fence at {REFENCE_CONCURRENCY}) {store:.2?} | bare list + {} replaces at {REFENCE_CONCURRENCY} {bare:.2?} | ratio={:.2}",
+        "takeover volumes={n} seeded in {seeded:.1?} | new leader's store work (list, term, re-fence at {REFENCE_CONCURRENCY}) {store:.2?} | bare list + {} replaces at {REFENCE_CONCURRENCY}: {bare_before:.2?} before, {bare_after:.2?} after | ratio to their mean={:.2}",
         leader.volume_count(),
         store.as_secs_f64() / bare.as_secs_f64()
     );
+    for concurrency in [REFENCE_CONCURRENCY / 4, 4 * REFENCE_CONCURRENCY] {
+        let other = rt.block_on(bare_refence(client, concurrency));
+        println!(
+            "bare list + replaces at {concurrency}: {other:.2?} (ratio to {REFENCE_CONCURRENCY} at a time: {:.2})",
+            other.as_secs_f64() / bare.as_secs_f64()
+        );
+    }
     if let (Some(before), Some(after)) = (before, after) {
         let per = (after - before) / f64::from(u32::try_from(n).expect("n"));
         println!("etcd in-use bytes per volume (created and attached, history until compaction): {per:.0}");
