@@ -5,6 +5,13 @@
 //! one small object per client on the same API server, two per pair. p50 is per call; pairs per
 //! second is over the whole run.
 //!
+//! Then a takeover at `TETHER_BENCH_TAKEOVER_VOLUMES` attached volumes (10 000 unless set; 0
+//! skips it): the store's part of a new leader's start (`Driver::open` on a fresh store: list,
+//! raise the term, re-fence every volume) beside the baseline of the same run, one list and a
+//! bare conditional update of every `TetherVolume` at the re-fence's concurrency (before and
+//! after the store; then at a quarter and four times that concurrency); and etcd's
+//! bytes per volume (its in-use size before and after the volumes were created and attached).
+//!
 //! Needs an API server: `tests/k8s/run.sh 'cargo bench -p tether-benches --bench kube_store'`
 //! (the admin's KUBECONFIG; the CRDs are applied from the Rust types).
 
@@ -14,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, CustomResourceExt};
 use tether_benches::percentile;
 use tether_core::MonotonicClock;
@@ -24,7 +31,8 @@ use tether_driver::csi::{
 };
 use tether_driver::events::LogSink;
 use tether_driver::nodes::StaticNodes;
-use tether_driver::store::kube::resource::{TetherTerm, TetherVolume};
+use tether_driver::store::kube::resource::{object_name, TetherTerm, TetherVolume};
+use tether_driver::store::kube::REFENCE_CONCURRENCY;
 use tether_driver::store::{KubeStore, Role};
 use tether_driver::{Driver, Parts, Settings};
 
@@ -76,10 +84,11 @@ fn cap() -> VolumeCapability {
     }
 }
 
-/// A driver on the cluster store, with 64 volumes and nodes.
-fn driver(config: kube::Config, dir: &Path) -> (Arc<Driver>, Vec<String>) {
+/// A driver on a new cluster store (a new leader: it loads, takes the next term and re-fences),
+/// with 64 nodes.
+fn open_driver(config: kube::Config, dir: &Path) -> Arc<Driver> {
     let store = KubeStore::open(config, dir, 1 << 50, Role::Controller, Duration::from_secs(30)).expect("store");
-    let nodes: Vec<String> = (0..64).map(|i| format!("bench-node-{i}")).collect();
+    let nodes: Vec<String> = (0..64).map(node).collect();
     let parts = Parts {
         clock: Arc::new(MonotonicClock::new()),
         store: Arc::new(store),
@@ -96,27 +105,36 @@ fn driver(config: kube::Config, dir: &Path) -> (Arc<Driver>, Vec<String>) {
         metrics_namespace: "rds_csi".into(),
         lease_term: 0,
     };
-    let driver = Arc::new(Driver::open(settings, parts).expect("driver"));
-    let volumes = (0..64)
-        .map(|i| {
-            let req = CreateVolumeRequest {
-                name: format!("bench-{i}"),
-                volume_capabilities: vec![cap()],
-                ..Default::default()
-            };
-            driver.create_volume(&req).expect("create").volume_id
-        })
-        .collect();
+    Arc::new(Driver::open(settings, parts).expect("driver"))
+}
+
+fn node(i: usize) -> String {
+    format!("bench-node-{}", i % 64)
+}
+
+fn create(driver: &Driver, name: String) -> String {
+    let req = CreateVolumeRequest { name, volume_capabilities: vec![cap()], ..Default::default() };
+    driver.create_volume(&req).expect("create").volume_id
+}
+
+/// A driver on the cluster store, with 64 volumes and nodes.
+fn driver(config: kube::Config, dir: &Path) -> (Arc<Driver>, Vec<String>) {
+    let driver = open_driver(config, dir);
+    let volumes = (0..64).map(|i| create(&driver, format!("bench-{i}"))).collect();
     (driver, volumes)
 }
 
-fn publish_pair(driver: &Driver, volume: &str, node: &str) -> [Duration; 2] {
-    let publish = ControllerPublishVolumeRequest {
+fn publish_request(volume: &str, node: &str) -> ControllerPublishVolumeRequest {
+    ControllerPublishVolumeRequest {
         volume_id: volume.into(),
         node_id: node.into(),
         volume_capability: Some(cap()),
         ..Default::default()
-    };
+    }
+}
+
+fn publish_pair(driver: &Driver, volume: &str, node: &str) -> [Duration; 2] {
+    let publish = publish_request(volume, node);
     let unpublish =
         ControllerUnpublishVolumeRequest { volume_id: volume.into(), node_id: node.into(), ..Default::default() };
     [
@@ -125,29 +143,58 @@ fn publish_pair(driver: &Driver, volume: &str, node: &str) -> [Duration; 2] {
     ]
 }
 
-/// Replaces `ConfigMap` `name` on the version it last wrote, with a counter in it.
-async fn bare_update(api: &Api<ConfigMap>, object: &mut ConfigMap, n: u64) -> Duration {
-    object.data = Some([("n".to_owned(), n.to_string())].into());
-    let name = object.metadata.name.clone().expect("name");
+/// Replaces `object` on the version it last wrote, with counter `n` in an annotation.
+async fn bare_update<K>(api: &Api<K>, object: &mut K, n: u64) -> Duration
+where
+    K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    object.meta_mut().annotations = Some([("bench.tether.io/n".to_owned(), n.to_string())].into());
+    let name = object.meta().name.clone().expect("name");
     let t = Instant::now();
     *object = api.replace(&name, &PostParams::default(), object).await.expect("replace");
     t.elapsed()
 }
 
-fn bare_pairs(rt: &tokio::runtime::Runtime, client: &Client, clients: usize) -> Figures {
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
-    let objects: Vec<std::sync::Mutex<ConfigMap>> = (0..clients)
+/// Pairs of bare updates, one object per client.
+fn bare_pairs<K>(rt: &tokio::runtime::Runtime, api: &Api<K>, objects: &[std::sync::Mutex<K>]) -> Figures
+where
+    K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync,
+{
+    drive(objects.len(), |i| {
+        let mut object = objects[i].lock().expect("lock");
+        rt.block_on(async { [bare_update(api, &mut object, 1).await, bare_update(api, &mut object, 2).await] })
+    })
+}
+
+/// One small `ConfigMap` per client: the baseline.
+fn config_maps(rt: &tokio::runtime::Runtime, api: &Api<ConfigMap>, clients: usize) -> Vec<std::sync::Mutex<ConfigMap>> {
+    (0..clients)
         .map(|i| {
             let name = format!("bench-bare-{i}");
             let body = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}});
             let cm = rt.block_on(api.patch(&name, &PatchParams::apply("bench").force(), &Patch::Apply(&body)));
             std::sync::Mutex::new(cm.expect("configmap"))
         })
-        .collect();
-    drive(clients, |i| {
-        let mut object = objects[i].lock().expect("lock");
-        rt.block_on(async { [bare_update(&api, &mut object, 1).await, bare_update(&api, &mut object, 2).await] })
-    })
+        .collect()
+}
+
+/// A copy of the store's object of each of `volumes` under a volume id of its own: the same
+/// kind and size, for the second baseline (how much of the gap is the object, not the store).
+fn volume_copies(
+    rt: &tokio::runtime::Runtime,
+    api: &Api<TetherVolume>,
+    volumes: &[String],
+) -> Vec<std::sync::Mutex<TetherVolume>> {
+    volumes
+        .iter()
+        .map(|id| {
+            let mut copy = rt.block_on(api.get(&object_name(id))).expect("the store's object");
+            copy.spec.volume_id = format!("bench-copy-{id}");
+            copy.metadata =
+                kube::api::ObjectMeta { name: Some(object_name(&copy.spec.volume_id)), ..Default::default() };
+            std::sync::Mutex::new(rt.block_on(api.create(&PostParams::default(), &copy)).expect("copy"))
+        })
+        .collect()
 }
 
 fn main() {
@@ -168,9 +215,13 @@ fn main() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let dir = tempfile_dir();
-    let (driver, volumes) = driver(config, &dir);
-    for clients in CLIENTS {
-        let bare = bare_pairs(&rt, &client, clients);
+    let (driver, volumes) = driver(config.clone(), &dir);
+    let config_map_api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let copies = volume_copies(&rt, &volumes_api, &volumes);
+    let pairs = std::env::var("TETHER_BENCH_PAIRS").map_or(true, |v| v != "0");
+    for clients in CLIENTS.into_iter().filter(|_| pairs) {
+        let bare = bare_pairs(&rt, &config_map_api, &config_maps(&rt, &config_map_api, clients));
+        let same_kind = bare_pairs(&rt, &volumes_api, &copies[..clients]);
         let store = drive(clients, |i| publish_pair(&driver, &volumes[i], &format!("bench-node-{i}")));
         println!(
             "clients={clients:<3} publish+unpublish p50={:>9.1?} pairs/s={:>7.0} | bare replace p50={:>9.1?} pairs/s={:>7.0} | p50 ratio={:.2} pairs/s ratio={:.2}",
@@ -181,7 +232,110 @@ fn main() {
             store.p50.as_secs_f64() / bare.p50.as_secs_f64(),
             store.pairs_per_s / bare.pairs_per_s
         );
+        println!(
+            "clients={clients:<3} bare replace of a TetherVolume (same kind and size as the store's) p50={:>9.1?} pairs/s={:>7.0} | store to it: p50 ratio={:.2} pairs/s ratio={:.2}",
+            same_kind.p50,
+            same_kind.pairs_per_s,
+            store.p50.as_secs_f64() / same_kind.p50.as_secs_f64(),
+            store.pairs_per_s / same_kind.pairs_per_s
+        );
     }
+    drop(driver);
+    // The copies are no volumes of the store's: gone before a leader loads.
+    for copy in copies {
+        let name = copy.into_inner().expect("lock").metadata.name.expect("name");
+        rt.block_on(volumes_api.delete(&name, &DeleteParams::default())).expect("delete the copy");
+    }
+    let n = std::env::var("TETHER_BENCH_TAKEOVER_VOLUMES").map_or(10_000, |v| v.parse().expect("a number"));
+    if n > 0 {
+        takeover(&rt, &client, &config, &dir, n);
+    }
+}
+
+/// The takeover figures at `n` attached volumes (see the module documentation).
+fn takeover(rt: &tokio::runtime::Runtime, client: &Client, config: &kube::Config, dir: &Path, n: usize) {
+    let before = etcd_in_use();
+    let seeding = Instant::now();
+    let seed = open_driver(config.clone(), dir);
+    let threads = 64;
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let seed = &seed;
+            s.spawn(move || {
+                for i in (t..n).step_by(threads) {
+                    let volume = create(seed, format!("takeover-{i}"));
+                    seed.controller_publish(&publish_request(&volume, &node(i))).expect("publish");
+                }
+            });
+        }
+    });
+    drop(seed);
+    let seeded = seeding.elapsed();
+    // etcd's backend commits its in-use size every 100 ms.
+    std::thread::sleep(Duration::from_secs(1));
+    let after = etcd_in_use();
+    // The machine's noise moves a 30 s figure by 2x: the baseline runs before and after the
+    // store, and the ratio is to their mean.
+    let bare_before = rt.block_on(bare_refence(client, REFENCE_CONCURRENCY));
+    let start = Instant::now();
+    let leader = open_driver(config.clone(), dir);
+    let store = start.elapsed();
+    assert!(leader.volume_count() >= n, "the new leader loaded every volume");
+    let bare_after = rt.block_on(bare_refence(client, REFENCE_CONCURRENCY));
+    let bare = (bare_before + bare_after) / 2;
+    println!(
+        "takeover volumes={n} seeded in {seeded:.1?} | new leader's store work (list, term, re-fence at {REFENCE_CONCURRENCY}) {store:.2?} | bare list + {} replaces at {REFENCE_CONCURRENCY}: {bare_before:.2?} before, {bare_after:.2?} after | ratio to their mean={:.2}",
+        leader.volume_count(),
+        store.as_secs_f64() / bare.as_secs_f64()
+    );
+    for concurrency in [REFENCE_CONCURRENCY / 4, 4 * REFENCE_CONCURRENCY] {
+        let other = rt.block_on(bare_refence(client, concurrency));
+        println!(
+            "bare list + replaces at {concurrency}: {other:.2?} (ratio to {REFENCE_CONCURRENCY} at a time: {:.2})",
+            other.as_secs_f64() / bare.as_secs_f64()
+        );
+    }
+    if let (Some(before), Some(after)) = (before, after) {
+        let per = (after - before) / f64::from(u32::try_from(n).expect("n"));
+        println!("etcd in-use bytes per volume (created and attached, history until compaction): {per:.0}");
+    }
+}
+
+/// One list of every `TetherVolume` and a conditional replace of each (an annotation changed),
+/// `concurrency` at a time: the API work of a re-fence without the store.
+async fn bare_refence(client: &Client, concurrency: usize) -> Duration {
+    let api: Api<TetherVolume> = Api::all(client.clone());
+    let start = Instant::now();
+    let list = api.list(&ListParams::default()).await.expect("list");
+    let permits = Arc::new(tokio::sync::Semaphore::new(concurrency));
+    let mut tasks = tokio::task::JoinSet::new();
+    for mut object in list.items {
+        let (api, permit) = (api.clone(), Arc::clone(&permits).acquire_owned().await.expect("permit"));
+        tasks.spawn(async move {
+            object.metadata.annotations = Some([("bench.tether.io/n".to_owned(), "1".to_owned())].into());
+            let name = object.metadata.name.clone().expect("name");
+            api.replace(&name, &PostParams::default(), &object).await.expect("replace");
+            drop(permit);
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("replace task");
+    }
+    start.elapsed()
+}
+
+/// etcd's `etcd_mvcc_db_total_size_in_use_in_bytes`, from its metrics on the port cluster.sh
+/// wrote down, if it answers.
+fn etcd_in_use() -> Option<f64> {
+    use std::io::{Read, Write};
+    let dir = std::env::var("TETHER_K8S_DIR").ok()?;
+    let port = std::fs::read_to_string(Path::new(&dir).join("etcd.port")).ok()?;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port.trim().parse::<u16>().ok()?)).ok()?;
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: etcd\r\nConnection: close\r\n\r\n").ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let line = text.lines().find(|l| l.starts_with("etcd_mvcc_db_total_size_in_use_in_bytes "))?;
+    line.split_whitespace().nth(1)?.parse::<f64>().ok()
 }
 
 /// A directory for the volumes' data, under target/.

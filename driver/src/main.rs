@@ -12,7 +12,9 @@ use tether_driver::events::LogSink;
 use tether_driver::http::DriverSlot;
 use tether_driver::k8s::{
     self,
+    client::ApiRate,
     lease::{Elector, LeaseConfig},
+    standby::Gate,
 };
 use tether_driver::logging::{self, LogFormat};
 use tether_driver::nodes::StaticNodes;
@@ -26,6 +28,7 @@ use tether_driver::{Driver, Parts, Settings};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
+use tonic::transport::server::Router;
 
 /// A CSI driver whose attach decisions are the Tether engine's.
 #[derive(Debug, Parser)]
@@ -111,6 +114,20 @@ struct Args {
     /// Deadline of a call forwarded to --upstream when the incoming call sent none, in seconds.
     #[arg(long, default_value_t = 60)]
     upstream_timeout_seconds: u64,
+    /// Requests per second each Kubernetes client may send on average (the store's, the
+    /// layer's). The default is sized for 10 000 volumes: see `ApiRate::DEFAULT`.
+    #[arg(long, default_value_t = ApiRate::DEFAULT.qps)]
+    kube_api_qps: f64,
+    /// Requests each Kubernetes client may send at once after a quiet spell: 10 000 lets a new
+    /// leader re-fence 10 000 volumes without waiting for tokens.
+    #[arg(long, default_value_t = ApiRate::DEFAULT.burst)]
+    kube_api_burst: u32,
+}
+
+impl Args {
+    fn api_rate(&self) -> ApiRate {
+        ApiRate { qps: self.kube_api_qps, burst: self.kube_api_burst }
+    }
 }
 
 /// The values of --store.
@@ -186,16 +203,47 @@ async fn stopped(mut stop: watch::Receiver<Stop>) -> Stop {
     stop.wait_for(|s| *s != Stop::Running).await.map_or(Stop::Signalled, |s| *s)
 }
 
-/// Waits for the Lease (or a stop); once leading, losing the Lease stops the process. Returns
-/// the election task, which releases the Lease when `release` turns true.
-async fn lead(elector: Elector, stop: &watch::Sender<Stop>, release: watch::Receiver<bool>) -> JoinHandle<()> {
+/// The CSI server's task.
+type Serving = JoinHandle<Result<(), Box<dyn std::error::Error + Send + Sync>>>;
+
+/// Serves `router` on `endpoint` until a stop, which shuts the driver down once there is one.
+fn serve(router: Router, endpoint: &Endpoint, slot: &DriverSlot, stop: &watch::Sender<Stop>) -> Serving {
+    let (endpoint, slot, stop) = (endpoint.clone(), Arc::clone(slot), stop.subscribe());
+    let shutdown = async move {
+        stopped(stop).await;
+        if let Some(driver) = slot.get() {
+            driver.begin_shutdown();
+        }
+    };
+    tokio::spawn(async move { server::serve_router(router, &endpoint, shutdown).await })
+}
+
+/// Waits for the Lease (or a stop, or the end of a standby's `serving`, whose error is
+/// returned); once leading, losing the Lease stops the process. Returns the election task,
+/// which releases the Lease when `release` turns true.
+async fn lead(
+    elector: Elector,
+    stop: &watch::Sender<Stop>,
+    release: watch::Receiver<bool>,
+    serving: Option<&mut Serving>,
+) -> Result<JoinHandle<()>, Box<dyn std::error::Error>> {
     let mut leading = elector.leading();
     let identity = elector.identity().to_owned();
     let task = tokio::spawn(elector.run(release));
     tracing::info!(identity = %identity, "standby: waiting for the Lease");
+    let ended = async {
+        match serving {
+            Some(serving) => serving.await,
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
         _ = leading.wait_for(|l| *l) => {}
-        _ = stopped(stop.subscribe()) => return task,
+        _ = stopped(stop.subscribe()) => return Ok(task),
+        result = ended => {
+            result.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+            return Err("the CSI server stopped while this replica was a standby".into());
+        }
     }
     tracing::info!(identity = %identity, "leading");
     let stop = stop.clone();
@@ -211,7 +259,7 @@ async fn lead(elector: Elector, stop: &watch::Sender<Stop>, release: watch::Rece
             });
         }
     });
-    task
+    Ok(task)
 }
 
 async fn run(args: Args) -> Result<Stop, Box<dyn std::error::Error>> {
@@ -225,7 +273,7 @@ async fn run(args: Args) -> Result<Stop, Box<dyn std::error::Error>> {
     }
     // A node plugin uses Kubernetes for the store alone.
     let kube = match config.clone().filter(|_| !args.node_plugin) {
-        Some(config) => Some(kube::Client::try_from(config).map_err(k8s::KubeError::from)?),
+        Some(config) => Some(k8s::client(config, args.api_rate())?.0),
         None => None,
     };
     let slot: DriverSlot = Arc::default();
@@ -236,6 +284,12 @@ async fn run(args: Args) -> Result<Stop, Box<dyn std::error::Error>> {
         tracing::info!(address = %args.metrics_address, "serving metrics");
         tokio::spawn(tether_driver::http::serve_metrics(listener, Arc::clone(&slot)));
     }
+    // The driver's own services sit behind a gate: a standby's socket answers Identity (Probe
+    // not ready) until it leads. In proxy mode Identity is the upstream's: the socket opens
+    // once leading.
+    let gate = Gate::standby(&args.driver_name, &args.lease_name);
+    let serve = |router| serve(router, &args.endpoint, &slot, &stop);
+    let mut serving = None;
     // Leadership comes first: a standby must not read a store the leader is writing.
     let (release, release_rx) = watch::channel(false);
     let mut elector = None;
@@ -245,9 +299,16 @@ async fn run(args: Args) -> Result<Stop, Box<dyn std::error::Error>> {
             kube.clone().ok_or("--leader-election needs Kubernetes: a kubeconfig or in-cluster configuration")?;
         let e = Elector::new(client, lease_config(&args)?, Arc::new(MonotonicClock::new()));
         let term = e.term();
-        elector = Some(lead(e, &stop, release_rx).await);
+        serving = args.upstream.is_none().then(|| serve(gate.router()));
+        elector = Some(lead(e, &stop, release_rx, serving.as_mut()).await?);
         lease_term = term.load(std::sync::atomic::Ordering::Acquire);
         if *stop.borrow() != Stop::Running {
+            // A standby has no calls worth finishing: its sidecars' idle connections must not
+            // hold the exit up.
+            if let Some(serving) = serving {
+                serving.abort();
+                remove_socket(&args.endpoint);
+            }
             return finish(elector, &release, Stop::Signalled).await;
         }
     }
@@ -265,27 +326,27 @@ async fn run(args: Args) -> Result<Stop, Box<dyn std::error::Error>> {
     };
     let driver = Arc::new(Driver::open(settings(&args, lease_term), parts)?);
     let _ = slot.set(Arc::clone(&driver));
+    // A stop that came while the driver opened found no driver to shut down.
+    if *stop.borrow() != Stop::Running {
+        driver.begin_shutdown();
+    }
     let node_lost = layer.as_ref().map_or_else(|| Arc::new(Notify::new()), |l| Arc::clone(&l.node_lost));
     let every = Duration::from_secs(args.reconcile_interval_seconds);
     let reconciler = tokio::spawn(reconciler::run(Arc::clone(&driver), every, node_lost));
-    // The socket opens at once; until the rebuild is done, calls that need state answer UNAVAILABLE.
-    let shutdown = {
-        let (driver, stop) = (Arc::clone(&driver), stop.subscribe());
-        async move {
-            stopped(stop).await;
-            driver.begin_shutdown();
-        }
-    };
-    let router = match &args.upstream {
+    // The socket serves at once (a standby's already did); until the rebuild is done, calls
+    // that need state answer UNAVAILABLE.
+    let served = match &args.upstream {
         Some(Endpoint::Unix(socket)) => {
             let upstream = proxy::Upstream::new(socket, Duration::from_secs(args.upstream_timeout_seconds));
             tracing::info!(upstream = %upstream.target(), "proxy mode: forwarding to the upstream driver");
-            proxy::router(Arc::new(proxy::Proxy::new(Arc::clone(&driver), upstream)))
+            serve(proxy::router(Arc::new(proxy::Proxy::new(Arc::clone(&driver), upstream))))
         }
         Some(Endpoint::Tcp(_)) => return Err("--upstream must be a unix:// socket, as CSI drivers serve".into()),
-        None => server::router(Arc::clone(&driver)),
+        None => {
+            gate.lead(server::routes(Arc::clone(&driver)));
+            serving.unwrap_or_else(|| serve(gate.router()))
+        }
     };
-    let served = server::serve_router(router, &args.endpoint, shutdown);
     if let Some(kubelet) = &kubelet {
         registration::spawn(kubelet, &driver, stopped(stop.subscribe()))?;
     }
@@ -299,15 +360,13 @@ async fn run(args: Args) -> Result<Stop, Box<dyn std::error::Error>> {
     // The server returns once every connection is closed; a client that keeps an idle
     // connection open must not hold the exit up once the calls in flight are done.
     tokio::select! {
-        result = served => result.map_err(|e| e.to_string())?,
+        result = served => result.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?,
         () = drained(&driver) => tracing::info!("in-flight calls done; closing the remaining connections"),
         () = rebuilt => {}
     }
     reconciler.abort();
     drop(layer);
-    if let Endpoint::Unix(path) = &args.endpoint {
-        let _ = std::fs::remove_file(path);
-    }
+    remove_socket(&args.endpoint);
     tracing::info!("stopped; every acknowledged change is durable");
     // Still "running" here means nobody asked: the driver stopped itself on a newer term.
     let why = match *stop.borrow() {
@@ -315,6 +374,12 @@ async fn run(args: Args) -> Result<Stop, Box<dyn std::error::Error>> {
         why => why,
     };
     finish(elector, &release, why).await
+}
+
+fn remove_socket(endpoint: &Endpoint) {
+    if let Endpoint::Unix(path) = endpoint {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// The store --store names.
@@ -336,7 +401,8 @@ async fn open_store(
             let config =
                 config.ok_or("--store=kubernetes needs Kubernetes: a kubeconfig or in-cluster configuration")?;
             let role = if args.node_plugin { Role::Node } else { Role::Controller };
-            Arc::new(KubeStore::open(config, &args.state_dir, args.capacity_bytes, role, STORE_TIMEOUT)?)
+            let (root, capacity, rate) = (&args.state_dir, args.capacity_bytes, args.api_rate());
+            Arc::new(KubeStore::open_at_rate(config, root, capacity, role, STORE_TIMEOUT, rate)?)
         }
     })
 }

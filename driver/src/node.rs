@@ -2,10 +2,11 @@
 //! and the node's I/O-session check: stage and publish are accepted only while the volume's
 //! latest applied fence admits this node at or below the epoch its publish context presents.
 
+use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
 
-use tether_core::check_volume_id;
+use tether_core::{check_volume_id, Fence};
 
 use crate::capability;
 use crate::controller::EPOCH_KEY;
@@ -48,32 +49,66 @@ fn make_target(target: &Path, kind: VolumeKind) -> Result<(), DriverError> {
     }
 }
 
+/// The volume a node call names, and where its last applied fence comes from.
+struct NodeVolume {
+    meta: std::sync::Arc<crate::volume::VolumeMeta>,
+    fence: NodeFence,
+}
+
+/// A node call's fence: read with the volume in one request (the cluster store), or asked of
+/// the store at the check (the embedded store, whose catalogue gave the volume).
+enum NodeFence {
+    Read(Option<Fence>),
+    AtCheck,
+}
+
+/// The epoch a publish context presents, refused by name when missing or not a number.
+fn presented_epoch(context: &HashMap<String, String>) -> Result<u64, DriverError> {
+    let raw = context.get(EPOCH_KEY).ok_or_else(|| {
+        invalid(format!("publish_context lacks {EPOCH_KEY}; publish the volume with ControllerPublishVolume first"))
+    })?;
+    raw.parse().map_err(|_| invalid(format!("publish_context {EPOCH_KEY} is {raw:?}, not a number")))
+}
+
 impl Driver {
     /// The session check (DESIGN.md, "Epochs, admissions and fences"): the epoch the publish
     /// context presents against the last fence the store applied; the rule itself is
     /// `Fence::check_session`'s.
-    pub(crate) fn fence(
+    pub(crate) fn fence(&self, volume: &str, context: &HashMap<String, String>) -> Result<(), DriverError> {
+        self.admit(volume, context, || self.store.applied_fence(volume))
+    }
+
+    /// [`Driver::fence`] against the fence `read` returns, read only once the context is valid.
+    fn admit(
         &self,
         volume: &str,
-        context: &std::collections::HashMap<String, String>,
+        context: &HashMap<String, String>,
+        read: impl FnOnce() -> Result<Option<Fence>, crate::store::StoreError>,
     ) -> Result<(), DriverError> {
-        let raw = context.get(EPOCH_KEY).ok_or_else(|| {
-            invalid(format!("publish_context lacks {EPOCH_KEY}; publish the volume with ControllerPublishVolume first"))
-        })?;
-        let presented: u64 =
-            raw.parse().map_err(|_| invalid(format!("publish_context {EPOCH_KEY} is {raw:?}, not a number")))?;
-        let node = &self.settings.node_id;
-        let fence = self.store.applied_fence(volume)?;
-        let fence = fence.unwrap_or_else(|| tether_core::Fence::empty(0, tether_core::Access::RWO));
-        Ok(fence.check_session(volume, node, presented)?)
+        let presented = presented_epoch(context)?;
+        let fence = read()?.unwrap_or_else(|| Fence::empty(0, tether_core::Access::RWO));
+        Ok(fence.check_session(volume, &self.settings.node_id, presented)?)
+    }
+
+    /// The session check of a node call on `volume`, with the fence read together with it if
+    /// it was.
+    fn admit_node(&self, volume: &NodeVolume, context: &HashMap<String, String>) -> Result<(), DriverError> {
+        match &volume.fence {
+            NodeFence::Read(fence) => self.admit(&volume.meta.id, context, || Ok(fence.clone())),
+            NodeFence::AtCheck => self.fence(&volume.meta.id, context),
+        }
     }
 
     /// The volume a node call names: read from the store at the time of the call where the
-    /// store is shared with a controller elsewhere (the cluster store), else the catalogue's.
-    fn node_meta(&self, id: &str) -> Result<std::sync::Arc<crate::volume::VolumeMeta>, DriverError> {
-        match self.store.read_meta(id) {
-            None => self.volume(id),
-            Some(read) => read?.map(std::sync::Arc::new).ok_or_else(|| DriverError::VolumeNotFound(id.to_owned())),
+    /// store is shared with a controller elsewhere (the cluster store: one read for the record
+    /// and its fence), else the catalogue's.
+    fn node_volume(&self, id: &str) -> Result<NodeVolume, DriverError> {
+        match self.store.read_volume(id) {
+            None => Ok(NodeVolume { meta: self.volume(id)?, fence: NodeFence::AtCheck }),
+            Some(read) => {
+                let (meta, fence) = read?.ok_or_else(|| DriverError::VolumeNotFound(id.to_owned()))?;
+                Ok(NodeVolume { meta: std::sync::Arc::new(meta), fence: NodeFence::Read(fence) })
+            }
         }
     }
 
@@ -83,10 +118,11 @@ impl Driver {
         check_volume_id(&req.volume_id)?;
         let staging = required(&req.staging_target_path, "staging target path")?;
         let cap = capability_of(req.volume_capability.as_ref())?;
-        let meta = self.node_meta(&req.volume_id)?;
+        let volume = self.node_volume(&req.volume_id)?;
+        let meta = &volume.meta;
         capability::check_fits(cap, &meta.id, meta.kind)?;
         let _guard = self.inflight.begin(&req.volume_id)?;
-        self.fence(&meta.id, &req.publish_context)?;
+        self.admit_node(&volume, &req.publish_context)?;
         if meta.kind == VolumeKind::Block
             || self.mounts.mounted(staging).map_err(io("read mounts for", staging))?.is_some()
         {
@@ -115,11 +151,12 @@ impl Driver {
         let target = required(&req.target_path, "target path")?;
         let staging = required(&req.staging_target_path, "staging target path")?;
         let cap = capability_of(req.volume_capability.as_ref())?;
-        let meta = self.node_meta(&req.volume_id)?;
+        let volume = self.node_volume(&req.volume_id)?;
+        let meta = &volume.meta;
         capability::check_fits(cap, &meta.id, meta.kind)?;
         let readonly = req.readonly || cap.access.readonly;
         let _guard = self.inflight.begin(&req.volume_id)?;
-        self.fence(&meta.id, &req.publish_context)?;
+        self.admit_node(&volume, &req.publish_context)?;
         if let Some(ro) = self.mounts.mounted(target).map_err(io("read mounts for", target))? {
             if ro == readonly {
                 return Ok(());

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tokio::net::{TcpListener, UnixListener};
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use tokio_stream::StreamExt;
+use tonic::service::Routes;
 use tonic::transport::server::Router;
 use tonic::transport::Server;
 
@@ -60,9 +61,14 @@ pub fn builder() -> Server {
 
 /// The three CSI services over one driver.
 pub fn router(driver: Arc<Driver>) -> Router {
+    builder().add_routes(routes(driver))
+}
+
+/// The three CSI services over one driver, as a service of their own (a standby's socket hands
+/// its calls to them once it leads: `k8s::standby`).
+pub fn routes(driver: Arc<Driver>) -> Routes {
     let svc = CsiService::new(driver);
-    builder()
-        .add_service(IdentityServer::new(svc.clone()))
+    Routes::new(IdentityServer::new(svc.clone()))
         .add_service(ControllerServer::new(svc.clone()))
         .add_service(NodeServer::new(svc))
 }

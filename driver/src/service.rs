@@ -74,26 +74,36 @@ pub fn node_cap(t: node_service_capability::rpc::Type) -> NodeServiceCapability 
     NodeServiceCapability { r#type: Some(node_service_capability::Type::Rpc(rpc)) }
 }
 
+/// `GetPluginInfo`'s answer for driver `name`, the same from a leader and a standby.
+pub fn plugin_info(name: &str) -> GetPluginInfoResponse {
+    GetPluginInfoResponse {
+        name: name.to_owned(),
+        vendor_version: env!("CARGO_PKG_VERSION").to_owned(),
+        manifest: std::collections::HashMap::new(),
+    }
+}
+
+/// `GetPluginCapabilities`' answer, the same from a leader and a standby.
+pub fn plugin_capabilities() -> GetPluginCapabilitiesResponse {
+    let service = plugin_capability::Service { r#type: plugin_capability::service::Type::ControllerService.into() };
+    let cap = PluginCapability { r#type: Some(plugin_capability::Type::Service(service)) };
+    GetPluginCapabilitiesResponse { capabilities: vec![cap] }
+}
+
 #[tonic::async_trait]
 impl Identity for CsiService {
     async fn get_plugin_info(
         &self,
         _: Request<GetPluginInfoRequest>,
     ) -> Result<Response<GetPluginInfoResponse>, Status> {
-        Ok(Response::new(GetPluginInfoResponse {
-            name: self.driver.settings.driver_name.clone(),
-            vendor_version: env!("CARGO_PKG_VERSION").to_owned(),
-            manifest: std::collections::HashMap::new(),
-        }))
+        Ok(Response::new(plugin_info(&self.driver.settings.driver_name)))
     }
 
     async fn get_plugin_capabilities(
         &self,
         _: Request<GetPluginCapabilitiesRequest>,
     ) -> Result<Response<GetPluginCapabilitiesResponse>, Status> {
-        let service = plugin_capability::Service { r#type: plugin_capability::service::Type::ControllerService.into() };
-        let cap = PluginCapability { r#type: Some(plugin_capability::Type::Service(service)) };
-        Ok(Response::new(GetPluginCapabilitiesResponse { capabilities: vec![cap] }))
+        Ok(Response::new(plugin_capabilities()))
     }
 
     async fn probe(&self, _: Request<ProbeRequest>) -> Result<Response<ProbeResponse>, Status> {

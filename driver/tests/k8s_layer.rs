@@ -13,6 +13,7 @@ use std::future::Future;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,8 +27,9 @@ use kube::{Api, Client};
 use serde_json::json;
 use tether_core::ManualClock;
 use tether_driver::csi::controller_client::ControllerClient;
+use tether_driver::csi::identity_client::IdentityClient;
 use tether_driver::csi::volume_capability::access_mode::Mode;
-use tether_driver::csi::{ControllerPublishVolumeRequest, CreateVolumeRequest};
+use tether_driver::csi::{ControllerPublishVolumeRequest, CreateVolumeRequest, GetPluginInfoRequest, ProbeRequest};
 use tether_driver::events::Reason;
 use tether_driver::k8s::annotate::{EPOCH_ANNOTATION, NODES_ANNOTATION};
 use tether_driver::k8s::layer::Layer;
@@ -527,7 +529,17 @@ async fn two_replicas_elect_one_leader_and_the_standby_takes_over_when_it_stops(
     drop(c);
     let second = spawn(dir.path(), "tl5-second", driver, &lease);
     readyz(&second, 503, "standby").await;
-    assert!(!second.socket.exists(), "a standby serves no CSI socket");
+    // The standby's socket answers Identity (not ready) and refuses the rest, saying why, so
+    // its sidecars wait connected.
+    let (channel, connects) = counted_channel(&second.socket).await;
+    let mut identity = IdentityClient::new(channel.clone());
+    let info = identity.get_plugin_info(GetPluginInfoRequest {}).await.unwrap().into_inner();
+    assert_eq!(info.name, driver);
+    assert_eq!(identity.probe(ProbeRequest {}).await.unwrap().into_inner().ready, Some(false));
+    let mut on_second = ControllerClient::new(channel);
+    let standby = publish(&mut on_second, &volume, "tl5-b", false).await.unwrap_err();
+    assert_eq!(standby.code(), Code::Unavailable, "{standby:?}");
+    assert!(standby.message().contains("standby") && standby.message().contains("tl5-lease"), "{standby:?}");
     assert_eq!(env.lease_holder("tl5-lease").await.as_deref(), Some("tl5-first"));
 
     nix::sys::signal::kill(
@@ -539,9 +551,35 @@ async fn two_replicas_elect_one_leader_and_the_standby_takes_over_when_it_stops(
     assert!(status.success(), "the leader stops cleanly: {status:?}");
     readyz(&second, 200, "ready").await;
     assert_eq!(env.lease_holder("tl5-lease").await.as_deref(), Some("tl5-second"));
-    let mut c = controller(&second).await;
-    let refused = publish(&mut c, &volume, "tl5-b", false).await.unwrap_err();
+    // The same connection now reaches the leader's services.
+    assert_eq!(identity.probe(ProbeRequest {}).await.unwrap().into_inner().ready, Some(true));
+    let refused = publish(&mut on_second, &volume, "tl5-b", false).await.unwrap_err();
     assert_eq!(refused.code(), Code::FailedPrecondition, "the new leader keeps the attachment: {refused:?}");
+    assert_eq!(connects.load(Ordering::SeqCst), 1, "one connection from standby to leader");
+}
+
+/// A channel to `socket` and how many connections it opened (a channel reconnects by itself).
+async fn counted_channel(socket: &Path) -> (tonic::transport::Channel, Arc<AtomicUsize>) {
+    let connects = Arc::new(AtomicUsize::new(0));
+    let (path, count) = (socket.to_path_buf(), Arc::clone(&connects));
+    let channel = until("the standby's CSI socket", || {
+        let (path, count) = (path.clone(), Arc::clone(&count));
+        async move {
+            tonic::transport::Endpoint::from_static("http://tether-csi.invalid")
+                .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+                    let (path, count) = (path.clone(), Arc::clone(&count));
+                    async move {
+                        let stream = tokio::net::UnixStream::connect(path).await?;
+                        count.fetch_add(1, Ordering::SeqCst);
+                        Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+                    }
+                }))
+                .await
+                .ok()
+        }
+    })
+    .await;
+    (channel, connects)
 }
 
 #[tokio::test(flavor = "multi_thread")]

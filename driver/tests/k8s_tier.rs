@@ -641,6 +641,36 @@ fn state_epochs() -> (u64, Vec<u64>) {
     (apiserver::term(&state), apiserver::fence_epochs(&state))
 }
 
+/// Waits until every PV `pvs[i]` is attached on the node of `spots[i]`, under one deadline for
+/// the whole storm, past the attacher's longest retry interval: an attach refused while no
+/// replica served waits out the attacher's exponential back-off, up to --retry-interval-max
+/// (5 min by default), before it is tried again. Returns when the first of them was seen
+/// attached, counted from `since`.
+async fn storm_attached(tier: &Tier, pvs: &[PersistentVolume], spots: &[(String, &str)], since: Instant) -> Duration {
+    let first = Mutex::new(None);
+    apiserver::until_within(STORM_DEADLINE, &format!("all {} volumes attached", pvs.len()), || async {
+        let attached: BTreeSet<(String, String)> = tier
+            .all::<VolumeAttachment>()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|va| va.status.as_ref().is_some_and(|s| s.attached))
+            .filter_map(|va| Some((va.spec.source.persistent_volume_name?, va.spec.node_name)))
+            .collect();
+        if !attached.is_empty() {
+            first.lock().unwrap().get_or_insert_with(|| since.elapsed());
+        }
+        pvs.iter()
+            .zip(spots)
+            .all(|(pv, (_, node))| attached.contains(&(pv_name(pv).to_owned(), (*node).to_owned())))
+            .then_some(())
+    })
+    .await;
+    first.into_inner().unwrap().unwrap_or_else(|| since.elapsed())
+}
+
 /// A failover during an attach storm: claims bound in `pods` namespaces `{prefix}-N`, their Pods
 /// created on `nodes` nodes at once, and the leading replica sent `signal` right after. A replica
 /// must serve again and every Pod get its volume, once, on its node, and every epoch issued
@@ -701,32 +731,8 @@ async fn failover_during_a_storm(
     .await;
     assert!(restarts || next != leader, "{leader}, never restarted, leads again");
     let serving = signalled.elapsed();
-    // One deadline for the whole storm, past the attacher's longest retry interval: an attach
-    // refused while no replica served waits out the attacher's exponential back-off, up to
-    // --retry-interval-max (5 min by default), before it is tried again.
-    let first = Mutex::new(None);
-    apiserver::until_within(STORM_DEADLINE, &format!("all {pods} volumes attached"), || async {
-        let attached: BTreeSet<(String, String)> = tier
-            .all::<VolumeAttachment>()
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .into_iter()
-            .filter(|va| va.status.as_ref().is_some_and(|s| s.attached))
-            .filter_map(|va| Some((va.spec.source.persistent_volume_name?, va.spec.node_name)))
-            .collect();
-        if !attached.is_empty() {
-            first.lock().unwrap().get_or_insert_with(|| signalled.elapsed());
-        }
-        pvs.iter()
-            .zip(&spots)
-            .all(|(pv, (_, node))| attached.contains(&(pv_name(pv).to_owned(), (*node).to_owned())))
-            .then_some(())
-    })
-    .await;
+    let first = storm_attached(&tier, &pvs, &spots, signalled).await;
     let all = signalled.elapsed();
-    let first = first.into_inner().unwrap().unwrap_or(all);
 
     // Each volume attached once, on its Pod's node, with its epoch; nothing refused as a conflict.
     let attachments = tier.all::<VolumeAttachment>().list(&ListParams::default()).await.unwrap().items;

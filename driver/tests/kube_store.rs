@@ -20,7 +20,10 @@ use serde_json::json;
 use tether_core::{Access, AccessMode, Admission, AttachmentEntry, CoreError, Fence, ManualClock, VolumeEntry};
 use tether_driver::controller::EPOCH_KEY;
 use tether_driver::csi::volume_capability::{access_mode::Mode, AccessMode as CsiMode, AccessType, MountVolume};
-use tether_driver::csi::{NodeStageVolumeRequest, VolumeCapability};
+use tether_driver::csi::{
+    ControllerPublishVolumeRequest, CreateVolumeRequest, NodePublishVolumeRequest, NodeStageVolumeRequest,
+    VolumeCapability,
+};
 use tether_driver::events::LogSink;
 use tether_driver::k8s;
 use tether_driver::mount::RecordedMounts;
@@ -350,6 +353,73 @@ fn a_node_plugin_reads_a_volume_and_fence_written_a_moment_ago_and_may_only_get(
     object.spec.term += 1;
     let write = rt.block_on(as_node.replace("ks-node", &PostParams::default(), &object)).unwrap_err();
     assert!(matches!(write, kube::Error::Api(ref s) if s.code == 403), "{write}");
+}
+
+#[test]
+#[ignore = "needs the API server of tests/k8s/run.sh (make test-k8s)"]
+fn a_node_call_reads_the_volume_and_its_fence_in_one_request() {
+    let rt = runtime();
+    let env = setup(&rt);
+    let c = controller(&env);
+    c.create(&meta("ks-one-get")).unwrap();
+    let admitted = (c.term() << 32) + 1;
+    c.apply_fence("ks-one-get", &fence(admitted, &[("n1", admitted)])).unwrap();
+    let store = Arc::new(store(&env.node, Role::Node));
+    let mut node = driver_on(Arc::clone(&store) as Arc<dyn VolumeStore>, "n1");
+    node.set_mounts(Arc::new(RecordedMounts::new(host()).unwrap()));
+    let sent = |call: &dyn Fn() -> Result<(), DriverError>| {
+        let before = store.requests_sent();
+        let result = call();
+        (store.requests_sent() - before, result)
+    };
+    let (requests, staged) = sent(&|| stage(&node, "ks-one-get", admitted));
+    staged.unwrap();
+    assert_eq!(requests, 1, "a stage reads the record and the fence in one GET");
+    let target = host().join("targets").join("ks-one-get").display().to_string();
+    let (requests, published) = sent(&|| {
+        node.node_publish(&NodePublishVolumeRequest {
+            volume_id: "ks-one-get".into(),
+            staging_target_path: host().join("staging").join("ks-one-get").display().to_string(),
+            target_path: target.clone(),
+            volume_capability: Some(capability()),
+            publish_context: HashMap::from([(EPOCH_KEY.to_owned(), admitted.to_string())]),
+            ..Default::default()
+        })
+    });
+    published.unwrap();
+    assert_eq!(requests, 1, "a publish reads the record and the fence in one GET");
+    c.apply_fence("ks-one-get", &fence(admitted + 1, &[("n2", admitted + 1)])).unwrap();
+    let (requests, fenced) = sent(&|| stage(&node, "ks-one-get", admitted));
+    assert_eq!(Status::from(fenced.unwrap_err()).code(), Code::FailedPrecondition, "the fence read is the new one");
+    assert_eq!(requests, 1, "a refused stage also reads once");
+}
+
+#[test]
+#[ignore = "needs the API server of tests/k8s/run.sh (make test-k8s)"]
+fn an_idempotent_publish_sends_no_request_to_the_api_server() {
+    let rt = runtime();
+    let env = setup(&rt);
+    let c = Arc::new(controller(&env));
+    let driver = driver_on(Arc::clone(&c) as Arc<dyn VolumeStore>, "n1");
+    let create = CreateVolumeRequest {
+        name: "ks-idempotent".into(),
+        volume_capabilities: vec![capability()],
+        ..Default::default()
+    };
+    let volume = driver.create_volume(&create).unwrap().volume_id;
+    let publish = ControllerPublishVolumeRequest {
+        volume_id: volume.clone(),
+        node_id: "n1".into(),
+        volume_capability: Some(capability()),
+        ..Default::default()
+    };
+    let before = c.requests_sent();
+    let first = driver.controller_publish(&publish).unwrap();
+    assert_eq!(c.requests_sent() - before, 1, "the attach is one conditional write");
+    let before = c.requests_sent();
+    let again = driver.controller_publish(&publish).unwrap();
+    assert_eq!(again.publish_context, first.publish_context, "the same admission");
+    assert_eq!(c.requests_sent() - before, 0, "an AlreadyAttached publish sends nothing");
 }
 
 #[test]

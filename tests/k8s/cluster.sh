@@ -10,6 +10,7 @@
 # Binaries come from TETHER_K8S_BIN (default: what build.sh prints). DIR/env exports
 # TETHER_K8S_SERVER, TETHER_K8S_CA, TETHER_K8S_{ADMIN,DRIVER,NODE,PROBE,NOBODY}_TOKEN,
 # TETHER_K8S_{ADMIN,DRIVER,NODE}_KUBECONFIG, TETHER_K8S_DIR and TETHER_K8S_CTL (this script).
+# TETHER_K8S_FSYNC=1 starts etcd with fsync on (by default it runs --unsafe-no-fsync).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -89,12 +90,14 @@ KUBECONFIG
 }
 
 start_etcd() {
-	local dir=$1 bin=$2 client=$3 peer=$4
+	local dir=$1 bin=$2 client=$3 peer=$4 fsync=(--unsafe-no-fsync)
 	# --unsafe-no-fsync: a throwaway store on a shared disk; durability is not under test.
+	# TETHER_K8S_FSYNC=1 keeps etcd's fsync, as a real cluster runs it (for benchmark figures).
+	[[ -z ${TETHER_K8S_FSYNC:-} ]] || fsync=()
 	setsid "$bin/etcd" --name tether-test --data-dir "$dir/etcd-data" \
 		--listen-client-urls "http://127.0.0.1:$client" --advertise-client-urls "http://127.0.0.1:$client" \
 		--listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
-		--initial-cluster "tether-test=http://127.0.0.1:$peer" --unsafe-no-fsync --log-level warn \
+		--initial-cluster "tether-test=http://127.0.0.1:$peer" "${fsync[@]}" --log-level warn \
 		>>"$dir/etcd.log" 2>&1 </dev/null &
 	echo $! >"$dir/etcd.pid"
 }

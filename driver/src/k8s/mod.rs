@@ -8,12 +8,15 @@ use kube::Config;
 
 pub mod annotate;
 pub mod attachments;
+pub mod client;
 pub mod cluster;
 pub mod layer;
 pub mod lease;
 pub mod poster;
 pub mod rebuild;
+pub mod standby;
 
+pub use client::{client, ApiRate};
 pub use poster::{sink, KubeSink, Poster, Reporter, QUEUE_CAPACITY};
 
 /// Where in-cluster configuration keeps the `ServiceAccount` token.

@@ -97,6 +97,9 @@ pub enum DbFailure {
     CommitterStopped,
 }
 
+/// A volume's metadata and last applied fence, read together ([`VolumeStore::read_volume`]).
+pub type VolumeRead = (VolumeMeta, Option<Fence>);
+
 /// A place to keep volumes. Every method that changes state has made the change durable
 /// when it returns `Ok`, so the caller may acknowledge it.
 pub trait VolumeStore: Send + Sync + 'static {
@@ -140,11 +143,13 @@ pub trait VolumeStore: Send + Sync + 'static {
     /// The controller term for this start: above every term the store handed out before and
     /// at least `at_least` (a Lease's transitions), raised durably before it returns.
     fn next_term(&self, at_least: u64) -> Result<u64, StoreError>;
-    /// A volume's metadata read from the store at the time of the call (`Ok(None)`: no such
-    /// volume), for a node that keeps no state of its own: the cluster store, where the
-    /// controller on another node created the volume a moment ago. `None` from a store that
-    /// only its holder writes (the embedded store): the driver's catalogue is current.
-    fn read_meta(&self, _id: &str) -> Option<Result<Option<VolumeMeta>, StoreError>> {
+    /// A volume's metadata and the last fence applied to it, read from the store together (one
+    /// read) at the time of the call (`Ok(None)`: no such volume), for a node that keeps no
+    /// state of its own: the cluster store, where the controller on another node created and
+    /// fenced the volume a moment ago. `None` from a store that only its holder writes (the
+    /// embedded store): the driver's catalogue is current, and [`VolumeStore::applied_fence`]
+    /// gives the fence.
+    fn read_volume(&self, _id: &str) -> Option<Result<Option<VolumeRead>, StoreError>> {
         None
     }
 }

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 use kube::api::{DeleteParams, ListParams, ObjectMeta, PostParams, Preconditions};
-use kube::{Api, Client};
+use kube::Api;
 use tether_core::{Fence, VolumeEntry, VolumeFence};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -36,13 +36,14 @@ use tokio::task::JoinSet;
 use self::resource::{
     object_name, EngineRecord, FenceRecord, TetherTerm, TetherTermSpec, TetherVolume, TetherVolumeSpec, TERM_OBJECT,
 };
-use super::{data, StoreError, StoredVolume, VolumeStore};
+use super::{data, StoreError, StoredVolume, VolumeRead, VolumeStore};
+use crate::k8s::{self, client::ClientError, client::Sent, ApiRate};
 use crate::volume::VolumeMeta;
 
 /// How often a write re-reads and retries after a conflict before it gives up (UNAVAILABLE).
 const MAX_ATTEMPTS: u32 = 16;
 /// How many objects a re-fence writes at once.
-const REFENCE_CONCURRENCY: usize = 64;
+pub const REFENCE_CONCURRENCY: usize = 64;
 
 /// What went wrong talking to the API server, kept whole.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +60,8 @@ pub enum KubeFailure {
     ReadOnly,
     #[error("the store's runtime stopped")]
     Stopped,
+    #[error("the client's rate: {0}")]
+    Rate(String),
 }
 
 impl KubeFailure {
@@ -68,7 +71,7 @@ impl KubeFailure {
         match self {
             Self::Api(kube::Error::Api(status)) => status.code == 429 || status.code >= 500,
             Self::Api(_) | Self::TimedOut(_) | Self::Conflicts(_) | Self::Stopped => true,
-            Self::Missing | Self::ReadOnly => false,
+            Self::Missing | Self::ReadOnly | Self::Rate(_) => false,
         }
     }
 }
@@ -101,6 +104,8 @@ struct Shared {
     /// the API server refuses (409) if anything else wrote the object since.
     known: DashMap<String, TetherVolume>,
     timeout: Duration,
+    /// Requests the client sent.
+    sent: Arc<Sent>,
 }
 
 impl std::fmt::Debug for KubeStore {
@@ -391,13 +396,26 @@ fn apply_rule(id: &str, spec: &mut TetherVolumeSpec, fence: &Fence) -> Result<()
 
 impl KubeStore {
     /// Opens the cluster store through `config`, keeping volumes' data under `root/data`.
-    /// Each API call gives up after `timeout`. Makes no request yet.
+    /// Each API call gives up after `timeout`. Makes no request yet. Its client sends at most
+    /// [`ApiRate::DEFAULT`]; see [`KubeStore::open_at_rate`].
     pub fn open(
         config: kube::Config,
         root: &Path,
         capacity: u64,
         role: Role,
         timeout: Duration,
+    ) -> Result<Self, StoreError> {
+        Self::open_at_rate(config, root, capacity, role, timeout, ApiRate::DEFAULT)
+    }
+
+    /// [`KubeStore::open`] with a client limited to `rate` (`--kube-api-qps`, `--kube-api-burst`).
+    pub fn open_at_rate(
+        config: kube::Config,
+        root: &Path,
+        capacity: u64,
+        role: Role,
+        timeout: Duration,
+        rate: ApiRate,
     ) -> Result<Self, StoreError> {
         let data = root.join("data");
         std::fs::create_dir_all(&data).map_err(super::io_error("create directory", &data))?;
@@ -409,8 +427,11 @@ impl KubeStore {
             .map_err(super::io_error("start the runtime of", &data))?;
         let runtime = Runtime(Some(rt));
         // The client's connection pool runs on the runtime it is made on: the store's.
-        let client = runtime.run(async move {
-            Client::try_from(config).map_err(|e| kube_error("connect to", "the API server", e.into()))
+        let (client, sent) = runtime.run(async move {
+            k8s::client(config, rate).map_err(|e| match e {
+                ClientError::Kube(e) => kube_error("connect to", "the API server", e.into()),
+                ClientError::Rate(message) => kube_error("connect to", "the API server", KubeFailure::Rate(message)),
+            })
         })?;
         let shared = Shared {
             volumes: Api::all(client.clone()),
@@ -418,8 +439,14 @@ impl KubeStore {
             term: AtomicU64::new(0),
             known: DashMap::new(),
             timeout,
+            sent,
         };
         Ok(Self { shared: Arc::new(shared), runtime, data, capacity, role })
+    }
+
+    /// How many requests this store has sent to the API server.
+    pub fn requests_sent(&self) -> u64 {
+        self.shared.sent.get()
     }
 
     /// The term this process writes at (0 before [`VolumeStore::next_term`]).
@@ -574,7 +601,8 @@ impl VolumeStore for KubeStore {
         self.runtime.run(async move { shared.next_term(at_least).await })
     }
 
-    fn read_meta(&self, id: &str) -> Option<Result<Option<VolumeMeta>, StoreError>> {
-        Some(self.read(id).map(|found| found.map(|(stored, _)| stored.meta)))
+    /// One quorum GET: the record and the fence are one object.
+    fn read_volume(&self, id: &str) -> Option<Result<Option<VolumeRead>, StoreError>> {
+        Some(self.read(id).map(|found| found.map(|(stored, fence)| (stored.meta, fence))))
     }
 }

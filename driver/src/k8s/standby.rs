@@ -1,0 +1,172 @@
+//! A standby replica's CSI socket. While another replica holds the Lease, Identity answers
+//! (`GetPluginInfo`, `GetPluginCapabilities`, Probe `ready: false`), so the sidecars beside it
+//! connect, learn the driver's name and wait in their probe loop instead of exiting into the
+//! kubelet's restart back-off; every other call is UNAVAILABLE, saying why. Once the replica
+//! leads, the same socket and the same connections serve the driver's services.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+
+use tonic::body::Body;
+use tonic::server::NamedService;
+use tonic::service::Routes;
+use tonic::transport::server::Router;
+use tonic::{Request, Response, Status};
+use tower::ServiceExt;
+
+use crate::csi::identity_server::{Identity, IdentityServer};
+use crate::csi::{
+    GetPluginCapabilitiesRequest, GetPluginCapabilitiesResponse, GetPluginInfoRequest, GetPluginInfoResponse,
+    ProbeRequest, ProbeResponse,
+};
+use crate::service::{plugin_capabilities, plugin_info};
+
+/// The socket's services: a standby's until [`Gate::lead`] hands them the driver's.
+#[derive(Clone)]
+pub struct Gate(Arc<Inner>);
+
+struct Inner {
+    /// The driver's services, once this replica leads.
+    leading: OnceLock<Routes>,
+    /// Identity as a standby.
+    standby: Routes,
+    /// Why a call that needs the leader is refused.
+    refusal: String,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate").field("leading", &self.is_leading()).finish_non_exhaustive()
+    }
+}
+
+impl Gate {
+    /// A standby of driver `driver_name` waiting for Lease `lease`.
+    pub fn standby(driver_name: &str, lease: &str) -> Self {
+        let identity = StandbyIdentity { driver_name: driver_name.to_owned() };
+        Self(Arc::new(Inner {
+            leading: OnceLock::new(),
+            standby: Routes::new(IdentityServer::new(identity)),
+            refusal: format!(
+                "this replica is a standby: another replica holds the Lease {lease:?} and serves; \
+                 this one serves once it takes the Lease"
+            ),
+        }))
+    }
+
+    /// From now on every call goes to `routes` (the driver's services); a second call is ignored.
+    pub fn lead(&self, routes: Routes) {
+        let _ = self.0.leading.set(routes);
+    }
+
+    pub fn is_leading(&self) -> bool {
+        self.0.leading.get().is_some()
+    }
+
+    /// The three CSI services behind the gate, with the server settings every endpoint shares.
+    pub fn router(&self) -> Router {
+        crate::server::builder()
+            .add_service(Gated::<IdentityName>::new(self))
+            .add_service(Gated::<ControllerName>::new(self))
+            .add_service(Gated::<NodeName>::new(self))
+    }
+
+    /// One call: to the driver's services once leading, else the standby's answer.
+    async fn call(self, identity: bool, request: http::Request<Body>) -> http::Response<Body> {
+        let inner = &self.0;
+        let routes = match inner.leading.get() {
+            Some(leading) => leading.clone(),
+            None if identity => inner.standby.clone(),
+            None => return Status::unavailable(inner.refusal.clone()).into_http(),
+        };
+        match routes.oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    }
+}
+
+/// Identity of a replica that does not lead.
+struct StandbyIdentity {
+    driver_name: String,
+}
+
+#[tonic::async_trait]
+impl Identity for StandbyIdentity {
+    async fn get_plugin_info(
+        &self,
+        _: Request<GetPluginInfoRequest>,
+    ) -> Result<Response<GetPluginInfoResponse>, Status> {
+        Ok(Response::new(plugin_info(&self.driver_name)))
+    }
+
+    async fn get_plugin_capabilities(
+        &self,
+        _: Request<GetPluginCapabilitiesRequest>,
+    ) -> Result<Response<GetPluginCapabilitiesResponse>, Status> {
+        Ok(Response::new(plugin_capabilities()))
+    }
+
+    async fn probe(&self, _: Request<ProbeRequest>) -> Result<Response<ProbeResponse>, Status> {
+        Ok(Response::new(ProbeResponse { ready: Some(false) }))
+    }
+}
+
+/// A CSI service name, routed to the gate.
+trait CsiName: Send + Sync + 'static {
+    const NAME: &'static str;
+}
+
+struct IdentityName;
+struct ControllerName;
+struct NodeName;
+
+impl CsiName for IdentityName {
+    const NAME: &'static str = "csi.v1.Identity";
+}
+impl CsiName for ControllerName {
+    const NAME: &'static str = "csi.v1.Controller";
+}
+impl CsiName for NodeName {
+    const NAME: &'static str = "csi.v1.Node";
+}
+
+/// Every method of service `N`, through the gate.
+struct Gated<N> {
+    gate: Gate,
+    name: std::marker::PhantomData<fn() -> N>,
+}
+
+impl<N> Gated<N> {
+    fn new(gate: &Gate) -> Self {
+        Self { gate: gate.clone(), name: std::marker::PhantomData }
+    }
+}
+
+impl<N> Clone for Gated<N> {
+    fn clone(&self) -> Self {
+        Self::new(&self.gate)
+    }
+}
+
+impl<N: CsiName> NamedService for Gated<N> {
+    const NAME: &'static str = N::NAME;
+}
+
+impl<N: CsiName> tower::Service<http::Request<Body>> for Gated<N> {
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<http::Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let gate = self.gate.clone();
+        Box::pin(async move { Ok(gate.call(N::NAME == IdentityName::NAME, request).await) })
+    }
+}
