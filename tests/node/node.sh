@@ -177,6 +177,8 @@ record_shim_sockets() {
 stop() {
 	# Everything the node ran (containerd, its shims, the containers, kubelet) is in its pids
 	# cgroup; kubelet first, so that it does not restart what is being killed.
+	# plugin.sh's tether-csi first: on SIGTERM it removes its registration socket.
+	stop_one "$dir/plugin.pid"
 	stop_one "$dir/kubelet.pid"
 	record_shim_sockets
 	stop_one "$dir/containerd.pid"

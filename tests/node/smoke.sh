@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The node tier's first proof, run inside tests/k8s/run.sh (its cluster environment): one node
-# (node.sh) turns Ready, a pause Pod on it runs and a busybox Pod on it completes, and after
+# (node.sh) turns Ready, a pause Pod on it runs and a busybox Pod on it completes, tether-csi
+# registers itself as its node plugin (plugin.sh: the kubelet lists it in the CSINode), and after
 # `node.sh stop` nothing of the node is left on the host: no process, mount, cgroup, link or
 # folder it made, and the sysctls kubelet changes are back to their values before.
 #
@@ -86,6 +87,16 @@ api POST "/api/v1/namespaces/$ns/pods" \
 	"$(pod hello registry.k8s.io/e2e-test-images/busybox:1.36.1-1 Never ',"command":["sh","-c","test -x /bin/ls && echo hello"]')" >/dev/null
 wait_for "pod pause Running" 180 pod_phase_is pause Running
 wait_for "pod hello Succeeded" 180 pod_phase_is hello Succeeded
+# tether-csi registers itself with this kubelet, which then asks it NodeGetInfo and lists it in
+# the node's CSINode with the node id it answered.
+TETHER_CSI=${TETHER_CSI:-} "$here/plugin.sh" start "$dir" "$name"
+csinode_lists_tether() {
+	field "/apis/storage.k8s.io/v1/csinodes/$name" \
+		"'yes' if any(d['name']=='tether.csi.dev' and d['nodeID']=='$name' for d in o['spec'].get('drivers') or []) else 'no'"
+}
+wait_for "CSINode $name listing tether.csi.dev" 180 csinode_lists_tether
+curl -sf "http://$(cat "$dir/plugin.metrics")/metrics" | grep -qx 'rds_csi_kubelet_registered 1' ||
+	fail "tether-csi does not say the kubelet registered it"
 pod_ip=$(field "/api/v1/namespaces/$ns/pods/pause" "o['status'].get('podIP','')")
 [[ -n $pod_ip ]] || fail "the pause pod has no IP"
 echo "smoke: pause pod IP $pod_ip" >&2
@@ -109,4 +120,4 @@ for p in /proc/[0-9]*; do
 done
 rm -rf "$dir"
 [[ -z $left ]] || fail "left behind after stop:$left"
-echo "smoke: PASS (node Ready, pause Running, busybox Succeeded, nothing left after stop)" >&2
+echo "smoke: PASS (node Ready, pause Running, busybox Succeeded, tether-csi registered, nothing left after stop)" >&2
