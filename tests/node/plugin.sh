@@ -5,7 +5,8 @@
 # kubelet's plugins_registry, both under DIR. It runs in the node's cgroup, so `node.sh stop`
 # stops it too (first, with SIGTERM, so that it removes its registration socket).
 #
-#   plugin.sh start DIR NAME   # DIR and NAME of a started node; TETHER_CSI or the cargo build
+#   plugin.sh start DIR NAME [ARG...]   # DIR and NAME of a started node; ARGs go to tether-csi
+#                                       # (e.g. --upstream); TETHER_CSI or the cargo build
 #
 # Needs TETHER_K8S_NODE_KUBECONFIG (tests/k8s/run.sh's environment).
 set -euo pipefail
@@ -16,8 +17,9 @@ source "$here/../k8s/lib.sh"
 # shellcheck source-path=SCRIPTDIR source=host.sh
 source "$here/host.sh"
 
-(($# == 3)) && [[ $1 == start ]] || { echo "usage: plugin.sh start DIR NAME" >&2; exit 2; }
+(($# >= 3)) && [[ $1 == start ]] || { echo "usage: plugin.sh start DIR NAME [ARG...]" >&2; exit 2; }
 dir=$(cd "$2" && pwd) name=$3
+shift 3
 driver=tether.csi.dev
 root="$dir/kubelet/root"
 [[ -f $dir/host-changes && -d $root ]] || { echo "plugin.sh: no started node in $dir" >&2; exit 1; }
@@ -34,7 +36,7 @@ host_run_in_cgroup "tether-node-$name" "$dir/plugin.pid" "$dir/plugin.log" \
 	--state-dir "$dir/tether-state" --store=kubernetes --node-plugin \
 	--kubeconfig "$TETHER_K8S_NODE_KUBECONFIG" --metrics-address "$metrics" \
 	--kubelet-registration-dir "$root/plugins_registry" \
-	--kubelet-registration-path "$root/plugins/$driver/csi.sock"
+	--kubelet-registration-path "$root/plugins/$driver/csi.sock" "$@"
 for _ in $(seq 1 300); do
 	[[ -S $root/plugins_registry/$driver-reg.sock ]] && exit 0
 	alive "$dir/plugin.pid" || { tail -n 30 "$dir/plugin.log" >&2; exit 1; }
