@@ -24,7 +24,7 @@ source "$here/host.sh"
 usage() { echo "usage: node.sh start|stop DIR NAME" >&2; exit 2; }
 (($# == 3)) || usage
 cmd=$1 dir=$2 name=$3
-[[ $name =~ ^[a-z0-9]([-a-z0-9]{0,20}[a-z0-9])?$ ]] || { echo "node.sh: bad node name '$name'" >&2; exit 2; }
+[[ $name =~ ^[a-z0-9]([-.a-z0-9]{0,30}[a-z0-9])?$ ]] || { echo "node.sh: bad node name '$name'" >&2; exit 2; }
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 changes="$dir/host-changes"

@@ -82,11 +82,20 @@ leftovers() {
 	echo -n "$left"
 }
 
+# What a failure is read from: the node plugin's log, and kubelet's lines about plugins and volumes.
+node_logs() {
+	[[ ! -s $dir/plugin.log ]] || { echo "==> plugin.log <==" >&2; tail -n 30 "$dir/plugin.log" >&2; }
+	[[ ! -s $dir/kubelet.log ]] || {
+		echo "==> kubelet.log (plugins, CSI, volumes) <==" >&2
+		grep -aiE 'plugin|csi|volume|attach' "$dir/kubelet.log" | tail -n 30 >&2
+	}
+}
+
 # node_up: snapshots the host, starts node `name` in `dir` (stopped on any exit from here on),
 # waits for its Ready condition.
 node_up() {
 	before=$(snapshot)
-	trap 'status=$?; "$probe_here/node.sh" stop "$dir" "$name" || status=1; rm -rf "$dir"; exit $status' EXIT
+	trap 'status=$?; ((status == 0)) || node_logs; "$probe_here/node.sh" stop "$dir" "$name" || status=1; rm -rf "$dir"; exit $status' EXIT
 	trap 'exit 130' INT TERM
 	"$probe_here/node.sh" start "$dir" "$name"
 	wait_for "node $name Ready" 180 node_ready
@@ -98,8 +107,10 @@ node_up() {
 plugin_up() {
 	"$probe_here/plugin.sh" start "$dir" "$name" "$@"
 	wait_for "CSINode $name listing tether.csi.dev" 180 csinode_lists_tether
-	curl -sf "http://$(cat "$dir/plugin.metrics")/metrics" | grep -qx 'rds_csi_kubelet_registered 1' ||
-		fail "tether-csi does not say the kubelet registered it"
+	wait_for "tether-csi saying the kubelet registered it" 60 plugin_says_registered
+}
+plugin_says_registered() {
+	curl -sf "http://$(cat "$dir/plugin.metrics")/metrics" | grep -qx 'rds_csi_kubelet_registered 1' && echo yes || echo no
 }
 csinode_lists_tether() {
 	field "/apis/storage.k8s.io/v1/csinodes/$name" \
