@@ -5,7 +5,7 @@
 # written to DIR/host-changes before it is made, and `stop` undoes them in reverse order.
 #
 #   node.sh start DIR NAME    # returns once containerd serves and the images are imported;
-#                             # the Node turns Ready shortly after (wait.sh node NAME)
+#                             # the Node turns Ready shortly after (probe.sh's node_up waits)
 #   node.sh stop DIR NAME     # idempotent; kills every process of the node (its pids cgroup),
 #                             # unmounts everything under DIR, undoes DIR/host-changes
 #
@@ -148,9 +148,10 @@ start() {
 	write_containerd_config "$(free_port)"
 	host_run_in_cgroup "$cgroup" "$dir/containerd.pid" "$dir/containerd.log" \
 		containerd --config "$dir/containerd/config.toml"
-	for _ in $(seq 1 300); do
-		[[ -S $sock ]] && ctr -a "$sock" version >/dev/null 2>&1 && break
-		alive "$dir/containerd.pid" || { tail -n 20 "$dir/containerd.log" >&2; exit 1; }
+	local waited=0
+	until [[ -S $sock ]] && ctr -a "$sock" version >/dev/null 2>&1; do
+		alive "$dir/containerd.pid" || { echo "node.sh: containerd exited" >&2; exit 1; }
+		((waited++ < 600)) || { echo "node.sh: containerd does not serve after 60 s" >&2; exit 1; }
 		sleep 0.1
 	done
 	ctr -a "$sock" -n k8s.io images import "$images/pause.tar" >/dev/null
@@ -174,21 +175,26 @@ record_shim_sockets() {
 	done
 }
 
+# Goes on past a failed step (the rest is still undone) and fails at the end if one did.
 stop() {
-	# Everything the node ran (containerd, its shims, the containers, kubelet) is in its pids
-	# cgroup; kubelet first, so that it does not restart what is being killed.
-	# plugin.sh's tether-csi first: on SIGTERM it removes its registration socket.
+	local status=0
+	# plugin.sh's tether-csi first (on SIGTERM it removes its registration socket), then kubelet,
+	# so that it does not restart what is being stopped.
 	stop_one "$dir/plugin.pid"
 	stop_one "$dir/kubelet.pid"
 	record_shim_sockets
 	stop_one "$dir/containerd.pid"
-	# Only a cgroup this folder's node made: a start refused for a taken name kills nothing.
+	# Everything else the node ran (shims, containers) is in its pids cgroup; only a cgroup this
+	# folder's node made, so that a start refused for a taken name kills nothing.
 	if grep -qxF "cgroup $(host_track_root)/$cgroup" "$changes" 2>/dev/null; then
-		host_cgroup_kill "$cgroup"
+		host_cgroup_kill "$cgroup" || status=1
 	fi
-	host_unmount_under "$dir"
-	[[ ! -f $changes ]] || host_undo "$changes"
-	rm -f "$changes"
+	host_unmount_under "$dir" || status=1
+	if [[ -f $changes ]]; then
+		host_undo "$changes" || status=1
+	fi
+	((status != 0)) || rm -f "$changes"
+	return $status
 }
 
 case $cmd in
