@@ -2,7 +2,8 @@
 # Builds the tier's binaries from the Go module proxy at the pinned versions into a cache folder
 # outside the repository, and reuses them when present: etcd, kube-apiserver and
 # kube-controller-manager, and the csi-attacher and csi-provisioner sidecars (paths.sh says
-# where). Prints the bin folder of the first three on stdout.
+# where); with TETHER_K8S_KUBELET=1 also kubelet, into the same folder. Prints the bin folder of
+# the first three on stdout.
 #
 # k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them with local paths, so
 # `go install ...@version` refuses it (etcd's server module carries replace directives too). One
@@ -104,6 +105,13 @@ fi
 if [[ ! -x "$bin/kube-controller-manager" ]]; then
 	log "building kube-controller-manager $K8S_VERSION into $bin (first run only)"
 	build kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager "$(k8s_ldflags)"
+	built=1
+fi
+# Opt-in (issue 21's node tier, tests/node/): kubelet, in the same module right after
+# kube-controller-manager so the packages the three share are compiled once. Never by default.
+if [[ -n ${TETHER_K8S_KUBELET:-} && ! -x "$bin/kubelet" ]]; then
+	log "building kubelet $K8S_VERSION into $bin (TETHER_K8S_KUBELET; first run only)"
+	build kubelet k8s.io/kubernetes/cmd/kubelet "$(k8s_ldflags)"
 	built=1
 fi
 if [[ ! -x $attacher_bin ]]; then
