@@ -644,24 +644,32 @@ fn state_epochs() -> (u64, Vec<u64>) {
 /// Waits until every PV `pvs[i]` is attached on the node of `spots[i]`, under one deadline for
 /// the whole storm, past the attacher's longest retry interval: an attach refused while no
 /// replica served waits out the attacher's exponential back-off, up to --retry-interval-max
-/// (5 min by default), before it is tried again. Returns when the first of them was seen
-/// attached, counted from `since`.
-async fn storm_attached(tier: &Tier, pvs: &[PersistentVolume], spots: &[(String, &str)], since: Instant) -> Duration {
+/// (5 min by default), before it is tried again. Returns when the first attach of a term above
+/// `old_term` was seen (its `tether.io/epoch` at or above `(old_term + 1) << 32`: served after
+/// the failover, not finished by the old leader), counted from `since`.
+async fn storm_attached(
+    tier: &Tier,
+    pvs: &[PersistentVolume],
+    spots: &[(String, &str)],
+    since: Instant,
+    old_term: u64,
+) -> Duration {
     let first = Mutex::new(None);
     apiserver::until_within(STORM_DEADLINE, &format!("all {} volumes attached", pvs.len()), || async {
-        let attached: BTreeSet<(String, String)> = tier
-            .all::<VolumeAttachment>()
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .into_iter()
-            .filter(|va| va.status.as_ref().is_some_and(|s| s.attached))
-            .filter_map(|va| Some((va.spec.source.persistent_volume_name?, va.spec.node_name)))
-            .collect();
-        if !attached.is_empty() {
+        let vas = tier.all::<VolumeAttachment>().list(&ListParams::default()).await.unwrap().items;
+        let vas: Vec<_> = vas.into_iter().filter(|va| va.status.as_ref().is_some_and(|s| s.attached)).collect();
+        let new_term = |va: &VolumeAttachment| {
+            let metadata = va.status.as_ref().and_then(|s| s.attachment_metadata.as_ref());
+            let epoch = metadata.and_then(|m| m.get("tether.io/epoch")).and_then(|e| e.parse::<u64>().ok());
+            epoch.is_some_and(|e| e >= (old_term + 1) << 32)
+        };
+        if vas.iter().any(new_term) {
             first.lock().unwrap().get_or_insert_with(|| since.elapsed());
         }
+        let attached: BTreeSet<(String, String)> = vas
+            .into_iter()
+            .filter_map(|va| Some((va.spec.source.persistent_volume_name?, va.spec.node_name)))
+            .collect();
         pvs.iter()
             .zip(spots)
             .all(|(pv, (_, node))| attached.contains(&(pv_name(pv).to_owned(), (*node).to_owned())))
@@ -711,15 +719,24 @@ async fn failover_during_a_storm(
     }
     let stopped = pid(&leader);
     let (term_before, _) = state_epochs();
+    let sidecars = [format!("{leader}-csi-attacher"), format!("{leader}-csi-provisioner")];
     if !restarts {
-        // The pod is gone with its node: nothing restarts the process (SIGKILL, so that the
-        // supervising shell passes nothing on).
-        let supervisor = Path::new(&env("TETHER_TIER_DIR")).join(format!("{leader}.pid"));
-        let supervisor = std::fs::read_to_string(supervisor).unwrap().trim().parse().unwrap();
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(supervisor), nix::sys::signal::Signal::SIGKILL).unwrap();
+        // The pod is gone with its node: nothing restarts its processes (SIGKILL, so that the
+        // supervising shells pass nothing on).
+        for name in [leader.clone()].iter().chain(&sidecars) {
+            let supervisor = Path::new(&env("TETHER_TIER_DIR")).join(format!("{name}.pid"));
+            let supervisor = std::fs::read_to_string(supervisor).unwrap().trim().parse().unwrap();
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(supervisor), nix::sys::signal::Signal::SIGKILL).unwrap();
+        }
     }
     let signalled = Instant::now();
     nix::sys::signal::kill(stopped, signal).unwrap();
+    if !restarts {
+        // With its sidecars, which release no Lease either.
+        for name in &sidecars {
+            nix::sys::signal::kill(pid(name), nix::sys::signal::Signal::SIGKILL).unwrap();
+        }
+    }
 
     // Serving again: the standby, or the stopped replica restarted (10 s later, as the kubelet
     // would) if it takes its own Lease back first, which a crashed leader's restart can.
@@ -731,7 +748,7 @@ async fn failover_during_a_storm(
     .await;
     assert!(restarts || next != leader, "{leader}, never restarted, leads again");
     let serving = signalled.elapsed();
-    let first = storm_attached(&tier, &pvs, &spots, signalled).await;
+    let first = storm_attached(&tier, &pvs, &spots, signalled, term_before).await;
     let all = signalled.elapsed();
 
     // Each volume attached once, on its Pod's node, with its epoch; nothing refused as a conflict.
@@ -770,7 +787,7 @@ async fn failover_during_a_storm(
     // Figures, not assertions (tests/k8s/README.md).
     println!(
         "{prefix}: {pods} Pods on {} nodes, leader sent {signal} right after creating them: {} serving after \
-         {:.1} s, the first attached after {:.1} s, all {pods} after {:.1} s",
+         {:.1} s, the first attach of the new term after {:.1} s, all {pods} after {:.1} s",
         nodes.len(),
         if next == leader { "the same replica, restarted," } else { "the standby" },
         serving.as_secs_f64(),
