@@ -11,14 +11,13 @@ mod apiserver;
 mod common;
 
 use std::future::Future;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use apiserver::{apiserver, apply_manifest, env};
+use apiserver::{apiserver, apply_manifest, env, free_port, http_get};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, PersistentVolume};
 use k8s_openapi::api::storage::v1::VolumeAttachment;
@@ -123,14 +122,7 @@ impl Proc {
 
     /// GET `path` from the metrics address: status and body, or `None` if it does not answer.
     fn get(&self, path: &str) -> Option<(u16, String)> {
-        let mut stream = std::net::TcpStream::connect(self.metrics.as_deref()?).ok()?;
-        stream
-            .write_all(format!("GET {path} HTTP/1.1\r\nHost: tether\r\nConnection: close\r\n\r\n").as_bytes())
-            .ok()?;
-        let mut text = String::new();
-        stream.read_to_string(&mut text).ok()?;
-        let status = text.split(' ').nth(1)?.parse().ok()?;
-        Some((status, text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned()))
+        http_get(self.metrics.as_deref()?, path)
     }
 
     async fn readyz(&self, status: u16, body: &str) {
@@ -162,10 +154,6 @@ fn unmount_under(dir: &Path) {
     for point in points {
         let _ = nix::mount::umount2(point, nix::mount::MntFlags::MNT_DETACH);
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Two controller replicas on the Lease `lease` and a node plugin per node, each process on a

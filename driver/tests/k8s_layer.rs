@@ -10,14 +10,13 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use apiserver::{apiserver, env};
+use apiserver::{apiserver, env, free_port, http_get};
 use common::{nth, Harness, GRACE};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Event, Namespace, Node, PersistentVolume, PersistentVolumeClaim};
@@ -376,10 +375,6 @@ impl Drop for Proc {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 fn spawn(dir: &Path, name: &str, driver: &str, extra: &[&str]) -> Proc {
     let socket = dir.join(format!("{name}.sock"));
     let metrics = format!("127.0.0.1:{}", free_port());
@@ -400,12 +395,7 @@ fn spawn(dir: &Path, name: &str, driver: &str, extra: &[&str]) -> Proc {
 
 /// GET `path` from the process's metrics address: status and body, or `None` if it does not answer.
 fn get(proc: &Proc, path: &str) -> Option<(u16, String)> {
-    let mut stream = std::net::TcpStream::connect(&proc.metrics).ok()?;
-    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: tether\r\nConnection: close\r\n\r\n").as_bytes()).ok()?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).ok()?;
-    let status = text.split(' ').nth(1)?.parse().ok()?;
-    Some((status, text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned()))
+    http_get(&proc.metrics, path)
 }
 
 async fn readyz(proc: &Proc, status: u16, body: &str) {

@@ -12,7 +12,6 @@ mod apiserver;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
-use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -343,12 +342,7 @@ fn handle(pv: &PersistentVolume) -> &str {
 
 /// GET `path` over plain HTTP/1.1; the body of a 200 answer.
 fn get(address: &str, path: &str) -> Option<String> {
-    let mut stream = std::net::TcpStream::connect(address).ok()?;
-    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: tether\r\nConnection: close\r\n\r\n").as_bytes()).ok()?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).ok()?;
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200").then(|| body.to_owned())
+    apiserver::http_get(address, path).filter(|(status, _)| *status == 200).map(|(_, body)| body)
 }
 
 fn attach_total(page: &str, status: &str) -> i64 {

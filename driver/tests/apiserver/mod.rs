@@ -72,3 +72,20 @@ pub fn apiserver(action: &str) {
     let status = Command::new(env("TETHER_K8S_CTL")).arg(action).arg(env("TETHER_K8S_DIR")).status().unwrap();
     assert!(status.success(), "{action} failed");
 }
+
+/// A free TCP port on 127.0.0.1 (for a process's metrics address).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// GET `path` from `address` over plain HTTP/1.1: the status and the body, or `None` if nothing
+/// answers there.
+pub fn http_get(address: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).ok()?;
+    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: tether\r\nConnection: close\r\n\r\n").as_bytes()).ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    Some((status, text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned()))
+}
