@@ -295,7 +295,16 @@ impl Shared {
             spec.engine.clone_from(&engine);
             fence.as_ref().map_or(Ok(()), |f| apply_rule(id, spec, f))
         };
-        if !self.known.contains_key(&id) && self.get(&id).await?.is_none() {
+        // A fresh read is kept for the replace below, so that it does not read the object again.
+        let found = self.known.contains_key(&id)
+            || match self.get(&id).await? {
+                Some(object) => {
+                    self.known.insert(id.clone(), object);
+                    true
+                }
+                None => false,
+            };
+        if !found {
             let mut spec =
                 TetherVolumeSpec { volume_id: id.clone(), term: self.term(), meta: first, engine: None, fence: None };
             change(&id, &mut spec)?;
