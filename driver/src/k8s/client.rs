@@ -35,15 +35,29 @@ impl ApiRate {
     pub const DEFAULT: Self = Self { qps: 500.0, burst: 10_000 };
 
     /// The bucket, or why `self` cannot be one.
-    fn limiter(self) -> Result<DefaultDirectRateLimiter, String> {
-        let burst = NonZeroU32::new(self.burst).ok_or("the API burst must be at least 1")?;
+    fn limiter(self) -> Result<DefaultDirectRateLimiter, RateError> {
+        let burst = NonZeroU32::new(self.burst).ok_or(RateError::NoBurst)?;
         if !(self.qps.is_finite() && self.qps > 0.0) {
-            return Err(format!("the API QPS must be a positive number, not {}", self.qps));
+            return Err(RateError::NotPositive(self.qps));
         }
-        let period = Duration::try_from_secs_f64(1.0 / self.qps).map_err(|e| format!("API QPS {}: {e}", self.qps))?;
-        let quota = Quota::with_period(period).ok_or_else(|| format!("API QPS {} is too high", self.qps))?;
+        let period = Duration::try_from_secs_f64(1.0 / self.qps)
+            .map_err(|source| RateError::NoPeriod { qps: self.qps, source })?;
+        let quota = Quota::with_period(period).ok_or(RateError::TooHigh(self.qps))?;
         Ok(RateLimiter::direct(quota.allow_burst(burst)))
     }
+}
+
+/// Why an [`ApiRate`] is no bucket.
+#[derive(Debug, thiserror::Error)]
+pub enum RateError {
+    #[error("the API burst must be at least 1")]
+    NoBurst,
+    #[error("the API QPS must be a positive number, not {0}")]
+    NotPositive(f64),
+    #[error("API QPS {qps}: {source}")]
+    NoPeriod { qps: f64, source: std::time::TryFromFloatSecsError },
+    #[error("API QPS {0} is too high")]
+    TooHigh(f64),
 }
 
 impl Default for ApiRate {
@@ -67,14 +81,14 @@ impl Sent {
 pub enum ClientError {
     #[error("Kubernetes client: {0}")]
     Kube(#[from] kube::Error),
-    #[error("{0}")]
-    Rate(String),
+    #[error(transparent)]
+    Rate(#[from] RateError),
 }
 
 /// A client for `config` at `rate`, and its count of requests sent. Call it on the runtime
 /// that will run the client's requests: its buffer's worker is spawned there.
 pub fn client(config: Config, rate: ApiRate) -> Result<(Client, Arc<Sent>), ClientError> {
-    let limiter = Arc::new(rate.limiter().map_err(ClientError::Rate)?);
+    let limiter = Arc::new(rate.limiter()?);
     let sent = Arc::new(Sent::default());
     let layer = Limit { limiter, sent: Arc::clone(&sent) };
     Ok((ClientBuilder::try_from(config)?.with_layer(&layer).build(), sent))
@@ -144,10 +158,10 @@ mod tests {
     #[test]
     fn a_rate_that_is_no_bucket_is_refused_by_name() {
         let burst = ApiRate { qps: 5.0, burst: 0 }.limiter().unwrap_err();
-        assert!(burst.contains("burst"), "{burst}");
+        assert!(burst.to_string().contains("burst"), "{burst}");
         for qps in [0.0, -1.0, f64::NAN, f64::INFINITY] {
             let e = ApiRate { qps, burst: 10 }.limiter().unwrap_err();
-            assert!(e.contains("QPS"), "{qps}: {e}");
+            assert!(e.to_string().contains("QPS"), "{qps}: {e}");
         }
     }
 }

@@ -61,7 +61,7 @@ pub enum KubeFailure {
     #[error("the store's runtime stopped")]
     Stopped,
     #[error("the client's rate: {0}")]
-    Rate(String),
+    Rate(#[from] k8s::client::RateError),
 }
 
 impl KubeFailure {
