@@ -107,6 +107,17 @@ struct Args {
     /// How long a leader that stopped renewing keeps the Lease, in seconds (at least 3).
     #[arg(long, default_value_t = 15)]
     lease_duration_seconds: u64,
+    /// How often the leader renews the Lease and a standby looks at it, in seconds (at most a
+    /// third of --lease-duration-seconds, which is the default): a standby takes a lapsed Lease
+    /// up to this long after it lapsed.
+    #[arg(long)]
+    lease_retry_period_seconds: Option<u64>,
+    /// Leases of the sidecars beside this driver, comma-separated (in the Lease's namespace):
+    /// on taking the Lease over from a replica that stopped renewing, the new leader clears
+    /// the holder of each of them that replica still holds, so its own sidecars take them at
+    /// once instead of waiting out their lease duration.
+    #[arg(long, value_delimiter = ',')]
+    sidecar_leases: Vec<String>,
     /// Proxy mode: serve the CO and forward to the CSI driver at <unix:///path/to/driver.sock>,
     /// the engine deciding publish, unpublish and the node's sessions first.
     #[arg(long)]
@@ -181,7 +192,9 @@ fn lease_config(args: &Args) -> Result<LeaseConfig, String> {
         .ok_or("--leader-election needs the Lease's namespace: --leader-election-namespace or POD_NAMESPACE")?;
     let identity = from_env("POD_NAME").unwrap_or_else(|| args.node_id.clone());
     let duration = Duration::from_secs(args.lease_duration_seconds.max(3));
-    Ok(LeaseConfig { namespace, name: args.lease_name.clone(), identity, duration })
+    let retry = args.lease_retry_period_seconds.map_or(duration / 3, |s| Duration::from_secs(s.max(1)));
+    let sidecar_leases = args.sidecar_leases.clone();
+    Ok(LeaseConfig { namespace, name: args.lease_name.clone(), identity, duration, retry, sidecar_leases })
 }
 
 /// Turns SIGTERM and SIGINT into `Stop::Signalled`.

@@ -725,16 +725,23 @@ async fn a_leader_that_loses_its_lease_stops_serving_and_exits_non_zero() {
     assert_eq!(env.lease_holder("tl7-lease").await.as_deref(), Some("tl7-intruder"), "it did not take the Lease back");
 }
 
+/// Lease `name` in `tether` as `identity` competes for it: 15 s, tried every 5 s, no sidecars.
+fn lease_config(name: &str, identity: &str) -> LeaseConfig {
+    LeaseConfig {
+        namespace: "tether".into(),
+        name: name.into(),
+        identity: identity.into(),
+        duration: Duration::from_secs(15),
+        retry: Duration::from_secs(5),
+        sidecar_leases: Vec::new(),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs the real API server: make test-k8s"]
 async fn a_crashed_leader_is_replaced_once_its_lease_lapses_on_the_standbys_clock() {
     let env = setup().await;
-    let config = |identity: &str| LeaseConfig {
-        namespace: "tether".into(),
-        name: "tl6-lease".into(),
-        identity: identity.into(),
-        duration: Duration::from_secs(15),
-    };
+    let config = |identity: &str| lease_config("tl6-lease", identity);
     let (clock_a, clock_b) = (Arc::new(ManualClock::new()), Arc::new(ManualClock::new()));
     let mut a = Elector::new(env.driver.clone(), config("tl6-a"), clock_a.clone());
     let mut b = Elector::new(env.driver.clone(), config("tl6-b"), clock_b.clone());
@@ -753,6 +760,51 @@ async fn a_crashed_leader_is_replaced_once_its_lease_lapses_on_the_standbys_cloc
     assert!(!*a.leading().borrow());
     let lease = Api::<Lease>::namespaced(env.admin.clone(), "tether").get("tl6-lease").await.unwrap();
     assert_eq!(lease.spec.unwrap().lease_transitions, Some(1));
+}
+
+/// A sidecar's Lease as client-go writes it, held by `holder` (a pod's name).
+async fn sidecar_lease(env: &Env, name: &str, holder: &str) {
+    let lease = Lease {
+        metadata: kube::api::ObjectMeta { name: Some(name.into()), ..Default::default() },
+        spec: Some(k8s_openapi::api::coordination::v1::LeaseSpec {
+            holder_identity: Some(holder.into()),
+            lease_duration_seconds: Some(15),
+            renew_time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+                k8s_openapi::jiff::Timestamp::now(),
+            )),
+            ..Default::default()
+        }),
+    };
+    Api::<Lease>::namespaced(env.admin.clone(), "tether").create(&PostParams::default(), &lease).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the real API server: make test-k8s"]
+async fn a_takeover_frees_the_sidecar_leases_the_lost_leader_still_holds_and_no_other() {
+    let env = setup().await;
+    let config = |identity: &str| LeaseConfig {
+        sidecar_leases: vec!["tl9-attacher".into(), "tl9-provisioner".into(), "tl9-absent".into()],
+        ..lease_config("tl9-lease", identity)
+    };
+    let (clock_a, clock_b) = (Arc::new(ManualClock::new()), Arc::new(ManualClock::new()));
+    let mut a = Elector::new(env.driver.clone(), config("tl9-a"), clock_a.clone());
+    let mut b = Elector::new(env.driver.clone(), config("tl9-b"), clock_b.clone());
+    assert!(a.try_once().await.unwrap());
+    // A's attacher leads beside it; the provisioner's Lease is another pod's.
+    sidecar_lease(&env, "tl9-attacher", "tl9-a").await;
+    sidecar_lease(&env, "tl9-provisioner", "tl9-other").await;
+    assert!(!b.try_once().await.unwrap());
+    assert_eq!(env.lease_holder("tl9-attacher").await.as_deref(), Some("tl9-a"), "a standby frees nothing");
+    // A is lost with its sidecars: B takes over once the Lease lapses on its clock.
+    clock_b.advance(Duration::from_secs(15));
+    assert!(b.try_once().await.unwrap(), "lapsed: B takes over");
+    assert_eq!(env.lease_holder("tl9-attacher").await, None, "A's sidecar's Lease is free for B's");
+    assert_eq!(env.lease_holder("tl9-provisioner").await.as_deref(), Some("tl9-other"), "not A's: kept");
+    // tl9-absent did not exist at the takeover. A renewal by the holder is no takeover: a
+    // sidecar Lease held by the lost pod's identity is freed only when the driver's changes hands.
+    sidecar_lease(&env, "tl9-absent", "tl9-a").await;
+    assert!(b.try_once().await.unwrap(), "B renews");
+    assert_eq!(env.lease_holder("tl9-absent").await.as_deref(), Some("tl9-a"), "freed only at a takeover");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -22,6 +22,13 @@ pub struct LeaseConfig {
     pub identity: String,
     /// How long a holder that stopped renewing keeps the Lease (15 s by default).
     pub duration: Duration,
+    /// How often the holder renews and a standby looks at the Lease: a standby notices a
+    /// lapsed Lease up to this long after it lapsed (clamped to a third of `duration`).
+    pub retry: Duration,
+    /// Leases of the sidecars beside this driver (external-attacher, external-provisioner) in
+    /// the same namespace. Their holder's identity is its pod's name, as ours is; see
+    /// [`Elector::free_sidecar_leases`].
+    pub sidecar_leases: Vec<String>,
 }
 
 /// The Lease record as last seen, and when (on our clock) it last changed.
@@ -123,6 +130,8 @@ impl Elector {
 
     /// One round: create, renew or take over the Lease if we may. Returns whether we hold it.
     pub async fn try_once(&mut self) -> Result<bool, kube::Error> {
+        // The holder whose lapsed Lease this round takes over, if it does.
+        let mut taken_from = None;
         let (held, transitions) = match self.api.get_opt(&self.config.name).await? {
             None => {
                 let spec = self.mine(&LeaseSpec::default());
@@ -139,6 +148,7 @@ impl Elector {
                 if !ours && !self.lapsed(&spec) {
                     (false, None)
                 } else {
+                    taken_from = spec.holder_identity.clone().filter(|h| !ours && !h.is_empty());
                     let mine = self.mine(&spec);
                     let transitions = mine.lease_transitions;
                     lease.spec = Some(mine);
@@ -147,6 +157,9 @@ impl Elector {
                 }
             }
         };
+        if let Some(lost) = taken_from.filter(|_| held) {
+            self.free_sidecar_leases(&lost).await;
+        }
         if held {
             self.renewed_at = Some(self.clock.now());
             let transitions = transitions.and_then(|t| u64::try_from(t).ok()).unwrap_or(0);
@@ -156,15 +169,43 @@ impl Elector {
         Ok(held)
     }
 
+    /// After taking the Lease over from `lost`, which stopped renewing: frees each sidecar
+    /// Lease `lost` still holds (holder cleared), so the sidecars beside this replica take
+    /// them at their first try instead of waiting out the lease duration from when they first
+    /// saw them (client-go's rule, after they waited for this driver to be ready). The lost
+    /// replica's sidecars, if alive, only reach its driver, which no longer leads. Called
+    /// before this replica serves; a failure costs time, not safety, so it is only logged.
+    async fn free_sidecar_leases(&self, lost: &str) {
+        for name in &self.config.sidecar_leases {
+            let freed = async {
+                let Some(mut lease) = self.api.get_opt(name).await? else { return Ok(false) };
+                let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
+                if spec.holder_identity.as_deref() != Some(lost) {
+                    return Ok(false);
+                }
+                spec.holder_identity = None;
+                self.api.replace(name, &PostParams::default(), &lease).await.map(|_| true)
+            };
+            match freed.await {
+                Ok(true) => tracing::info!(lease = %name, holder = %lost, "freed the lost leader's sidecar Lease"),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(lease = %name, error = %e, "sidecar Lease not freed; its sidecar waits it out");
+                }
+            }
+        }
+    }
+
     /// Whether a leader that cannot renew has run out of time.
     fn expired(&self) -> bool {
         self.renewed_at.is_none_or(|at| self.clock.now().saturating_sub(at) >= duration_to_nanos(self.config.duration))
     }
 
-    /// Competes until `stop` turns true, renewing a third of the duration apart; on stop,
-    /// releases the Lease if it holds it, so a standby takes over without waiting it out.
+    /// Competes until `stop` turns true, trying every retry period (at most a third of the
+    /// duration, so a leader gets three tries to renew); on stop, releases the Lease if it
+    /// holds it, so a standby takes over without waiting it out.
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
-        let every = self.config.duration / 3;
+        let every = self.config.retry.clamp(Duration::from_millis(100), self.config.duration / 3);
         while !*stop.borrow() {
             match self.try_once().await {
                 Ok(_) => {}
