@@ -275,6 +275,20 @@ async fn lead(
     Ok(task)
 }
 
+/// The driver's services sit behind a gate: a standby's socket answers Identity (Probe not
+/// ready) until it leads. In proxy mode (with the upstream returned) its name and capabilities
+/// are the upstream's.
+fn gate(args: &Args) -> Result<(Gate, Option<proxy::Upstream>), Box<dyn std::error::Error>> {
+    Ok(match &args.upstream {
+        Some(Endpoint::Unix(socket)) => {
+            let upstream = proxy::Upstream::new(socket, Duration::from_secs(args.upstream_timeout_seconds));
+            (Gate::standby_in_front_of(upstream.clone(), &args.lease_name), Some(upstream))
+        }
+        Some(Endpoint::Tcp(_)) => return Err("--upstream must be a unix:// socket, as CSI drivers serve".into()),
+        None => (Gate::standby(&args.driver_name, &args.lease_name), None),
+    })
+}
+
 async fn run(args: Args) -> Result<Stop, Box<dyn std::error::Error>> {
     tether_core::check_node_id(&args.node_id).map_err(|e| format!("--node-id: {e}"))?;
     let kubelet = registration::Config::from_flags(&registration_flags(&args))?;
@@ -297,10 +311,7 @@ async fn run(args: Args) -> Result<Stop, Box<dyn std::error::Error>> {
         tracing::info!(address = %args.metrics_address, "serving metrics");
         tokio::spawn(tether_driver::http::serve_metrics(listener, Arc::clone(&slot)));
     }
-    // The driver's own services sit behind a gate: a standby's socket answers Identity (Probe
-    // not ready) until it leads. In proxy mode Identity is the upstream's: the socket opens
-    // once leading.
-    let gate = Gate::standby(&args.driver_name, &args.lease_name);
+    let (gate, upstream) = gate(&args)?;
     let serve = |router| serve(router, &args.endpoint, &slot, &stop);
     let mut serving = None;
     // Leadership comes first: a standby must not read a store the leader is writing.
@@ -312,7 +323,7 @@ async fn run(args: Args) -> Result<Stop, Box<dyn std::error::Error>> {
             kube.clone().ok_or("--leader-election needs Kubernetes: a kubeconfig or in-cluster configuration")?;
         let e = Elector::new(client, lease_config(&args)?, Arc::new(MonotonicClock::new()));
         let term = e.term();
-        serving = args.upstream.is_none().then(|| serve(gate.router()));
+        serving = Some(serve(gate.router()));
         elector = Some(lead(e, &stop, release_rx, serving.as_mut()).await?);
         lease_term = term.load(std::sync::atomic::Ordering::Acquire);
         if *stop.borrow() != Stop::Running {
@@ -348,18 +359,15 @@ async fn run(args: Args) -> Result<Stop, Box<dyn std::error::Error>> {
     let reconciler = tokio::spawn(reconciler::run(Arc::clone(&driver), every, node_lost));
     // The socket serves at once (a standby's already did); until the rebuild is done, calls
     // that need state answer UNAVAILABLE.
-    let served = match &args.upstream {
-        Some(Endpoint::Unix(socket)) => {
-            let upstream = proxy::Upstream::new(socket, Duration::from_secs(args.upstream_timeout_seconds));
+    let routes = match upstream {
+        Some(upstream) => {
             tracing::info!(upstream = %upstream.target(), "proxy mode: forwarding to the upstream driver");
-            serve(proxy::router(Arc::new(proxy::Proxy::new(Arc::clone(&driver), upstream))))
+            proxy::routes(Arc::new(proxy::Proxy::new(Arc::clone(&driver), upstream)))
         }
-        Some(Endpoint::Tcp(_)) => return Err("--upstream must be a unix:// socket, as CSI drivers serve".into()),
-        None => {
-            gate.lead(server::routes(Arc::clone(&driver)));
-            serving.unwrap_or_else(|| serve(gate.router()))
-        }
+        None => server::routes(Arc::clone(&driver)),
     };
+    gate.lead(routes);
+    let served = serving.unwrap_or_else(|| serve(gate.router()));
     if let Some(kubelet) = &kubelet {
         registration::spawn(kubelet, &driver, stopped(stop.subscribe()))?;
     }

@@ -8,16 +8,22 @@ mod proxy_support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use proxy_support::{assert_code, block, ProxyHarness, NODES};
+use proxy_support::{assert_code, block, open_driver, serve, ProxyHarness, NODES};
+use tether_driver::csi::controller_client::ControllerClient;
 use tether_driver::csi::controller_service_capability::rpc::Type;
 use tether_driver::csi::controller_service_capability::Type as CapType;
+use tether_driver::csi::identity_client::IdentityClient;
+use tether_driver::csi::plugin_capability::{service, Type as PluginType};
 use tether_driver::csi::volume_capability::access_mode::Mode;
 use tether_driver::csi::{
-    ControllerGetCapabilitiesRequest, CreateVolumeRequest, DeleteVolumeRequest, GetPluginInfoRequest,
-    ListVolumesRequest,
+    ControllerGetCapabilitiesRequest, CreateVolumeRequest, DeleteVolumeRequest, GetPluginCapabilitiesRequest,
+    GetPluginInfoRequest, ListVolumesRequest, ProbeRequest,
 };
+use tether_driver::k8s::standby::Gate;
+use tether_driver::proxy::{self, Proxy, Upstream};
 use tether_driver::server::connect_unix;
 use tonic::Code;
 
@@ -118,4 +124,58 @@ async fn without_attach_tether_arbitrates_across_nodes_and_fences_each_nodes_moc
     let fenced = assert_code(a.stage(&v, &on_a).await, Code::FailedPrecondition);
     assert!(fenced.message().contains("does not admit it"), "{}", fenced.message());
     b.stage(&v, &on_b).await.expect("the target alone");
+}
+
+/// Whether `caps` offer the controller service.
+fn offers_controller(caps: &tether_driver::csi::GetPluginCapabilitiesResponse) -> bool {
+    let controller = i32::from(service::Type::ControllerService);
+    caps.capabilities.iter().any(|c| matches!(&c.r#type, Some(PluginType::Service(s)) if s.r#type == controller))
+}
+
+#[tokio::test]
+#[ignore = "needs the e2e mock CSI driver: make test-proxy builds it"]
+async fn a_standby_in_front_of_the_mock_answers_identity_as_the_leader_would_and_is_not_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let (socket, _, state) = paths(&dir);
+    let mock = mock(&socket, NODES[0], false).await;
+    let gate = Gate::standby_in_front_of(Upstream::new(&socket, Duration::from_secs(10)), "tl-proxy-lease");
+    let tether = dir.path().join("tether.sock");
+    let served = serve(gate.router(), &tether);
+    let channel = connect_unix(&tether).await.unwrap();
+    let (mut identity, mut controller) = (IdentityClient::new(channel.clone()), ControllerClient::new(channel));
+    let info = identity.get_plugin_info(GetPluginInfoRequest {}).await.unwrap().into_inner();
+    assert_eq!(info.name, NODES[0], "the mock's name (its -name), as the leader's proxy answers it");
+    let probe = identity.probe(ProbeRequest {}).await.unwrap().into_inner();
+    assert_eq!(probe.ready, Some(false), "a standby is never ready, so its sidecars wait");
+    let caps = identity.get_plugin_capabilities(GetPluginCapabilitiesRequest {}).await.unwrap().into_inner();
+    assert!(offers_controller(&caps), "the mock's capabilities with Tether's controller service: {caps:?}");
+    let create = || CreateVolumeRequest { name: "pvc-standby".into(), ..Default::default() };
+    let refused = assert_code(controller.create_volume(create()).await, Code::Unavailable);
+    assert!(
+        refused.message().contains("standby") && refused.message().contains("tl-proxy-lease"),
+        "{}",
+        refused.message()
+    );
+
+    // The replica leads: the connection its sidecars hold reaches the proxy, with the same name.
+    let (driver, _clock) = open_driver(&state, NODES[0]);
+    gate.lead(proxy::routes(Arc::new(Proxy::new(driver, Upstream::new(&socket, Duration::from_secs(10))))));
+    let led = identity.get_plugin_info(GetPluginInfoRequest {}).await.unwrap().into_inner();
+    assert_eq!(led, info, "the leader's GetPluginInfo is the standby's");
+    assert_eq!(identity.probe(ProbeRequest {}).await.unwrap().into_inner().ready, Some(true));
+    let req = CreateVolumeRequest { volume_capabilities: vec![block(Mode::SingleNodeWriter)], ..create() };
+    controller.create_volume(req).await.expect("forwarded to the mock once leading");
+    drop((identity, controller));
+    served.stop().await;
+
+    // A standby whose upstream is gone cannot learn the name: it says so, naming the upstream.
+    drop(mock);
+    let gate = Gate::standby_in_front_of(Upstream::new(&socket, Duration::from_secs(2)), "tl-proxy-lease");
+    let again = dir.path().join("tether-2.sock");
+    let _served = serve(gate.router(), &again);
+    let mut identity = IdentityClient::new(connect_unix(&again).await.unwrap());
+    let unknown = assert_code(identity.get_plugin_info(GetPluginInfoRequest {}).await, Code::Unavailable);
+    let message = unknown.message();
+    assert!(message.contains("could not ask it") && message.contains(&socket.display().to_string()), "{message}");
+    assert_eq!(identity.probe(ProbeRequest {}).await.unwrap().into_inner().ready, Some(false));
 }

@@ -2,7 +2,10 @@
 //! (`GetPluginInfo`, `GetPluginCapabilities`, Probe `ready: false`), so the sidecars beside it
 //! connect, learn the driver's name and wait in their probe loop instead of exiting into the
 //! kubelet's restart back-off; every other call is UNAVAILABLE, saying why. Once the replica
-//! leads, the same socket and the same connections serve the driver's services.
+//! leads, the same socket and the same connections serve the driver's services. In proxy mode
+//! (`--upstream`) the name and plugin capabilities are the upstream's, asked of it at each
+//! call, as the leader's proxy would answer them; an upstream that cannot answer fails the call
+//! with its code, naming the upstream.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -10,6 +13,7 @@ use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
+use prost::Message;
 use tonic::body::Body;
 use tonic::server::NamedService;
 use tonic::service::Routes;
@@ -22,6 +26,7 @@ use crate::csi::{
     GetPluginCapabilitiesRequest, GetPluginCapabilitiesResponse, GetPluginInfoRequest, GetPluginInfoResponse,
     ProbeRequest, ProbeResponse,
 };
+use crate::proxy::{self, Upstream, PLUGIN_INFO};
 use crate::service::{plugin_capabilities, plugin_info};
 
 /// The socket's services: a standby's until [`Gate::lead`] hands them the driver's.
@@ -46,7 +51,15 @@ impl std::fmt::Debug for Gate {
 impl Gate {
     /// A standby of driver `driver_name` waiting for Lease `lease`.
     pub fn standby(driver_name: &str, lease: &str) -> Self {
-        let identity = StandbyIdentity { driver_name: driver_name.to_owned() };
+        Self::with(StandbyIdentity::Own(driver_name.to_owned()), lease)
+    }
+
+    /// A standby in proxy mode, in front of `upstream`, waiting for Lease `lease`.
+    pub fn standby_in_front_of(upstream: Upstream, lease: &str) -> Self {
+        Self::with(StandbyIdentity::Upstream(upstream), lease)
+    }
+
+    fn with(identity: StandbyIdentity, lease: &str) -> Self {
         Self(Arc::new(Inner {
             leading: OnceLock::new(),
             standby: Routes::new(IdentityServer::new(identity)),
@@ -89,25 +102,48 @@ impl Gate {
     }
 }
 
-/// Identity of a replica that does not lead.
-struct StandbyIdentity {
-    driver_name: String,
+/// Identity of a replica that does not lead: its own driver's, or its upstream's.
+enum StandbyIdentity {
+    Own(String),
+    Upstream(Upstream),
+}
+
+/// A failure to ask the upstream for what the standby answers: its code, and why it was asked.
+fn not_learned(method: &str, e: impl Into<Status>) -> Status {
+    let status: Status = e.into();
+    let why = format!("this standby answers {method} as its upstream does, and could not ask it: {}", status.message());
+    Status::new(status.code(), why)
 }
 
 #[tonic::async_trait]
 impl Identity for StandbyIdentity {
     async fn get_plugin_info(
         &self,
-        _: Request<GetPluginInfoRequest>,
+        request: Request<GetPluginInfoRequest>,
     ) -> Result<Response<GetPluginInfoResponse>, Status> {
-        Ok(Response::new(plugin_info(&self.driver_name)))
+        let upstream = match self {
+            Self::Own(name) => return Ok(Response::new(plugin_info(name))),
+            Self::Upstream(upstream) => upstream,
+        };
+        let deadline = upstream.deadline_for(request.metadata());
+        let body = request.into_inner().encode_to_vec().into();
+        let answer = upstream.call(PLUGIN_INFO, body, deadline).await.map_err(|e| not_learned("GetPluginInfo", e))?;
+        let info = upstream.read("GetPluginInfo", &answer).map_err(|e| not_learned("GetPluginInfo", e))?;
+        Ok(Response::new(info))
     }
 
     async fn get_plugin_capabilities(
         &self,
-        _: Request<GetPluginCapabilitiesRequest>,
+        request: Request<GetPluginCapabilitiesRequest>,
     ) -> Result<Response<GetPluginCapabilitiesResponse>, Status> {
-        Ok(Response::new(plugin_capabilities()))
+        let upstream = match self {
+            Self::Own(_) => return Ok(Response::new(plugin_capabilities())),
+            Self::Upstream(upstream) => upstream,
+        };
+        let (method, deadline) = ("GetPluginCapabilities", upstream.deadline_for(request.metadata()));
+        let body = request.into_inner().encode_to_vec().into();
+        let answer = proxy::plugin_capabilities(upstream, body, deadline).await.map_err(|e| not_learned(method, e))?;
+        Ok(Response::new(upstream.read(method, &answer).map_err(|e| not_learned(method, e))?))
     }
 
     async fn probe(&self, _: Request<ProbeRequest>) -> Result<Response<ProbeResponse>, Status> {

@@ -7,7 +7,7 @@ use prost::Message;
 use tokio::time::Instant;
 use tonic::{Code, Status};
 
-use super::upstream::UpstreamError;
+use super::upstream::{Upstream, UpstreamError};
 use super::{wire, Proxy};
 use crate::csi::{
     controller_service_capability, plugin_capability, ControllerGetCapabilitiesResponse, ControllerServiceCapability,
@@ -15,6 +15,7 @@ use crate::csi::{
 };
 use crate::service::controller_cap;
 
+pub const PLUGIN_INFO: &str = "/csi.v1.Identity/GetPluginInfo";
 pub const PROBE: &str = "/csi.v1.Identity/Probe";
 pub const PLUGIN_CAPABILITIES: &str = "/csi.v1.Identity/GetPluginCapabilities";
 pub const CONTROLLER_CAPABILITIES: &str = "/csi.v1.Controller/ControllerGetCapabilities";
@@ -43,21 +44,29 @@ impl Proxy {
 
     /// The upstream's plugin capabilities, plus `CONTROLLER_SERVICE` if it has none.
     pub(super) async fn plugin_capabilities(&self, body: Bytes, deadline: Instant) -> Result<Bytes, Status> {
-        let answer = self.forward(PLUGIN_CAPABILITIES, body, deadline).await?;
-        let caps: GetPluginCapabilitiesResponse = self.upstream.read("GetPluginCapabilities", &answer)?;
-        let controller = i32::from(plugin_capability::service::Type::ControllerService);
-        let has = caps
-            .capabilities
-            .iter()
-            .any(|c| matches!(&c.r#type, Some(plugin_capability::Type::Service(s)) if s.r#type == controller));
-        if has {
-            return Ok(answer);
-        }
-        let service = plugin_capability::Service { r#type: controller };
-        let cap = PluginCapability { r#type: Some(plugin_capability::Type::Service(service)) };
-        Ok(wire::append_message(&answer, CAPABILITIES_FIELD, &cap))
+        plugin_capabilities(&self.upstream, body, deadline).await
     }
+}
 
+/// `upstream`'s plugin capabilities, plus `CONTROLLER_SERVICE` if it has none (a standby in
+/// proxy mode answers the same: `k8s::standby`).
+pub async fn plugin_capabilities(upstream: &Upstream, body: Bytes, deadline: Instant) -> Result<Bytes, Status> {
+    let answer = upstream.call(PLUGIN_CAPABILITIES, body, deadline).await?;
+    let caps: GetPluginCapabilitiesResponse = upstream.read("GetPluginCapabilities", &answer)?;
+    let controller = i32::from(plugin_capability::service::Type::ControllerService);
+    let has = caps
+        .capabilities
+        .iter()
+        .any(|c| matches!(&c.r#type, Some(plugin_capability::Type::Service(s)) if s.r#type == controller));
+    if has {
+        return Ok(answer);
+    }
+    let service = plugin_capability::Service { r#type: controller };
+    let cap = PluginCapability { r#type: Some(plugin_capability::Type::Service(service)) };
+    Ok(wire::append_message(&answer, CAPABILITIES_FIELD, &cap))
+}
+
+impl Proxy {
     /// The upstream's controller capabilities (none if it has no controller service) and whether
     /// they include `PUBLISH_UNPUBLISH_VOLUME`.
     async fn upstream_controller_capabilities(&self, body: Bytes, deadline: Instant) -> Result<(Bytes, bool), Status> {

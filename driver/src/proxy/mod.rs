@@ -30,8 +30,9 @@ use tonic::Status;
 use crate::driver::Driver;
 use crate::inflight::InFlight;
 use crate::status::DriverError;
+pub use identity::{plugin_capabilities, PLUGIN_INFO};
 pub use ledger::LEDGER_PARAM;
-pub use service::router;
+pub use service::{router, routes};
 pub use upstream::{Upstream, UpstreamError};
 
 /// Prefix of every key Tether adds to a context: an upstream may not use it.

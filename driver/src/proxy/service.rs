@@ -11,6 +11,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use tonic::body::Body;
 use tonic::server::{NamedService, UnaryService};
+use tonic::service::Routes;
 use tonic::transport::server::Router;
 
 use super::raw::RawCodec;
@@ -68,8 +69,13 @@ csi_service!(NodeProxy, "csi.v1.Node");
 
 /// The three CSI services through `proxy`.
 pub fn router(proxy: Arc<Proxy>) -> Router {
-    crate::server::builder()
-        .add_service(IdentityProxy(Arc::clone(&proxy)))
+    crate::server::builder().add_routes(routes(proxy))
+}
+
+/// The three CSI services through `proxy`, as a service of their own (a standby's socket hands
+/// its calls to them once it leads: `k8s::standby`).
+pub fn routes(proxy: Arc<Proxy>) -> Routes {
+    Routes::new(IdentityProxy(Arc::clone(&proxy)))
         .add_service(ControllerProxy(Arc::clone(&proxy)))
         .add_service(NodeProxy(proxy))
 }

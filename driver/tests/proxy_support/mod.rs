@@ -278,7 +278,7 @@ impl Served {
 }
 
 /// Serves `router` on `socket` until stopped.
-fn serve(router: tonic::transport::server::Router, socket: &Path) -> Served {
+pub fn serve(router: tonic::transport::server::Router, socket: &Path) -> Served {
     let listener = bind_unix(socket).unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -330,20 +330,25 @@ pub fn settings(node: &str) -> Settings {
     }
 }
 
+/// A driver on `state` whose node side is `node`, on a manual clock (returned with it).
+pub fn open_driver(state: &Path, node: &str) -> (Arc<Driver>, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new());
+    let parts = Parts {
+        clock: clock.clone(),
+        store: Arc::new(EmbeddedStore::open(state, 1 << 40).unwrap()),
+        nodes: Arc::new(StaticNodes::new(NODES.iter().map(ToString::to_string))),
+        events: Arc::new(LogSink),
+        changes: None,
+        awaits_rebuild: false,
+    };
+    (Arc::new(Driver::open(settings(node), parts).unwrap()), clock)
+}
+
 impl ProxyHarness {
     /// A proxy whose node side is `node`, in front of the upstream at `upstream_socket`, with
     /// its state in `state` (a second harness on the same state is another node's plugin).
     pub async fn start(dir: tempfile::TempDir, upstream_socket: &Path, state: &Path, node: &str) -> Self {
-        let clock = Arc::new(ManualClock::new());
-        let parts = Parts {
-            clock: clock.clone(),
-            store: Arc::new(EmbeddedStore::open(state, 1 << 40).unwrap()),
-            nodes: Arc::new(StaticNodes::new(NODES.iter().map(ToString::to_string))),
-            events: Arc::new(LogSink),
-            changes: None,
-            awaits_rebuild: false,
-        };
-        let driver = Arc::new(Driver::open(settings(node), parts).unwrap());
+        let (driver, clock) = open_driver(state, node);
         let socket = dir.path().join(format!("tether-{node}.sock"));
         let (served, channel) = serve_proxy(&driver, upstream_socket, &socket).await;
         Self {
