@@ -783,28 +783,30 @@ async fn sidecar_lease(env: &Env, name: &str, holder: &str) {
 async fn a_takeover_frees_the_sidecar_leases_the_lost_leader_still_holds_and_no_other() {
     let env = setup().await;
     let config = |identity: &str| LeaseConfig {
-        sidecar_leases: vec!["tl9-attacher".into(), "tl9-provisioner".into(), "tl9-absent".into()],
-        ..lease_config("tl9-lease", identity)
+        sidecar_leases: vec!["tl11-attacher".into(), "tl11-provisioner".into(), "tl11-absent".into()],
+        ..lease_config("tl11-lease", identity)
     };
     let (clock_a, clock_b) = (Arc::new(ManualClock::new()), Arc::new(ManualClock::new()));
-    let mut a = Elector::new(env.driver.clone(), config("tl9-a"), clock_a.clone());
-    let mut b = Elector::new(env.driver.clone(), config("tl9-b"), clock_b.clone());
-    assert!(a.try_once().await.unwrap());
+    let mut a = Elector::new(env.driver.clone(), config("tl11-a"), clock_a.clone());
+    let mut b = Elector::new(env.driver.clone(), config("tl11-b"), clock_b.clone());
+    let first = a.try_once().await;
+    let lease = Api::<Lease>::namespaced(env.admin.clone(), "tether").get_opt("tl11-lease").await.unwrap();
+    assert!(matches!(first, Ok(true)), "the first comer holds the Lease: {first:?}, {lease:?}");
     // A's attacher leads beside it; the provisioner's Lease is another pod's.
-    sidecar_lease(&env, "tl9-attacher", "tl9-a").await;
-    sidecar_lease(&env, "tl9-provisioner", "tl9-other").await;
+    sidecar_lease(&env, "tl11-attacher", "tl11-a").await;
+    sidecar_lease(&env, "tl11-provisioner", "tl11-other").await;
     assert!(!b.try_once().await.unwrap());
-    assert_eq!(env.lease_holder("tl9-attacher").await.as_deref(), Some("tl9-a"), "a standby frees nothing");
+    assert_eq!(env.lease_holder("tl11-attacher").await.as_deref(), Some("tl11-a"), "a standby frees nothing");
     // A is lost with its sidecars: B takes over once the Lease lapses on its clock.
     clock_b.advance(Duration::from_secs(15));
     assert!(b.try_once().await.unwrap(), "lapsed: B takes over");
-    assert_eq!(env.lease_holder("tl9-attacher").await, None, "A's sidecar's Lease is free for B's");
-    assert_eq!(env.lease_holder("tl9-provisioner").await.as_deref(), Some("tl9-other"), "not A's: kept");
-    // tl9-absent did not exist at the takeover. A renewal by the holder is no takeover: a
+    assert_eq!(env.lease_holder("tl11-attacher").await, None, "A's sidecar's Lease is free for B's");
+    assert_eq!(env.lease_holder("tl11-provisioner").await.as_deref(), Some("tl11-other"), "not A's: kept");
+    // tl11-absent did not exist at the takeover. A renewal by the holder is no takeover: a
     // sidecar Lease held by the lost pod's identity is freed only when the driver's changes hands.
-    sidecar_lease(&env, "tl9-absent", "tl9-a").await;
+    sidecar_lease(&env, "tl11-absent", "tl11-a").await;
     assert!(b.try_once().await.unwrap(), "B renews");
-    assert_eq!(env.lease_holder("tl9-absent").await.as_deref(), Some("tl9-a"), "freed only at a takeover");
+    assert_eq!(env.lease_holder("tl11-absent").await.as_deref(), Some("tl11-a"), "freed only at a takeover");
 }
 
 #[tokio::test(flavor = "multi_thread")]
