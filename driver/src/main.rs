@@ -255,6 +255,10 @@ async fn lead(
         _ = stopped(stop.subscribe()) => return Ok(task),
         result = ended => {
             result.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+            // A stop ends the server too, and may be seen here first.
+            if *stop.borrow() != Stop::Running {
+                return Ok(task);
+            }
             return Err("the CSI server stopped while this replica was a standby".into());
         }
     }
