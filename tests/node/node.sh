@@ -116,6 +116,8 @@ evictionHard: {memory.available: "1Mi", nodefs.available: "1%", nodefs.inodesFre
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 serializeImagePulls: false
+# Volumes in use are reported with the node's status: a detach waits for the next report.
+nodeStatusUpdateFrequency: 2s
 EOF
 }
 
@@ -184,6 +186,12 @@ stop() {
 	if grep -qxF "cgroup $(host_track_root)/$cgroup" "$changes" 2>/dev/null; then
 		host_cgroup_kill "$cgroup" || status=1
 	fi
+	# A block volume's file is a loop device the kubelet set up over its own bind mount (and
+	# would detach at unmap): one that is still there holds that mount busy.
+	local loop file
+	while read -r loop file; do
+		[[ $file != "$dir/"* ]] || losetup -d "$loop" || status=1
+	done < <(losetup -n -O NAME,BACK-FILE 2>/dev/null)
 	host_unmount_under "$dir" || status=1
 	if [[ -f $changes ]]; then
 		host_undo "$changes" || status=1

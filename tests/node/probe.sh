@@ -54,6 +54,7 @@ snapshot() { # the host state a node may change, to compare before and after
 	ls /run/netns 2>/dev/null | sed 's/^/netns /'
 	ls /run/containerd/s 2>/dev/null | sed 's/^/shim socket /'
 	find /sys/fs/cgroup -maxdepth 2 -name "tether-node-*" | sed 's/^/cgroup /'
+	losetup -n -O NAME,BACK-FILE 2>/dev/null | sed 's/^/loop /'
 	# The host-level record of node.sh's nodes (host.sh); absent is the usual answer.
 	ls -d "$host_shared" "$host_shared.lock" 2>/dev/null | sed 's/^/host record /' || true
 }
