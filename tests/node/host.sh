@@ -112,6 +112,9 @@ host_unmount_under() {
 # removes the lock file once it is done, so a waiter that then gets the lock of the removed file
 # opens the path anew until the file it locked is the one there.
 host_shared_lock() {
+	# Held already by this shell (a join that failed half-way, its node now stopping): another
+	# open of the file would wait for this one forever.
+	host_shared_unlock
 	while :; do
 		exec {host_lock_fd}>>"$host_shared.lock"
 		flock -x "$host_lock_fd"
@@ -119,6 +122,13 @@ host_shared_lock() {
 			return 0
 		exec {host_lock_fd}>&-
 	done
+}
+
+host_shared_unlock() {
+	if [[ -n ${host_lock_fd:-} ]]; then
+		exec {host_lock_fd}>&-
+		host_lock_fd=
+	fi
 }
 
 # The nodes that joined and whose folder still holds a record (a node that never stopped, its
@@ -155,7 +165,7 @@ host_shared_join() {
 		[[ -z $users ]] || echo "$users"
 		echo "$node"
 	} >"$host_shared/users"
-	exec {host_lock_fd}>&-
+	host_shared_unlock
 }
 
 # host_shared_leave DIR: node DIR no longer counted; the last node out undoes the host-level
@@ -171,7 +181,7 @@ host_shared_leave() {
 		rm -rf "$host_shared"
 		rm -f "$host_shared.lock"
 	fi
-	exec {host_lock_fd}>&-
+	host_shared_unlock
 	return $status
 }
 
