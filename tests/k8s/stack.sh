@@ -13,8 +13,17 @@
 #
 # DIR/stack.env exports TETHER_TIER_REPLICAS (space-separated NAME=METRICS_ADDRESS of the two
 # replicas; NAME is the replica's Lease identity), TETHER_TIER_DRIVER (the CSI driver name),
-# TETHER_TIER_GRACE_SECONDS, TETHER_TIER_DIR and TETHER_TIER_UPSTREAM. tether-csi is $TETHER_CSI,
-# else built by cargo.
+# TETHER_TIER_GRACE_SECONDS, TETHER_TIER_DIR, TETHER_TIER_UPSTREAM, TETHER_TIER_STORE and
+# TETHER_TIER_STATE_DIR (the replicas' shared --state-dir). tether-csi is $TETHER_CSI, else built
+# by cargo.
+#
+# TETHER_TIER_STORE=kubernetes: the replicas keep the cluster store (TetherVolumes, the TetherTerm),
+# as deploy/ runs them, for Tether's own volumes too (not only in proxy mode); --state-dir then
+# holds only the volumes' data (data/), which node plugins on this one machine may share by using
+# TETHER_TIER_STATE_DIR as their own --state-dir. A real cluster needs a data plane every node
+# reaches instead (proxy mode, in front of a real driver). Default: the embedded store, which the
+# control-plane tier's scenarios read from the shared state directory.
+# TETHER_TIER_CONTROLLERS: kube-controller-manager's --controllers, replacing the list below.
 #
 # Proxy mode: with TETHER_TIER_UPSTREAM set to the e2e mock CSI driver (tests/proxy/build-mock.sh),
 # each replica serves in front of a mock of its own (`--upstream`, as deploy/proxy/ runs it), named
@@ -38,10 +47,13 @@ READY_TIMEOUT=${TETHER_K8S_READY_TIMEOUT:-240}
 # VolumeAttachments, claims bound, and the protection finalizers removed. Not the node lifecycle
 # controller (it would taint and evict the Pods of nodes with no kubelet) nor pod GC (the tests
 # delete Pods themselves, when a scenario says so).
-CONTROLLERS=persistentvolume-attach-detach-controller,persistentvolume-binder-controller,persistentvolume-protection-controller,persistentvolumeclaim-protection-controller
+CONTROLLERS=${TETHER_TIER_CONTROLLERS:-persistentvolume-attach-detach-controller,persistentvolume-binder-controller,persistentvolume-protection-controller,persistentvolumeclaim-protection-controller}
 REPLICAS=(tether-csi-controller-0 tether-csi-controller-1)
 export RESTART_DELAY=${TETHER_TIER_RESTART_DELAY:-10}
 UPSTREAM=${TETHER_TIER_UPSTREAM:-}
+STORE=${TETHER_TIER_STORE:-}
+[[ -z $STORE || $STORE == kubernetes || $STORE == embedded ]] ||
+	{ echo "k8s stack: TETHER_TIER_STORE must be kubernetes or embedded, not $STORE" >&2; exit 1; }
 
 log() { echo "k8s stack: $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -115,6 +127,11 @@ wait_for() {
 	done
 }
 
+# The store the replicas keep: what TETHER_TIER_STORE and proxy mode made of deploy/'s.
+store_kind() {
+	if [[ -n $UPSTREAM || $STORE == kubernetes ]]; then echo kubernetes; else echo embedded; fi
+}
+
 healthy() { curl -skf --max-time 2 "https://127.0.0.1:$1/healthz" >/dev/null; }
 leading() {
 	local r
@@ -142,9 +159,10 @@ start_replica() {
 	# The tier keeps the embedded store (--store=kubernetes made --store=embedded): its scenarios
 	# read the term and the applied fences from the shared state directory (k8s_tier.rs,
 	# state_epochs), not from TetherVolumes.
-	# In proxy mode the cluster store stays, as deploy/proxy/ runs it (no failover scenario runs there).
-	local store="kubernetes=embedded"
-	[[ -z $UPSTREAM ]] || store="kubernetes=kubernetes"
+	# In proxy mode the cluster store stays, as deploy/proxy/ runs it (no failover scenario runs
+	# there), and so it does when TETHER_TIER_STORE=kubernetes asks for it.
+	local store
+	store="kubernetes=$(store_kind)"
 	# shellcheck disable=SC2016 # the Deployment's literal $(NODE_NAME), replaced
 	deployment_args "$dir" tether-csi "unix:///csi/csi.sock=unix://$rdir/csi.sock" \
 		"/var/lib/tether=$dir/stack/state" "0.0.0.0:9809=$metrics" '$(NODE_NAME)=tier-controller' \
@@ -207,6 +225,8 @@ cmd_start() {
 		echo "export TETHER_TIER_GRACE_SECONDS=$GRACE"
 		echo "export TETHER_TIER_DIR=$dir/stack"
 		echo "export TETHER_TIER_UPSTREAM='$UPSTREAM'"
+		echo "export TETHER_TIER_STORE=$(store_kind)"
+		echo "export TETHER_TIER_STATE_DIR=$dir/stack/state"
 	} >"$dir/stack.env"
 	log "kube-controller-manager, ${#REPLICAS[@]} tether-csi replicas and their sidecars up in $((SECONDS - started)) s"
 }

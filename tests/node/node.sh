@@ -105,15 +105,19 @@ failCgroupV1: false
 failSwapOn: false
 podLogsDir: "$dir/pod-logs"
 staticPodPath: ""
+# kube-apiserver's requests (logs, exec) carry a client certificate of the cluster's CA.
 authentication:
   anonymous: {enabled: false}
   webhook: {enabled: false}
+  x509: {clientCAFile: "$TETHER_K8S_CA"}
 authorization: {mode: AlwaysAllow}
 # The disk is shared and often above the default thresholds: eviction would taint the node.
 evictionHard: {memory.available: "1Mi", nodefs.available: "1%", nodefs.inodesFree: "1%", imagefs.available: "1%"}
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 serializeImagePulls: false
+# Volumes in use are reported with the node's status: a detach waits for the next report.
+nodeStatusUpdateFrequency: 2s
 EOF
 }
 
@@ -133,17 +137,10 @@ start() {
 	trap 'status=$?; if ((status != 0)); then tail -n 20 "$dir"/*.log >&2 || true; stop || true; fi' EXIT
 
 	host_cgroup_create "$changes" "$cgroup"
-	# Paths kubelet writes whatever its root dir is; created here so that stop knows to remove them.
-	host_dir_create "$changes" /var/lib/kubelet/device-plugins
-	host_dir_create "$changes" /var/log/containers
-	host_dir_create "$changes" /var/lib/cni
-	# containerd 1.6 puts every shim's socket there, whatever its state folder.
-	host_dir_create "$changes" /run/containerd/s
+	# What every node changes alike (the folders kubelet and containerd 1.6 write whatever their
+	# root, kubelet's sysctls): one record for all the nodes of this machine, undone by the last.
+	host_shared_join "$changes" "$dir"
 	host_link_record "$changes" "$bridge"
-	local key
-	for key in vm.overcommit_memory kernel.panic kernel.panic_on_oops; do
-		host_sysctl_record "$changes" "$key"
-	done
 
 	write_containerd_config "$(free_port)"
 	host_run_in_cgroup "$cgroup" "$dir/containerd.pid" "$dir/containerd.log" \
@@ -189,6 +186,12 @@ stop() {
 	if grep -qxF "cgroup $(host_track_root)/$cgroup" "$changes" 2>/dev/null; then
 		host_cgroup_kill "$cgroup" || status=1
 	fi
+	# A block volume's file is a loop device the kubelet set up over its own bind mount (and
+	# would detach at unmap): one that is still there holds that mount busy.
+	local loop file
+	while read -r loop file; do
+		[[ $file != "$dir/"* ]] || losetup -d "$loop" || status=1
+	done < <(losetup -n -O NAME,BACK-FILE 2>/dev/null)
 	host_unmount_under "$dir" || status=1
 	if [[ -f $changes ]]; then
 		host_undo "$changes" || status=1
