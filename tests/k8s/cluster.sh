@@ -38,6 +38,12 @@ make_certs() {
 		>"$d/apiserver.ext"
 	openssl x509 -req -in "$d/apiserver.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -days 2 \
 		-extfile "$d/apiserver.ext" -out "$d/apiserver.crt" 2>/dev/null
+	# kube-apiserver's client certificate towards kubelets (logs, exec), for a tier with real ones.
+	openssl req -newkey rsa:2048 -nodes -subj "/O=system:masters/CN=kube-apiserver-kubelet-client" \
+		-keyout "$d/kubelet-client.key" -out "$d/kubelet-client.csr" 2>/dev/null
+	printf 'extendedKeyUsage=clientAuth\n' >"$d/kubelet-client.ext"
+	openssl x509 -req -in "$d/kubelet-client.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -days 2 \
+		-extfile "$d/kubelet-client.ext" -out "$d/kubelet-client.crt" 2>/dev/null
 	openssl genrsa -out "$d/sa.key" 2048 2>/dev/null
 	openssl rsa -in "$d/sa.key" -pubout -out "$d/sa.pub" 2>/dev/null
 }
@@ -105,6 +111,8 @@ start_etcd() {
 start_apiserver() {
 	local dir=$1 bin port etcd_port
 	bin=$(cat "$dir/bin-dir") port=$(cat "$dir/apiserver.port") etcd_port=$(cat "$dir/etcd.port")
+	# A real kubelet (tests/node/) is reached at its Node's InternalIP, not its name, which does
+	# not resolve here; it trusts the cluster's CA for the client certificate.
 	setsid "$bin/kube-apiserver" --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$port" \
 		--etcd-servers="http://127.0.0.1:$etcd_port" --cert-dir="$dir/pki/generated" \
 		--tls-cert-file="$dir/pki/apiserver.crt" --tls-private-key-file="$dir/pki/apiserver.key" \
@@ -112,6 +120,8 @@ start_apiserver() {
 		--service-account-issuer=https://kubernetes.default.svc --service-account-key-file="$dir/pki/sa.pub" \
 		--service-account-signing-key-file="$dir/pki/sa.key" --service-cluster-ip-range=10.96.0.0/24 \
 		--allow-privileged=true --profiling=false --v=1 \
+		--kubelet-preferred-address-types=InternalIP --kubelet-client-certificate="$dir/pki/kubelet-client.crt" \
+		--kubelet-client-key="$dir/pki/kubelet-client.key" \
 		>>"$dir/apiserver.log" 2>&1 </dev/null &
 	echo $! >"$dir/apiserver.pid"
 	wait_ready "$dir"

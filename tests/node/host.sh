@@ -1,7 +1,14 @@
 # Changes a node makes outside its folder, each written to a changes file before it is made and
 # undone from it in reverse order (sourced by node.sh). Lines: `cgroup PATH`, `dir PATH`,
-# `file PATH`, `link NAME`, `sysctl KEY VALUE`.
+# `file PATH`, `link NAME`, `sysctl KEY VALUE`, `shared DIR`.
+#
+# Changes every node on this machine needs alike (kubelet's fixed folders, its sysctls) are not a
+# node's own: they go in ONE host-level record, $TETHER_NODE_HOST (default /run/tether-node-host:
+# `changes` and `users`, the node folders that joined), made by the first node that joins and
+# undone by the last that leaves, under flock on $TETHER_NODE_HOST.lock. A node's own record holds
+# `shared DIR` for its membership, so undoing it leaves the host-level record.
 # shellcheck shell=bash
+host_shared=${TETHER_NODE_HOST:-/run/tether-node-host}
 
 # The hierarchy whose cgroup.procs tracks a node's processes: pids on v1, the unified tree on v2.
 host_track_root() {
@@ -101,6 +108,73 @@ host_unmount_under() {
 	return $status
 }
 
+# host_shared_lock: holds the host-level record's lock (fd host_lock_fd). The last node to leave
+# removes the lock file once it is done, so a waiter that then gets the lock of the removed file
+# opens the path anew until the file it locked is the one there.
+host_shared_lock() {
+	while :; do
+		exec {host_lock_fd}>>"$host_shared.lock"
+		flock -x "$host_lock_fd"
+		[[ $(stat -c %d:%i "$host_shared.lock" 2>/dev/null) != "$(stat -L -c %d:%i "/proc/self/fd/$host_lock_fd")" ]] ||
+			return 0
+		exec {host_lock_fd}>&-
+	done
+}
+
+# The nodes that joined and whose folder still holds a record (a node that never stopped, its
+# folder removed, no longer counts).
+host_shared_users() {
+	local user
+	[[ -f $host_shared/users ]] || return 0
+	while read -r user; do
+		[[ ! -f $user/host-changes ]] || echo "$user"
+	done <"$host_shared/users"
+}
+
+# host_shared_join CHANGES DIR: node DIR counted in the host-level record, which the first node
+# makes: the folders every kubelet and containerd 1.6 write whatever their root (the topmost one
+# that did not exist) and the sysctls kubelet sets, read before any kubelet runs.
+host_shared_join() {
+	local changes=$1 node=$2 users path key
+	host_shared_lock
+	echo "shared $node" >>"$changes"
+	users=$(host_shared_users)
+	if [[ -z $users ]]; then
+		# Left by nodes that never stopped: back to what was before them, then a new record.
+		[[ ! -f $host_shared/changes ]] || host_undo "$host_shared/changes" || true
+		mkdir -p "$host_shared"
+		: >"$host_shared/changes"
+		for path in /var/lib/kubelet/device-plugins /var/log/containers /var/lib/cni /run/containerd/s; do
+			host_dir_create "$host_shared/changes" "$path"
+		done
+		for key in vm.overcommit_memory kernel.panic kernel.panic_on_oops; do
+			host_sysctl_record "$host_shared/changes" "$key"
+		done
+	fi
+	{
+		[[ -z $users ]] || echo "$users"
+		echo "$node"
+	} >"$host_shared/users"
+	exec {host_lock_fd}>&-
+}
+
+# host_shared_leave DIR: node DIR no longer counted; the last node out undoes the host-level
+# record and removes it, the lock file last (see host_shared_lock).
+host_shared_leave() {
+	local node=$1 users status=0
+	host_shared_lock
+	users=$(host_shared_users | grep -vxF "$node" || true)
+	if [[ -n $users ]]; then
+		echo "$users" >"$host_shared/users"
+	else
+		if [[ -f $host_shared/changes ]]; then host_undo "$host_shared/changes" || status=1; fi
+		rm -rf "$host_shared"
+		rm -f "$host_shared.lock"
+	fi
+	exec {host_lock_fd}>&-
+	return $status
+}
+
 # host_undo CHANGES: every recorded change undone, the last made first; goes on past a failure.
 host_undo() {
 	local kind a b status=0
@@ -110,6 +184,7 @@ host_undo() {
 		dir) rm -rf "$a" || status=1 ;;
 		file) rm -f "$a" || status=1 ;;
 		link) if ip link show "$a" >/dev/null 2>&1; then ip link del "$a" || status=1; fi ;;
+		shared) host_shared_leave "$a" || status=1 ;;
 		cgroup) if [[ -d $a ]]; then find "$a" -depth -type d -exec rmdir {} + || status=1; fi ;;
 		*) echo "host: unknown change '$kind $a $b'" >&2; status=1 ;;
 		esac

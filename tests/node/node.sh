@@ -105,9 +105,11 @@ failCgroupV1: false
 failSwapOn: false
 podLogsDir: "$dir/pod-logs"
 staticPodPath: ""
+# kube-apiserver's requests (logs, exec) carry a client certificate of the cluster's CA.
 authentication:
   anonymous: {enabled: false}
   webhook: {enabled: false}
+  x509: {clientCAFile: "$TETHER_K8S_CA"}
 authorization: {mode: AlwaysAllow}
 # The disk is shared and often above the default thresholds: eviction would taint the node.
 evictionHard: {memory.available: "1Mi", nodefs.available: "1%", nodefs.inodesFree: "1%", imagefs.available: "1%"}
@@ -133,17 +135,10 @@ start() {
 	trap 'status=$?; if ((status != 0)); then tail -n 20 "$dir"/*.log >&2 || true; stop || true; fi' EXIT
 
 	host_cgroup_create "$changes" "$cgroup"
-	# Paths kubelet writes whatever its root dir is; created here so that stop knows to remove them.
-	host_dir_create "$changes" /var/lib/kubelet/device-plugins
-	host_dir_create "$changes" /var/log/containers
-	host_dir_create "$changes" /var/lib/cni
-	# containerd 1.6 puts every shim's socket there, whatever its state folder.
-	host_dir_create "$changes" /run/containerd/s
+	# What every node changes alike (the folders kubelet and containerd 1.6 write whatever their
+	# root, kubelet's sysctls): one record for all the nodes of this machine, undone by the last.
+	host_shared_join "$changes" "$dir"
 	host_link_record "$changes" "$bridge"
-	local key
-	for key in vm.overcommit_memory kernel.panic kernel.panic_on_oops; do
-		host_sysctl_record "$changes" "$key"
-	done
 
 	write_containerd_config "$(free_port)"
 	host_run_in_cgroup "$cgroup" "$dir/containerd.pid" "$dir/containerd.log" \

@@ -8,7 +8,9 @@
 #   plugin.sh start DIR NAME [ARG...]   # DIR and NAME of a started node; ARGs go to tether-csi
 #                                       # (e.g. --upstream); TETHER_CSI or the cargo build
 #
-# Needs TETHER_K8S_NODE_KUBECONFIG (tests/k8s/run.sh's environment).
+# Needs TETHER_K8S_NODE_KUBECONFIG (tests/k8s/run.sh's environment). TETHER_PLUGIN_STATE_DIR is its
+# --state-dir (default DIR/tether-state): the controller's, when the node stages Tether's own
+# volumes, whose data are folders there (only where every node is this one machine).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -28,12 +30,13 @@ if [[ -z $tether_csi ]]; then
 	(cd "$repo" && nice cargo build -q -p tether-driver --locked --bin tether-csi)
 	tether_csi=${CARGO_TARGET_DIR:-$repo/target}/debug/tether-csi
 fi
-mkdir -p "$root/plugins/$driver" "$root/plugins_registry" "$dir/tether-state"
+state=${TETHER_PLUGIN_STATE_DIR:-$dir/tether-state}
+mkdir -p "$root/plugins/$driver" "$root/plugins_registry" "$state"
 metrics=127.0.0.1:$(free_port)
 echo "$metrics" >"$dir/plugin.metrics"
 host_run_in_cgroup "tether-node-$name" "$dir/plugin.pid" "$dir/plugin.log" \
 	"$tether_csi" --endpoint "unix://$root/plugins/$driver/csi.sock" --node-id "$name" \
-	--state-dir "$dir/tether-state" --store=kubernetes --node-plugin \
+	--state-dir "$state" --store=kubernetes --node-plugin \
 	--kubeconfig "$TETHER_K8S_NODE_KUBECONFIG" --metrics-address "$metrics" \
 	--kubelet-registration-dir "$root/plugins_registry" \
 	--kubelet-registration-path "$root/plugins/$driver/csi.sock" "$@"

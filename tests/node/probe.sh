@@ -53,7 +53,9 @@ snapshot() { # the host state a node may change, to compare before and after
 	ip -o link show | awk -F': ' '{print "link " $2}' | sed 's/@.*//' | sort
 	ls /run/netns 2>/dev/null | sed 's/^/netns /'
 	ls /run/containerd/s 2>/dev/null | sed 's/^/shim socket /'
-	find /sys/fs/cgroup -maxdepth 2 -name "tether-node-$name" | sed 's/^/cgroup /'
+	find /sys/fs/cgroup -maxdepth 2 -name "tether-node-*" | sed 's/^/cgroup /'
+	# The host-level record of node.sh's nodes (host.sh); absent is the usual answer.
+	ls -d "$host_shared" "$host_shared.lock" 2>/dev/null | sed 's/^/host record /' || true
 }
 
 # namespace NS: the namespace and its default ServiceAccount (no kube-controller-manager creates
@@ -65,9 +67,20 @@ namespace() {
 
 # leftovers BEFORE: what the stopped node left, compared with the snapshot BEFORE; empty if nothing.
 leftovers() {
-	local before=$1 after left= pids mounts p
+	host_differs "$1"
+	node_leftovers
+}
+
+# host_differs BEFORE: how the host differs from the snapshot BEFORE; empty if it does not.
+host_differs() {
+	local after
 	after=$(snapshot)
-	[[ $before == "$after" ]] || left+=$'\n'"host state differs:"$'\n'"$(diff <(echo "$before") <(echo "$after") || true)"
+	[[ $1 == "$after" ]] || echo -n $'\n'"host state differs:"$'\n'"$(diff <(echo "$1") <(echo "$after") || true)"
+}
+
+# What the stopped node `name` in `dir` left: processes, mounts; empty if nothing.
+node_leftovers() {
+	local left= pids mounts p
 	pids=$(host_cgroup_pids "tether-node-$name")
 	[[ -z $pids ]] || left+=$'\n'"processes: $pids"
 	mounts=$(host_mounts_under "$dir")
