@@ -42,6 +42,8 @@ if [[ ${1:-} != --inside ]]; then
 	export TETHER_TIER_STORE=kubernetes
 	export TETHER_TIER_CONTROLLERS=persistentvolume-attach-detach-controller,persistentvolume-binder-controller,persistentvolume-protection-controller,persistentvolumeclaim-protection-controller,node-lifecycle-controller,serviceaccount-controller,root-ca-certificate-publisher-controller,namespace-controller,garbage-collector-controller,ephemeral-volume-controller
 	"$repo/tests/k8s/build.sh" >/dev/null
+	# For the figure printed inside: how long the lock and the control plane's start took.
+	export TETHER_E2E_T0=$EPOCHSECONDS
 	exec flock /tmp/tether-kubelet-dev.lock "$repo/tests/k8s/run.sh" --stack \
 		"$(printf '%q ' "$here/e2e.sh" --inside "$focus" "$skip" "$@")"
 fi
@@ -93,6 +95,7 @@ e2e=("$k8s_bin/ginkgo" --procs="${TETHER_E2E_PROCS:-2}" --timeout=2h --output-di
 	--junit-report=junit.xml --no-color --focus="$focus" --skip="$skip" "$k8s_bin/e2e.test" --
 	-kubeconfig="$KUBECONFIG" -provider=skeleton -storage.testdriver="$here/e2e/tether.yaml"
 	-report-dir="$report" "$@")
-echo "e2e: focus '$focus', skip '$skip', report in $report" >&2
+echo "e2e: focus '$focus', skip '$skip', report in $report;" \
+	"$((EPOCHSECONDS - TETHER_E2E_T0)) s since e2e.sh queued for the lock (the wait, then the control plane)" >&2
 TETHER_NODE_NAMES=${TETHER_NODE_NAMES:-e2e-a e2e-b} "$here/tier.sh" \
 	"set -o pipefail; $(printf '%q ' "${e2e[@]}") 2>&1 | tee $(printf '%q' "$report/e2e.log") >&2"
