@@ -20,9 +20,11 @@ repo=$(cd "$here/../.." && pwd)
 # both: [Disruptive] specs (they restart kubelets the way a provider's nodes are restarted: over
 # SSH), Windows ones, and the specs that look into the kubelet's root folder on the host (one
 # path for every node, -kubelet-root-dir, while the nodes here are kubelets of one machine, each
-# with its own); in the focused set also [Serial] ones (ginkgo runs them one at a time, after
-# the parallel ones).
-SKIP='\[Disruptive\]|\[Feature:Windows\]|should not mount / map unused volumes in a pod'
+# with its own), and the one that deploys a volume populator (its images come from a registry,
+# which this machine cannot reach, through Deployment and StatefulSet controllers the stack does
+# not run); in the focused set also [Serial] ones (ginkgo runs them one at a time, after the
+# parallel ones).
+SKIP='\[Disruptive\]|\[Feature:Windows\]|should not mount / map unused volumes in a pod|should provision storage with any volume data source'
 FOCUSED='External.Storage.*\[Testpattern: Dynamic PV \((default fs|block volmode|filesystem volmode)\)\] (volumes|volumeIO|volumeMode|multiVolume|provisioning) '
 FULL='External.Storage'
 
