@@ -144,8 +144,8 @@ impl Driver {
         Ok(())
     }
 
-    /// `NodePublishVolume`: binds the staged directory (filesystem) or the volume's file (block)
-    /// onto the target path, read-only when asked.
+    /// `NodePublishVolume`: binds the staged directory (filesystem) or the volume's file, as a
+    /// loop device (block), onto the target path, read-only when asked.
     pub fn node_publish(&self, req: &NodePublishVolumeRequest) -> Result<(), DriverError> {
         check_volume_id(&req.volume_id)?;
         let target = required(&req.target_path, "target path")?;
@@ -181,7 +181,11 @@ impl Driver {
             VolumeKind::Block => self.store.source(&meta.id),
         };
         make_target(target, meta.kind)?;
-        self.mounts.bind(&source, target, readonly).map_err(io("bind-mount onto", target))
+        match meta.kind {
+            VolumeKind::Filesystem => self.mounts.bind(&source, target, readonly),
+            VolumeKind::Block => self.mounts.bind_block(&source, target, readonly),
+        }
+        .map_err(io("bind-mount onto", target))
     }
 
     /// `NodeUnpublishVolume`: unmounts the target path and removes it.

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds the tier's binaries from the Go module proxy at the pinned versions into a cache folder
-# outside the repository, and reuses them when present: etcd, kube-apiserver and
-# kube-controller-manager, and the csi-attacher and csi-provisioner sidecars (paths.sh says
-# where); with TETHER_K8S_KUBELET=1 also kubelet, into the same folder. Prints the bin folder of
-# the first three on stdout.
+# outside the repository, and reuses them when present: etcd, kube-apiserver,
+# kube-controller-manager, and for the node tier (tests/node/) kubelet, kube-scheduler, the e2e
+# suite's `e2e.test`, its agnhost image's binary and the ginkgo CLI that runs it in parallel; and the csi-attacher and csi-provisioner
+# sidecars (paths.sh says where). Prints the bin folder of the Kubernetes binaries on stdout.
 #
 # k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them with local paths, so
 # `go install ...@version` refuses it (etcd's server module carries replace directives too). One
@@ -50,13 +50,15 @@ build_module() {
 	echo ")"
 }
 
-# build NAME PACKAGE LDFLAGS: one binary into $bin, atomically.
+# build NAME PACKAGE LDFLAGS [GO-COMMAND]: one binary into $bin, atomically; GO-COMMAND is `build`
+# (a command's main package) or `test -c` (a package's test binary).
 build() {
-	local src="$root/src"
+	local src="$root/src" verb
+	read -ra verb <<<"${4:-build}"
 	mkdir -p "$src"
 	# Written once: the builds add their resolved requirements to it.
 	[[ -f $src/go.mod ]] || build_module >"$src/go.mod"
-	(cd "$src" && nice -n 15 "$GO" build -trimpath -ldflags "$3" -o "$bin/$1.tmp" "$2")
+	(cd "$src" && nice -n 15 "$GO" "${verb[@]}" -trimpath -ldflags "$3" -o "$bin/$1.tmp" "$2")
 	mv "$bin/$1.tmp" "$bin/$1"
 }
 
@@ -107,11 +109,26 @@ if [[ ! -x "$bin/kube-controller-manager" ]]; then
 	build kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager "$(k8s_ldflags)"
 	built=1
 fi
-# Opt-in (issue 21's node tier, tests/node/): kubelet, in the same module right after
-# kube-controller-manager so the packages the three share are compiled once. Never by default.
-if [[ -n ${TETHER_K8S_KUBELET:-} && ! -x "$bin/kubelet" ]]; then
-	log "building kubelet $K8S_VERSION into $bin (TETHER_K8S_KUBELET; first run only)"
-	build kubelet k8s.io/kubernetes/cmd/kubelet "$(k8s_ldflags)"
+# The node tier's (tests/node/): in the same module right after kube-controller-manager, so the
+# packages they share with it (client-go, the API types, the volume plugins) are compiled once.
+# agnhost is the e2e suite's test image's one binary (tests/node/images.sh wraps it).
+for node_bin in kubelet:cmd/kubelet kube-scheduler:cmd/kube-scheduler agnhost:test/images/agnhost; do
+	if [[ ! -x "$bin/${node_bin%%:*}" ]]; then
+		log "building ${node_bin%%:*} $K8S_VERSION into $bin (first run only)"
+		build "${node_bin%%:*}" "k8s.io/kubernetes/${node_bin#*:}" "$(k8s_ldflags)"
+		built=1
+	fi
+done
+if [[ ! -x "$bin/e2e.test" ]]; then
+	log "building e2e.test $K8S_VERSION into $bin (first run only)"
+	build e2e.test k8s.io/kubernetes/test/e2e "$(k8s_ldflags)" "test -c"
+	built=1
+fi
+# The ginkgo CLI at the version e2e.test was built with (the module resolves it): only it runs
+# the suite's specs in parallel processes.
+if [[ ! -x "$bin/ginkgo" ]]; then
+	log "building ginkgo (e2e.test's version) into $bin (first run only)"
+	build ginkgo github.com/onsi/ginkgo/v2/ginkgo "-s -w"
 	built=1
 fi
 if [[ ! -x $attacher_bin ]]; then

@@ -91,6 +91,20 @@ host_cgroup_kill() {
 	return 1
 }
 
+# host_detach_loops_under DIR: detaches every loop device backed by a file under DIR (kubelet
+# binds one to each block volume it maps, and it keeps that file's mount busy).
+host_detach_loops_under() {
+	local f dev status=0
+	for f in /sys/block/loop*/loop/backing_file; do
+		[[ -f $f ]] || continue
+		[[ $(cat "$f" 2>/dev/null) == "$1/"* ]] || continue
+		dev=${f#/sys/block/}
+		dev=/dev/${dev%%/*}
+		losetup -d "$dev" || status=1
+	done
+	return $status
+}
+
 # Mount points under DIR, deepest first.
 host_mounts_under() {
 	awk -v d="$1/" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r

@@ -9,7 +9,7 @@
 #   node.sh stop DIR NAME     # idempotent; kills every process of the node (its pids cgroup),
 #                             # unmounts everything under DIR, undoes DIR/host-changes
 #
-# Needs root, the cluster's KUBECONFIG, kubelet in the tier's cache (TETHER_K8S_KUBELET=1
+# Needs root, the cluster's KUBECONFIG, kubelet in the tier's cache (
 # tests/k8s/build.sh) and containerd, ctr and runc on PATH. TETHER_NODE_IP overrides the node's
 # address (default: this machine's address on its default route; kubelet refuses loopback).
 set -euo pipefail
@@ -125,7 +125,7 @@ start() {
 	[[ ! -s $changes ]] || { echo "node.sh: $dir already holds a node (stop it first)" >&2; exit 1; }
 	[[ -n ${KUBECONFIG:-} ]] || { echo "node.sh: KUBECONFIG (the cluster's admin) is not set" >&2; exit 1; }
 	local kubelet="$k8s_bin/kubelet" ip images
-	[[ -x $kubelet ]] || { echo "node.sh: no $kubelet (TETHER_K8S_KUBELET=1 tests/k8s/build.sh)" >&2; exit 1; }
+	[[ -x $kubelet ]] || { echo "node.sh: no $kubelet (tests/k8s/build.sh)" >&2; exit 1; }
 	ip=$(node_ip)
 	[[ -n $ip && $ip != 127.* ]] || { echo "node.sh: no usable node IP (set TETHER_NODE_IP)" >&2; exit 1; }
 	images=$("$here/images.sh")
@@ -151,8 +151,10 @@ start() {
 		((waited++ < 600)) || { echo "node.sh: containerd does not serve after 60 s" >&2; exit 1; }
 		sleep 0.1
 	done
-	ctr -a "$sock" -n k8s.io images import "$images/pause.tar" >/dev/null
-	ctr -a "$sock" -n k8s.io images import "$images/busybox.tar" >/dev/null
+	local image
+	for image in "$images"/*.tar; do
+		ctr -a "$sock" -n k8s.io images import "$image" >/dev/null
+	done
 
 	write_kubelet_config "$ip" "$(free_port)" "$(free_port)"
 	host_run_in_cgroup "$cgroup" "$dir/kubelet.pid" "$dir/kubelet.log" \
@@ -186,12 +188,7 @@ stop() {
 	if grep -qxF "cgroup $(host_track_root)/$cgroup" "$changes" 2>/dev/null; then
 		host_cgroup_kill "$cgroup" || status=1
 	fi
-	# A block volume's file is a loop device the kubelet set up over its own bind mount (and
-	# would detach at unmap): one that is still there holds that mount busy.
-	local loop file
-	while read -r loop file; do
-		[[ $file != "$dir/"* ]] || losetup -d "$loop" || status=1
-	done < <(losetup -n -O NAME,BACK-FILE 2>/dev/null)
+	host_detach_loops_under "$dir" || status=1
 	host_unmount_under "$dir" || status=1
 	if [[ -f $changes ]]; then
 		host_undo "$changes" || status=1
