@@ -6,8 +6,9 @@
 
 TEST_STEPS += test-e2e-focused
 
-# tether-csi before any server starts (the Kubernetes binaries come from k8s-build).
-e2e-build: k8s-build
+# tether-csi before any server starts (the Kubernetes binaries come from k8s-build, containerd
+# and runc from node-install).
+e2e-build: k8s-build node-install
 	$(CARGO) build -p tether-driver --locked --bin tether-csi
 
 test-e2e-focused: e2e-build

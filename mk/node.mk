@@ -10,19 +10,16 @@ TEST_STEPS += test-node
 # (s3): the node lifecycle controller marks it NotReady, the taint evicts its Pods, pod GC deletes
 # them once the node is out of service.
 NODE_CONTROLLERS := persistentvolume-attach-detach-controller,persistentvolume-binder-controller,persistentvolume-protection-controller,persistentvolumeclaim-protection-controller,node-lifecycle-controller,pod-garbage-collector-controller,taint-eviction-controller
-# s3 last: it kills node-a's kubelet. s2 (block RWX migration) is not run: containerd refuses the
-# embedded data plane's block volume, a regular file, as a device ("not a device node"; see
-# tests/node/README.md).
-NODE_TESTS := '$(CARGO) test -p tether-driver --locked --test node_tier -- --ignored --test-threads=1 --nocapture s1_ s4_' \
+# s3 last: it kills node-a's kubelet.
+NODE_TESTS := '$(CARGO) test -p tether-driver --locked --test node_tier -- --ignored --test-threads=1 --nocapture s1_ s2_ s4_' \
 	'$(CARGO) test -p tether-driver --locked --test node_tier -- --ignored --test-threads=1 --nocapture s3_'
 
 node-install:
 	tests/node/install.sh
 
-# kubelet joins the tier's other binaries (until build.sh builds it by default), the images and
-# the CNI plugins are cached, and the tests are compiled before any server starts.
+# kubelet comes with the tier's other binaries (k8s-build), the images and the CNI plugins are
+# cached, and the tests are compiled before any server starts.
 node-build: k8s-build
-	TETHER_K8S_KUBELET=1 tests/k8s/build.sh >/dev/null
 	tests/node/images.sh >/dev/null
 	tests/node/cni.sh >/dev/null
 	$(CARGO) test -p tether-driver --locked --test node_tier --no-run

@@ -70,8 +70,8 @@ spawn() {
 
 # restarting DIR NAME ENV... -- COMMAND...: like spawn, but COMMAND starts again RESTART_DELAY
 # seconds after it exits, as the kubelet restarts a container (10 s is its first back-off; it
-# doubles up to 5 minutes there, not here): a sidecar that exits (in proxy mode a standby opens
-# no socket, and its sidecars give up waiting for one) is back for when its replica leads; a driver stopped or
+# doubles up to 5 minutes there, not here): a sidecar that exits is back for when its replica
+# leads; a driver stopped or
 # killed by a test comes back as a standby. DIR/stack/NAME.pid is the supervising shell's (stop
 # it to stop both), DIR/stack/NAME.child.pid the current COMMAND's (signal it to kill the
 # "container").

@@ -40,6 +40,9 @@ stop_all() {
 		pids+=($!)
 	done
 	for n in "${pids[@]}"; do wait "$n" || status=1; done
+	# The node plugins' loop devices over block volumes' files (NodePublish makes one) of Pods
+	# still there when their node stopped: a node's stop ends them as its reboot would.
+	host_detach_loops_under "$TETHER_TIER_STATE_DIR" || status=1
 	left=$(host_differs "$before")
 	for n in "${names[@]}"; do left+=$(name=$n dir=$root/$n node_leftovers); done
 	rm -rf "$root"
