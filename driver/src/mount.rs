@@ -142,7 +142,9 @@ pub fn unbind(target: &Path) -> io::Result<()> {
 }
 
 /// Loop devices through the kernel's loop driver (linux/loop.h): a free one found through
-/// /dev/loop-control, a file attached to it, and detached again.
+/// /dev/loop-control, a file attached to it, and detached again. Not the `loopdev` crates:
+/// they generate their bindings with bindgen at build time, so every machine that builds the
+/// driver would need libclang, for three ioctls whose numbers are fixed kernel ABI.
 mod loopdev {
     use std::fs::OpenOptions;
     use std::io;
