@@ -13,6 +13,7 @@ use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use prost::Message;
 use tonic::body::Body;
 use tonic::server::NamedService;
@@ -108,11 +109,19 @@ enum StandbyIdentity {
     Upstream(Upstream),
 }
 
-/// A failure to ask the upstream for what the standby answers: its code, and why it was asked.
-fn not_learned(method: &str, e: impl Into<Status>) -> Status {
-    let status: Status = e.into();
-    let why = format!("this standby answers {method} as its upstream does, and could not ask it: {}", status.message());
-    Status::new(status.code(), why)
+/// What the standby answers to `method` as its upstream does: `answer` (the upstream's reply)
+/// read as `M`. A failure to ask or to read keeps its code and says why the upstream was asked.
+async fn learned<M: prost::Message + Default>(
+    upstream: &Upstream,
+    method: &str,
+    answer: impl Future<Output = Result<Bytes, Status>>,
+) -> Result<Response<M>, Status> {
+    let not_learned = |e: Status| {
+        let why = format!("this standby answers {method} as its upstream does, and could not ask it: {}", e.message());
+        Status::new(e.code(), why)
+    };
+    let answer = answer.await.map_err(not_learned)?;
+    Ok(Response::new(upstream.read(method, &answer).map_err(|e| not_learned(e.into()))?))
 }
 
 #[tonic::async_trait]
@@ -127,9 +136,10 @@ impl Identity for StandbyIdentity {
         };
         let deadline = upstream.deadline_for(request.metadata());
         let body = request.into_inner().encode_to_vec().into();
-        let answer = upstream.call(PLUGIN_INFO, body, deadline).await.map_err(|e| not_learned("GetPluginInfo", e))?;
-        let info = upstream.read("GetPluginInfo", &answer).map_err(|e| not_learned("GetPluginInfo", e))?;
-        Ok(Response::new(info))
+        learned(upstream, "GetPluginInfo", async {
+            upstream.call(PLUGIN_INFO, body, deadline).await.map_err(Status::from)
+        })
+        .await
     }
 
     async fn get_plugin_capabilities(
@@ -140,10 +150,9 @@ impl Identity for StandbyIdentity {
             Self::Own(_) => return Ok(Response::new(plugin_capabilities())),
             Self::Upstream(upstream) => upstream,
         };
-        let (method, deadline) = ("GetPluginCapabilities", upstream.deadline_for(request.metadata()));
+        let deadline = upstream.deadline_for(request.metadata());
         let body = request.into_inner().encode_to_vec().into();
-        let answer = proxy::plugin_capabilities(upstream, body, deadline).await.map_err(|e| not_learned(method, e))?;
-        Ok(Response::new(upstream.read(method, &answer).map_err(|e| not_learned(method, e))?))
+        learned(upstream, "GetPluginCapabilities", proxy::plugin_capabilities(upstream, body, deadline)).await
     }
 
     async fn probe(&self, _: Request<ProbeRequest>) -> Result<Response<ProbeResponse>, Status> {

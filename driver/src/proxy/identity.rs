@@ -42,31 +42,6 @@ impl Proxy {
         Ok(ProbeResponse { ready: Some(ready) }.encode_to_vec().into())
     }
 
-    /// The upstream's plugin capabilities, plus `CONTROLLER_SERVICE` if it has none.
-    pub(super) async fn plugin_capabilities(&self, body: Bytes, deadline: Instant) -> Result<Bytes, Status> {
-        plugin_capabilities(&self.upstream, body, deadline).await
-    }
-}
-
-/// `upstream`'s plugin capabilities, plus `CONTROLLER_SERVICE` if it has none (a standby in
-/// proxy mode answers the same: `k8s::standby`).
-pub async fn plugin_capabilities(upstream: &Upstream, body: Bytes, deadline: Instant) -> Result<Bytes, Status> {
-    let answer = upstream.call(PLUGIN_CAPABILITIES, body, deadline).await?;
-    let caps: GetPluginCapabilitiesResponse = upstream.read("GetPluginCapabilities", &answer)?;
-    let controller = i32::from(plugin_capability::service::Type::ControllerService);
-    let has = caps
-        .capabilities
-        .iter()
-        .any(|c| matches!(&c.r#type, Some(plugin_capability::Type::Service(s)) if s.r#type == controller));
-    if has {
-        return Ok(answer);
-    }
-    let service = plugin_capability::Service { r#type: controller };
-    let cap = PluginCapability { r#type: Some(plugin_capability::Type::Service(service)) };
-    Ok(wire::append_message(&answer, CAPABILITIES_FIELD, &cap))
-}
-
-impl Proxy {
     /// The upstream's controller capabilities (none if it has no controller service) and whether
     /// they include `PUBLISH_UNPUBLISH_VOLUME`.
     async fn upstream_controller_capabilities(&self, body: Bytes, deadline: Instant) -> Result<(Bytes, bool), Status> {
@@ -95,4 +70,22 @@ impl Proxy {
         let ask = || async { Ok(self.upstream_controller_capabilities(Bytes::new(), deadline).await?.1) };
         self.attaches.get_or_try_init(ask).await.copied()
     }
+}
+
+/// `upstream`'s plugin capabilities, plus `CONTROLLER_SERVICE` if it has none (a standby in
+/// proxy mode answers the same: `k8s::standby`).
+pub async fn plugin_capabilities(upstream: &Upstream, body: Bytes, deadline: Instant) -> Result<Bytes, Status> {
+    let answer = upstream.call(PLUGIN_CAPABILITIES, body, deadline).await?;
+    let caps: GetPluginCapabilitiesResponse = upstream.read("GetPluginCapabilities", &answer)?;
+    let controller = i32::from(plugin_capability::service::Type::ControllerService);
+    let has = caps
+        .capabilities
+        .iter()
+        .any(|c| matches!(&c.r#type, Some(plugin_capability::Type::Service(s)) if s.r#type == controller));
+    if has {
+        return Ok(answer);
+    }
+    let service = plugin_capability::Service { r#type: controller };
+    let cap = PluginCapability { r#type: Some(plugin_capability::Type::Service(service)) };
+    Ok(wire::append_message(&answer, CAPABILITIES_FIELD, &cap))
 }

@@ -91,7 +91,7 @@ impl Proxy {
         let _running = self.driver.call();
         match path {
             identity::PROBE => self.probe(body, deadline).await,
-            identity::PLUGIN_CAPABILITIES => self.plugin_capabilities(body, deadline).await,
+            identity::PLUGIN_CAPABILITIES => identity::plugin_capabilities(&self.upstream, body, deadline).await,
             identity::CONTROLLER_CAPABILITIES => self.controller_capabilities(body, deadline).await,
             attach::PUBLISH => self.publish(body, deadline).await,
             attach::UNPUBLISH => self.unpublish(body, deadline).await,
