@@ -6,10 +6,10 @@
 
 TEST_STEPS += test-node
 
-# The attach/detach and volume controllers of the control-plane tier, and what a lost node needs
+# Added to the control-plane tier's volume controllers (stack.sh): what a lost node needs
 # (s3): the node lifecycle controller marks it NotReady, the taint evicts its Pods, pod GC deletes
 # them once the node is out of service.
-NODE_CONTROLLERS := persistentvolume-attach-detach-controller,persistentvolume-binder-controller,persistentvolume-protection-controller,persistentvolumeclaim-protection-controller,node-lifecycle-controller,pod-garbage-collector-controller,taint-eviction-controller
+NODE_CONTROLLERS := node-lifecycle-controller,pod-garbage-collector-controller,taint-eviction-controller
 # s3 last: it kills node-a's kubelet.
 NODE_TESTS := '$(CARGO) test -p tether-driver --locked --test node_tier -- --ignored --test-threads=1 --nocapture s1_ s2_ s4_' \
 	'$(CARGO) test -p tether-driver --locked --test node_tier -- --ignored --test-threads=1 --nocapture s3_'
@@ -26,5 +26,5 @@ node-build: k8s-build
 	$(CARGO) build -p tether-driver --locked --bin tether-csi
 
 test-node: node-install node-build
-	flock /tmp/tether-kubelet-dev.lock env TETHER_TIER_STORE=kubernetes TETHER_TIER_CONTROLLERS=$(NODE_CONTROLLERS) \
+	flock /tmp/tether-kubelet-dev.lock env TETHER_TIER_STORE=kubernetes TETHER_TIER_EXTRA_CONTROLLERS=$(NODE_CONTROLLERS) \
 		tests/k8s/run.sh --stack "tests/node/tier.sh $(NODE_TESTS)"

@@ -23,7 +23,8 @@
 # TETHER_TIER_STATE_DIR as their own --state-dir. A real cluster needs a data plane every node
 # reaches instead (proxy mode, in front of a real driver). Default: the embedded store, which the
 # control-plane tier's scenarios read from the shared state directory.
-# TETHER_TIER_CONTROLLERS: kube-controller-manager's --controllers, replacing the list below.
+# TETHER_TIER_EXTRA_CONTROLLERS: more of kube-controller-manager's controllers, comma-separated,
+# added to the list below (a tier with real kubelets wants node lifecycle, pod GC, ...).
 #
 # Proxy mode: with TETHER_TIER_UPSTREAM set to the e2e mock CSI driver (tests/proxy/build-mock.sh),
 # each replica serves in front of a mock of its own (`--upstream`, as deploy/proxy/ runs it), named
@@ -47,7 +48,7 @@ READY_TIMEOUT=${TETHER_K8S_READY_TIMEOUT:-240}
 # VolumeAttachments, claims bound, and the protection finalizers removed. Not the node lifecycle
 # controller (it would taint and evict the Pods of nodes with no kubelet) nor pod GC (the tests
 # delete Pods themselves, when a scenario says so).
-CONTROLLERS=${TETHER_TIER_CONTROLLERS:-persistentvolume-attach-detach-controller,persistentvolume-binder-controller,persistentvolume-protection-controller,persistentvolumeclaim-protection-controller}
+CONTROLLERS=persistentvolume-attach-detach-controller,persistentvolume-binder-controller,persistentvolume-protection-controller,persistentvolumeclaim-protection-controller${TETHER_TIER_EXTRA_CONTROLLERS:+,$TETHER_TIER_EXTRA_CONTROLLERS}
 REPLICAS=(tether-csi-controller-0 tether-csi-controller-1)
 export RESTART_DELAY=${TETHER_TIER_RESTART_DELAY:-10}
 UPSTREAM=${TETHER_TIER_UPSTREAM:-}

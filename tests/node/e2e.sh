@@ -36,13 +36,13 @@ if [[ ${1:-} != --inside ]]; then
 	*) echo "usage: e2e.sh focused|full [E2E.TEST ARG...]" >&2; exit 2 ;;
 	esac
 	shift
-	# What the suite needs of kube-controller-manager beyond the stack's volume controllers: the
+	# What the suite needs of kube-controller-manager beyond the stack's volume controllers (added to them): the
 	# node lifecycle controller (it lifts the not-ready taint kubelet registers its Node with; the
 	# suite waits for every node to be schedulable), ServiceAccounts and the root CA ConfigMap in
 	# its namespaces (Pods' token volumes), the namespaces' deletion, owner references (generic
 	# ephemeral volumes' claims) and those claims.
 	export TETHER_TIER_STORE=kubernetes
-	export TETHER_TIER_CONTROLLERS=persistentvolume-attach-detach-controller,persistentvolume-binder-controller,persistentvolume-protection-controller,persistentvolumeclaim-protection-controller,node-lifecycle-controller,serviceaccount-controller,root-ca-certificate-publisher-controller,namespace-controller,garbage-collector-controller,ephemeral-volume-controller
+	export TETHER_TIER_EXTRA_CONTROLLERS=node-lifecycle-controller,serviceaccount-controller,root-ca-certificate-publisher-controller,namespace-controller,garbage-collector-controller,ephemeral-volume-controller
 	"$repo/tests/k8s/build.sh" >/dev/null
 	# For the figure printed inside: how long the lock and the control plane's start took.
 	export TETHER_E2E_T0=$EPOCHSECONDS
