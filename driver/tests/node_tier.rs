@@ -87,22 +87,8 @@ async fn logged(tier: &Tier, ns: &str, name: &str, text: &str) -> String {
 
 /// A claim named `claim` of the `tether` `StorageClass`, provisioned for `node`, bound; its PV.
 async fn claim(tier: &Tier, ns: &str, claim: &str, rwx_block: bool, node: &str) -> PersistentVolume {
-    let (mode, volume_mode) = if rwx_block { ("ReadWriteMany", "Block") } else { ("ReadWriteOnce", "Filesystem") };
-    let pvc = json!({
-        "metadata": { "name": claim, "annotations": { "volume.kubernetes.io/selected-node": node } },
-        "spec": {
-            "storageClassName": "tether", "accessModes": [mode], "volumeMode": volume_mode,
-            "resources": { "requests": { "storage": "16Mi" } },
-        },
-    });
-    let claims = tier.namespaced::<k8s_openapi::api::core::v1::PersistentVolumeClaim>(ns);
-    claims.create(&PostParams::default(), &from_json(pvc)).await.unwrap();
-    let pv = until(&format!("claim {ns}/{claim} bound"), || async {
-        let pvc = claims.get(claim).await.ok()?;
-        (pvc.status?.phase.as_deref() == Some("Bound")).then_some(pvc.spec?.volume_name).flatten()
-    })
-    .await;
-    tier.all::<PersistentVolume>().get(&pv).await.unwrap()
+    tier.claim_named(ns, claim, "16Mi", rwx_block, node).await;
+    tier.bound_named(ns, claim).await
 }
 
 /// The nodes where the kubelet has the volume `id` staged: a mount at a `globalmount` under the

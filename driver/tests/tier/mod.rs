@@ -147,27 +147,38 @@ impl Tier {
     /// The claim `data` of the `StorageClass` `tether` (RWO filesystem, or RWX block), with the
     /// node a scheduler would pick for its first consumer.
     pub async fn claim(&self, namespace: &str, rwx_block: bool, node: &str) {
+        self.claim_named(namespace, CLAIM, "1Gi", rwx_block, node).await;
+    }
+
+    /// The claim `claim` of `size` of the `StorageClass` `tether` (RWO filesystem, or RWX
+    /// block), with the node a scheduler would pick for its first consumer.
+    pub async fn claim_named(&self, namespace: &str, claim: &str, size: &str, rwx_block: bool, node: &str) {
         let (mode, volume_mode) = if rwx_block { ("ReadWriteMany", "Block") } else { ("ReadWriteOnce", "Filesystem") };
         let pvc: PersistentVolumeClaim = from_json(json!({
             "metadata": {
-                "name": CLAIM,
+                "name": claim,
                 "annotations": { "volume.kubernetes.io/selected-node": node },
             },
             "spec": {
                 "storageClassName": "tether",
                 "accessModes": [mode],
                 "volumeMode": volume_mode,
-                "resources": { "requests": { "storage": "1Gi" } },
+                "resources": { "requests": { "storage": size } },
             },
         }));
         self.namespaced::<PersistentVolumeClaim>(namespace).create(&PostParams::default(), &pvc).await.unwrap();
     }
 
-    /// Waits for the claim to be bound; returns its PV.
+    /// Waits for the claim `data` to be bound; returns its PV.
     pub async fn bound(&self, namespace: &str) -> PersistentVolume {
+        self.bound_named(namespace, CLAIM).await
+    }
+
+    /// Waits for the claim `claim` to be bound; returns its PV.
+    pub async fn bound_named(&self, namespace: &str, claim: &str) -> PersistentVolume {
         let claims = self.namespaced::<PersistentVolumeClaim>(namespace);
-        let pv_name = until(&format!("claim {namespace}/{CLAIM} bound"), || async {
-            let pvc = claims.get(CLAIM).await.ok()?;
+        let pv_name = until(&format!("claim {namespace}/{claim} bound"), || async {
+            let pvc = claims.get(claim).await.ok()?;
             let bound = pvc.status.as_ref()?.phase.as_deref() == Some("Bound");
             bound.then(|| pvc.spec?.volume_name).flatten()
         })
