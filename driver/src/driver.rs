@@ -16,6 +16,7 @@ use crate::metrics::Metrics;
 use crate::mount::{Mounter, SystemMounts};
 use crate::nodes::NodeDirectory;
 use crate::persisted;
+use crate::refence::{Owed, Sweep};
 use crate::status::DriverError;
 use crate::store::{StoreError, VolumeStore};
 use crate::volume::VolumeMeta;
@@ -55,7 +56,7 @@ pub trait ChangeListener: Send + Sync + 'static {
 }
 
 /// Where the driver is in its life; calls that read or change attachments wait for `SERVING`.
-mod phase {
+pub(crate) mod phase {
     pub const REBUILDING: u8 = 0;
     pub const SERVING: u8 = 1;
     pub const SHUTTING_DOWN: u8 = 2;
@@ -87,7 +88,10 @@ pub struct Driver {
     pub(crate) inflight: InFlight,
     /// Where the Node handlers mount: the kernel, unless [`Driver::set_mounts`] said otherwise.
     pub(crate) mounts: Arc<dyn Mounter>,
-    phase: AtomicU8,
+    phase: Arc<AtomicU8>,
+    /// Volumes that owe the store their re-fence at this term (a store that writes it in the
+    /// background): the next call on one writes it before it is acknowledged.
+    owed: Owed,
     /// Volumes whose last persist failed: the engine moved on but the disk did not, so the
     /// next call on them persists even if it changes nothing (an idempotent retry must not
     /// be acknowledged on state that is not durable).
@@ -103,6 +107,17 @@ pub struct CallGuard<'a>(&'a AtomicUsize);
 impl Drop for CallGuard<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A dropped driver serves nothing: its background re-fence stops after the batch in flight,
+/// so it never writes beside the driver that replaces it.
+impl Drop for Driver {
+    fn drop(&mut self) {
+        self.begin_shutdown();
+        if let Err(e) = self.owed.wait() {
+            tracing::debug!("the re-fence had stopped: {e}");
+        }
     }
 }
 
@@ -163,7 +178,8 @@ impl Driver {
             changes: parts.changes,
             inflight: InFlight::default(),
             mounts: Arc::new(SystemMounts),
-            phase: AtomicU8::new(if parts.awaits_rebuild { phase::REBUILDING } else { phase::SERVING }),
+            phase: Arc::new(AtomicU8::new(if parts.awaits_rebuild { phase::REBUILDING } else { phase::SERVING })),
+            owed: Owed::default(),
             calls: AtomicUsize::new(0),
             unsaved: DashSet::new(),
         };
@@ -179,14 +195,40 @@ impl Driver {
         self.mounts = mounts;
     }
 
-    /// Re-fences every volume at this start's term and hands each fence to the store before
-    /// anything is served, so a late update of an earlier leader is refused by the store.
+    /// Re-fences every volume at this start's term and hands each fence to the store, so a
+    /// late update of an earlier leader is refused by the store: before anything is served, or,
+    /// where the store writes it in the background, before each volume's next call is
+    /// acknowledged (see `refence.rs`).
     fn refence(&self) -> Result<(), StoreError> {
         let mut fences = self.engine.refence();
         fences.retain(|vf| self.catalog.get(&vf.volume).is_some());
+        let (term, volumes) = (self.engine.term(), fences.len());
+        if self.store.refences_in_background() {
+            let sweep = Sweep {
+                store: Arc::clone(&self.store),
+                engine: Arc::clone(&self.engine),
+                metrics: self.metrics.clone(),
+                phase: Arc::clone(&self.phase),
+                shutting_down: phase::SHUTTING_DOWN,
+            };
+            self.owed.start(&fences, sweep);
+            tracing::info!(term, volumes, "re-fencing every volume at this term, in the background");
+            return Ok(());
+        }
         self.store.apply_fences(&fences)?;
-        tracing::info!(term = self.engine.term(), volumes = fences.len(), "re-fenced every volume at this term");
+        tracing::info!(term, volumes, "re-fenced every volume at this term");
         Ok(())
+    }
+
+    /// Waits until the background re-fence has written every volume it owes (at once where the
+    /// store re-fences before serving): how many it wrote, or why it stopped early.
+    pub fn await_refence(&self) -> Result<usize, StoreError> {
+        self.owed.wait()
+    }
+
+    /// Volumes whose re-fence at this term the store has not taken yet.
+    pub fn refence_pending(&self) -> usize {
+        self.owed.len()
     }
 
     /// Whether the driver accepts calls: state rebuilt, shutdown not begun.
@@ -199,10 +241,11 @@ impl Driver {
         self.phase.load(Ordering::Acquire) == phase::REBUILDING
     }
 
-    /// A leader that meets a newer term in the store stops serving: every later call gets
-    /// UNAVAILABLE, and the process exits once the calls in flight are done.
+    /// A leader that meets a newer term in the store, or finds a volume changed by an older one
+    /// after it read it, stops serving: every later call gets UNAVAILABLE, and the process
+    /// exits once the calls in flight are done.
     fn stop_if_superseded(&self, e: &StoreError) {
-        if let StoreError::TermSuperseded { .. } = e {
+        if e.stops_leader() {
             tracing::error!("{e}");
             self.begin_shutdown();
         }
@@ -286,11 +329,11 @@ impl Driver {
     }
 
     /// If the call changed the volume, or an earlier change of it never reached the disk (a
-    /// persist or a fence apply failed): writes the engine's state for it beside its metadata
+    /// persist or a fence apply failed), or it still owes its re-fence at this term: writes the engine's state for it beside its metadata
     /// and hands its current fence to the store, as one durable change. Call under the
     /// volume's in-flight guard, before acknowledging.
     pub(crate) fn persist_if(&self, changed: bool, meta: &VolumeMeta) -> Result<(), DriverError> {
-        if !changed && !self.unsaved.contains(&meta.id) {
+        if !changed && !self.unsaved.contains(&meta.id) && !self.owed.owes(&meta.id) {
             return Ok(());
         }
         let fence = self.engine.fence(&meta.id)?;
@@ -308,6 +351,9 @@ impl Driver {
             return Err(e.into());
         }
         self.unsaved.remove(&meta.id);
+        if fence.is_some() {
+            self.owed.settled(&meta.id);
+        }
         Ok(())
     }
 

@@ -23,6 +23,7 @@ pub mod nodes;
 pub mod persisted;
 pub mod proxy;
 pub mod reconciler;
+mod refence;
 pub mod registration;
 pub mod server;
 pub mod service;

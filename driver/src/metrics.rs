@@ -143,6 +143,7 @@ pub struct Metrics {
     events_posted: IntCounterVec,
     events_dropped: IntCounterVec,
     migration_duration: Histogram,
+    refence_pending: IntGauge,
     /// The engine collector's family; the driver adds its own actions to it.
     reconcile: IntCounterVec,
 }
@@ -231,13 +232,28 @@ impl Metrics {
         for action in DRIVER_RECONCILE_ACTIONS {
             let _ = reconcile.with_label_values(&[action]);
         }
+        let refence_pending = IntGauge::with_opts(opts(
+            ns,
+            a,
+            "refence_pending",
+            "Volumes re-fenced at this leader's term whose fence the store has not taken yet.",
+        ))?;
         let registry = Registry::new();
         registry.register(Box::new(collector))?;
         registry.register(Box::new(operation_duration.clone()))?;
         registry.register(Box::new(events_posted.clone()))?;
         registry.register(Box::new(events_dropped.clone()))?;
         registry.register(Box::new(migration_duration.clone()))?;
-        Ok(Self { registry, operation_duration, events_posted, events_dropped, migration_duration, reconcile })
+        registry.register(Box::new(refence_pending.clone()))?;
+        Ok(Self {
+            registry,
+            operation_duration,
+            events_posted,
+            events_dropped,
+            migration_duration,
+            refence_pending,
+            reconcile,
+        })
     }
 
     /// Adds a part's own metrics (the kubelet registration's, say) to the registry, once: a
@@ -267,6 +283,11 @@ impl Metrics {
     pub fn reconcile_action(&self, action: &'static str) {
         debug_assert!(DRIVER_RECONCILE_ACTIONS.contains(&action), "unknown reconcile action {action}");
         self.reconcile.with_label_values(&[action]).inc();
+    }
+
+    /// Sets `refence_pending`: volumes still owing their re-fence at this term.
+    pub fn set_refence_pending(&self, volumes: usize) {
+        self.refence_pending.set(i64::try_from(volumes).unwrap_or(i64::MAX));
     }
 
     pub fn migration_completed(&self, seconds: f64) {

@@ -132,6 +132,16 @@ impl Proc {
         .await;
     }
 
+    /// Waits until the replica's background re-fence has written every volume it owed.
+    async fn refenced(&self) {
+        until("rds_csi_attachment_refence_pending 0", || async {
+            self.get("/metrics")
+                .filter(|(s, b)| *s == 200 && b.contains("rds_csi_attachment_refence_pending 0\n"))
+                .map(|_| ())
+        })
+        .await;
+    }
+
     async fn channel(&self) -> Channel {
         until("the CSI socket", || async { connect_unix(&self.socket).await.ok() }).await
     }
@@ -459,6 +469,7 @@ async fn the_leader_killed_under_64_clients_is_replaced_by_the_other_replica_los
     eprintln!("killed after {acked} acknowledged steps; {under_way} churn steps under way");
 
     tier.controllers[1].readyz(200, "ready").await;
+    tier.controllers[1].refenced().await;
     assert_eq!(tier.lease_holder().await.as_deref(), Some("ct2-r2"), "the standby took the Lease");
     let term = Api::<TetherTerm>::all(tier.admin.clone()).get(TERM_OBJECT).await.unwrap().spec.term;
     let mut c = tier.controller(1).await;

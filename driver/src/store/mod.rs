@@ -69,6 +69,10 @@ pub enum StoreError {
     /// leader serves, so this one must stop serving.
     #[error("{object} was written at controller term {found}, above this process's term {ours}: a newer leader serves, so this one stops serving")]
     TermSuperseded { object: String, ours: u64, found: u64 },
+    /// A writer of an earlier controller term changed an object after this leader read it (an
+    /// old leader's write that landed late): what this leader holds of the volume is stale.
+    #[error("{object} was changed at the earlier controller term {found} after this leader (term {ours}) read it: its state here is stale, so this leader stops serving and is read again by its next start")]
+    ChangedAfterRead { object: String, ours: u64, found: u64 },
 }
 
 impl StoreError {
@@ -77,8 +81,18 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         match self {
             Self::Kube { source, .. } => source.is_unavailable(),
-            Self::TermSuperseded { .. } => true,
+            Self::TermSuperseded { .. } | Self::ChangedAfterRead { .. } => true,
             Self::Shared(inner) => inner.is_unavailable(),
+            _ => false,
+        }
+    }
+
+    /// Whether this process may no longer serve from what it holds: a newer leader serves, or
+    /// an older one changed a volume after this one read it. Either way it stops serving.
+    pub fn stops_leader(&self) -> bool {
+        match self {
+            Self::TermSuperseded { .. } | Self::ChangedAfterRead { .. } => true,
+            Self::Shared(inner) => inner.stops_leader(),
             _ => false,
         }
     }
@@ -137,8 +151,18 @@ pub trait VolumeStore: Send + Sync + 'static {
     fn applied_fence(&self, id: &str) -> Result<Option<Fence>, StoreError>;
     /// [`VolumeStore::apply_fence`] for many volumes at once (a re-fence at start-up), with the
     /// same rule for each; a backend may make them durable together. Stops at the first error.
+    /// A backend that re-fences in the background ([`VolumeStore::refences_in_background`])
+    /// leaves a volume alone that this process wrote since at its own term with a newer fence:
+    /// that write re-fenced it already.
     fn apply_fences(&self, fences: &[VolumeFence]) -> Result<(), StoreError> {
         fences.iter().try_for_each(|vf| self.apply_fence(&vf.volume, &vf.fence))
+    }
+    /// Whether a new leader serves before its re-fence is written, the driver then writing it
+    /// in the background and each volume's own before that volume's next call is acknowledged:
+    /// a store where a re-fence is one remote write per volume (the cluster store). By default
+    /// the re-fence is written whole before anything is served.
+    fn refences_in_background(&self) -> bool {
+        false
     }
     /// The controller term for this start: above every term the store handed out before and
     /// at least `at_least` (a Lease's transitions), raised durably before it returns.

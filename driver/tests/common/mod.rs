@@ -41,22 +41,56 @@ impl EventSink for RecordingSink {
     }
 }
 
-/// A store whose next `save` can be held until the test releases it.
+type Gate = Mutex<Option<(Sender<()>, Receiver<()>)>>;
+
+/// A store whose next `save`, or next `apply_fences`, can be held until the test releases it.
 #[derive(Debug)]
 pub struct GatedStore {
     inner: EmbeddedStore,
-    gate: Mutex<Option<(Sender<()>, Receiver<()>)>>,
+    gate: Gate,
+    fences_gate: Gate,
     /// Makes the next save fail, as a full disk would.
     pub fail_next: std::sync::atomic::AtomicBool,
+    /// Re-fences in the background, as the cluster store does.
+    pub background: std::sync::atomic::AtomicBool,
 }
 
 impl GatedStore {
+    /// The embedded store under `dir`, nothing held.
+    pub fn open(dir: &Path) -> Self {
+        Self {
+            inner: EmbeddedStore::open(&dir.join("state"), 1 << 40).unwrap(),
+            gate: Mutex::new(None),
+            fences_gate: Mutex::new(None),
+            fail_next: std::sync::atomic::AtomicBool::new(false),
+            background: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
     /// Holds the next save: returns (entered, release).
     pub fn arm(&self) -> (Receiver<()>, Sender<()>) {
-        let (entered_tx, entered_rx) = channel();
-        let (release_tx, release_rx) = channel();
-        *self.gate.lock().unwrap() = Some((entered_tx, release_rx));
-        (entered_rx, release_tx)
+        arm(&self.gate)
+    }
+
+    /// Holds the next `apply_fences`: returns (entered, release).
+    pub fn arm_fences(&self) -> (Receiver<()>, Sender<()>) {
+        arm(&self.fences_gate)
+    }
+}
+
+fn arm(gate: &Gate) -> (Receiver<()>, Sender<()>) {
+    let (entered_tx, entered_rx) = channel();
+    let (release_tx, release_rx) = channel();
+    *gate.lock().unwrap() = Some((entered_tx, release_rx));
+    (entered_rx, release_tx)
+}
+
+/// Waits at `gate` if it is armed (once).
+fn pass(gate: &Gate) {
+    let held = gate.lock().unwrap().take();
+    if let Some((entered, release)) = held {
+        entered.send(()).unwrap();
+        release.recv().unwrap();
     }
 }
 
@@ -77,11 +111,7 @@ impl VolumeStore for GatedStore {
             let source = std::io::Error::from_raw_os_error(28);
             return Err(StoreError::Io { op: "write", path: self.record_path(&meta.id), source });
         }
-        let gate = self.gate.lock().unwrap().take();
-        if let Some((entered, release)) = gate {
-            entered.send(()).unwrap();
-            release.recv().unwrap();
-        }
+        pass(&self.gate);
         self.inner.save(meta, engine, fence)
     }
     fn delete(&self, id: &str) -> Result<(), StoreError> {
@@ -103,7 +133,11 @@ impl VolumeStore for GatedStore {
         self.inner.applied_fence(id)
     }
     fn apply_fences(&self, fences: &[tether_core::VolumeFence]) -> Result<(), StoreError> {
+        pass(&self.fences_gate);
         self.inner.apply_fences(fences)
+    }
+    fn refences_in_background(&self) -> bool {
+        self.background.load(std::sync::atomic::Ordering::SeqCst)
     }
     fn next_term(&self, at_least: u64) -> Result<u64, StoreError> {
         self.inner.next_term(at_least)
@@ -176,12 +210,19 @@ impl Harness {
         settings: Settings,
         customize: impl FnOnce(&mut Parts),
     ) -> Self {
+        let store = Arc::new(GatedStore::open(dir.path()));
+        Self::start_on(dir, store, clock, settings, customize).await
+    }
+
+    /// The same, on `store` (opened on `dir`, made ready by the test before the driver opens).
+    pub async fn start_on(
+        dir: tempfile::TempDir,
+        store: Arc<GatedStore>,
+        clock: ManualClock,
+        settings: Settings,
+        customize: impl FnOnce(&mut Parts),
+    ) -> Self {
         let clock = Arc::new(clock);
-        let store = Arc::new(GatedStore {
-            inner: EmbeddedStore::open(&dir.path().join("state"), 1 << 40).unwrap(),
-            gate: Mutex::new(None),
-            fail_next: std::sync::atomic::AtomicBool::new(false),
-        });
         let events = Arc::new(RecordingSink::default());
         let mut parts = Parts {
             clock: clock.clone(),
