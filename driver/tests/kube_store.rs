@@ -456,6 +456,9 @@ fn an_idempotent_publish_sends_no_request_to_the_api_server() {
     let again = driver.controller_publish(&publish).unwrap();
     assert_eq!(again.publish_context, first.publish_context, "the same admission");
     assert_eq!(c.requests_sent() - before, 0, "an AlreadyAttached publish sends nothing");
+    // The write kept no server-side apply bookkeeping: only Tether writes these objects.
+    let stored = rt.block_on(Api::<TetherVolume>::all(env.admin.clone()).get(&object_name(&volume))).unwrap();
+    assert_eq!(stored.metadata.managed_fields.unwrap_or_default(), [], "no managedFields after the store's write");
 }
 
 #[test]

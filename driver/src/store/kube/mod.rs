@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dashmap::DashMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 use kube::api::{DeleteParams, ListParams, ObjectMeta, PostParams, Preconditions};
 use kube::Api;
 use tether_core::{Fence, VolumeEntry, VolumeFence};
@@ -247,6 +248,7 @@ impl Shared {
                 }
                 continue;
             }
+            strip_managed_fields(&mut object);
             match call("replace", &path, self.timeout, self.volumes.replace(&name, &PostParams::default(), &object))
                 .await
             {
@@ -399,6 +401,15 @@ impl Shared {
         }
         Err(kube_error("update", TERM_OBJECT_PATH, KubeFailure::Conflicts(MAX_ATTEMPTS)))
     }
+}
+
+/// Asks the API server to keep no `managedFields` on the object (a list of one empty entry
+/// clears them, per the Kubernetes field-management documentation). Only Tether writes these
+/// objects, so server-side apply's record of who owns which field serves no one, and keeping
+/// it up to date is much of what an update of a custom resource costs the API server
+/// (benches/README.md, "The cluster store").
+fn strip_managed_fields(object: &mut TetherVolume) {
+    object.metadata.managed_fields = Some(vec![ManagedFieldsEntry::default()]);
 }
 
 /// The fence rule on the object: the same fence again changes nothing; an older or equal
