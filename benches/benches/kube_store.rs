@@ -1,15 +1,21 @@
 //! The cluster store's figures (`--store=kubernetes`): `controller_publish` + `controller_unpublish`
 //! pairs on a driver whose store is the API server, with 1 and 64 concurrent clients (threads,
 //! one volume and node each, called in process: the store's cost, not gRPC's), beside the
-//! baseline of the same run: a bare conditional update (replace on the version last written) of
-//! one small object per client on the same API server, two per pair. p50 is per call; pairs per
-//! second is over the whole run.
+//! baselines of the same run, each a bare conditional update (replace on the version last
+//! written) of one object per client on the same API server, two per pair: a small `ConfigMap` as
+//! any client writes it; the same `ConfigMap` with its `managedFields` cleared, as the store writes
+//! its objects; a copy of one of the store's `TetherVolume`s, cleared alike; a `TetherTerm` (a
+//! custom resource of one integer), cleared alike. p50 is per call; pairs per second is over the
+//! whole run.
 //!
 //! Then a takeover at `TETHER_BENCH_TAKEOVER_VOLUMES` attached volumes (10 000 unless set; 0
-//! skips it): the store's part of a new leader's start (`Driver::open` on a fresh store: list,
-//! raise the term, re-fence every volume) beside the baseline of the same run, one list and a
-//! bare conditional update of every `TetherVolume` at the re-fence's concurrency (before and
-//! after the store; then at a quarter and four times that concurrency); and etcd's
+//! skips it): the store's part of a new leader's start, `Driver::open` on a fresh store (list,
+//! raise the term, re-fence every volume in the engine) until it serves; then an idempotent
+//! publish of a volume whose re-fence is still owed (written before its reply), and the time
+//! until the background re-fence has written every volume; beside the baseline of the same run,
+//! one list and a bare conditional update of every `TetherVolume` (`managedFields` cleared, as
+//! the store's re-fence does) at the re-fence's concurrency
+//! (before and after the store; then at a quarter and four times that concurrency); and etcd's
 //! bytes per volume (its in-use size before and after the volumes were created and attached).
 //!
 //! Needs an API server: `tests/k8s/run.sh 'cargo bench -p tether-benches --bench kube_store'`
@@ -21,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, CustomResourceExt};
 use tether_benches::percentile;
@@ -31,7 +38,7 @@ use tether_driver::csi::{
 };
 use tether_driver::events::LogSink;
 use tether_driver::nodes::StaticNodes;
-use tether_driver::store::kube::resource::{object_name, TetherTerm, TetherVolume};
+use tether_driver::store::kube::resource::{object_name, TetherTerm, TetherTermSpec, TetherVolume};
 use tether_driver::store::kube::REFENCE_CONCURRENCY;
 use tether_driver::store::{KubeStore, Role};
 use tether_driver::{Driver, Parts, Settings};
@@ -143,12 +150,16 @@ fn publish_pair(driver: &Driver, volume: &str, node: &str) -> [Duration; 2] {
     ]
 }
 
-/// Replaces `object` on the version it last wrote, with counter `n` in an annotation.
-async fn bare_update<K>(api: &Api<K>, object: &mut K, n: u64) -> Duration
+/// Replaces `object` on the version it last wrote, with counter `n` in an annotation; with
+/// `strip`, clearing its `managedFields` as the store's writes do.
+async fn bare_update<K>(api: &Api<K>, object: &mut K, n: u64, strip: bool) -> Duration
 where
     K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     object.meta_mut().annotations = Some([("bench.tether.io/n".to_owned(), n.to_string())].into());
+    if strip {
+        object.meta_mut().managed_fields = Some(vec![ManagedFieldsEntry::default()]);
+    }
     let name = object.meta().name.clone().expect("name");
     let t = Instant::now();
     *object = api.replace(&name, &PostParams::default(), object).await.expect("replace");
@@ -156,13 +167,15 @@ where
 }
 
 /// Pairs of bare updates, one object per client.
-fn bare_pairs<K>(rt: &tokio::runtime::Runtime, api: &Api<K>, objects: &[std::sync::Mutex<K>]) -> Figures
+fn bare_pairs<K>(rt: &tokio::runtime::Runtime, api: &Api<K>, objects: &[std::sync::Mutex<K>], strip: bool) -> Figures
 where
     K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync,
 {
     drive(objects.len(), |i| {
         let mut object = objects[i].lock().expect("lock");
-        rt.block_on(async { [bare_update(api, &mut object, 1).await, bare_update(api, &mut object, 2).await] })
+        rt.block_on(async {
+            [bare_update(api, &mut object, 1, strip).await, bare_update(api, &mut object, 2, strip).await]
+        })
     })
 }
 
@@ -197,6 +210,33 @@ fn volume_copies(
         .collect()
 }
 
+/// One `TetherTerm` per client (a custom resource of one integer): the third baseline, the API
+/// server's cost of any custom resource, whatever its size.
+fn term_objects(
+    rt: &tokio::runtime::Runtime,
+    api: &Api<TetherTerm>,
+    clients: usize,
+) -> Vec<std::sync::Mutex<TetherTerm>> {
+    (0..clients)
+        .map(|i| {
+            let object = TetherTerm::new(&format!("bench-term-{i}"), TetherTermSpec { term: 1 });
+            let made = rt.block_on(api.patch(
+                &format!("bench-term-{i}"),
+                &PatchParams::apply("bench").force(),
+                &Patch::Apply(&object),
+            ));
+            std::sync::Mutex::new(made.expect("a TetherTerm"))
+        })
+        .collect()
+}
+
+/// Bytes of `object`'s JSON as the API server returns it, and of its `managedFields`.
+fn json_size<K: kube::Resource + serde::Serialize>(object: &K) -> (usize, usize) {
+    let whole = serde_json::to_vec(object).expect("json").len();
+    let managed = serde_json::to_vec(&object.meta().managed_fields).expect("json").len();
+    (whole, managed)
+}
+
 fn main() {
     if std::env::var_os("TETHER_K8S_DRIVER_KUBECONFIG").is_none() {
         println!("kube_store: no API server (run it through tests/k8s/run.sh); skipped");
@@ -217,11 +257,19 @@ fn main() {
     let dir = tempfile_dir();
     let (driver, volumes) = driver(config.clone(), &dir);
     let config_map_api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    // Copies of objects as the store leaves them after a publish and an unpublish.
+    for (i, v) in volumes.iter().enumerate() {
+        publish_pair(&driver, v, &format!("bench-node-{i}"));
+    }
     let copies = volume_copies(&rt, &volumes_api, &volumes);
     let pairs = std::env::var("TETHER_BENCH_PAIRS").map_or(true, |v| v != "0");
     for clients in CLIENTS.into_iter().filter(|_| pairs) {
-        let bare = bare_pairs(&rt, &config_map_api, &config_maps(&rt, &config_map_api, clients));
-        let same_kind = bare_pairs(&rt, &volumes_api, &copies[..clients]);
+        let maps = config_maps(&rt, &config_map_api, clients);
+        let bare = bare_pairs(&rt, &config_map_api, &maps, false);
+        let stripped = bare_pairs(&rt, &config_map_api, &maps, true);
+        let same_kind = bare_pairs(&rt, &volumes_api, &copies[..clients], true);
+        let terms_api: Api<TetherTerm> = Api::all(client.clone());
+        let smallest_kind = bare_pairs(&rt, &terms_api, &term_objects(&rt, &terms_api, clients), true);
         let store = drive(clients, |i| publish_pair(&driver, &volumes[i], &format!("bench-node-{i}")));
         println!(
             "clients={clients:<3} publish+unpublish p50={:>9.1?} pairs/s={:>7.0} | bare replace p50={:>9.1?} pairs/s={:>7.0} | p50 ratio={:.2} pairs/s ratio={:.2}",
@@ -233,12 +281,38 @@ fn main() {
             store.pairs_per_s / bare.pairs_per_s
         );
         println!(
-            "clients={clients:<3} bare replace of a TetherVolume (same kind and size as the store's) p50={:>9.1?} pairs/s={:>7.0} | store to it: p50 ratio={:.2} pairs/s ratio={:.2}",
+            "clients={clients:<3} bare replace of the ConfigMap clearing its managedFields as the store does p50={:>9.1?} pairs/s={:>7.0} | store to it: p50 ratio={:.2} pairs/s ratio={:.2}",
+            stripped.p50,
+            stripped.pairs_per_s,
+            store.p50.as_secs_f64() / stripped.p50.as_secs_f64(),
+            store.pairs_per_s / stripped.pairs_per_s
+        );
+        println!(
+            "clients={clients:<3} bare replace of a TetherVolume (same kind and size as the store's, managedFields cleared) p50={:>9.1?} pairs/s={:>7.0} | store to it: p50 ratio={:.2} pairs/s ratio={:.2}",
             same_kind.p50,
             same_kind.pairs_per_s,
             store.p50.as_secs_f64() / same_kind.p50.as_secs_f64(),
             store.pairs_per_s / same_kind.pairs_per_s
         );
+        println!(
+            "clients={clients:<3} bare replace of a TetherTerm (a custom resource of one integer, managedFields cleared) p50={:>9.1?} pairs/s={:>7.0} | to the ConfigMap cleared alike: p50 ratio={:.2} pairs/s ratio={:.2}",
+            smallest_kind.p50,
+            smallest_kind.pairs_per_s,
+            smallest_kind.p50.as_secs_f64() / stripped.p50.as_secs_f64(),
+            smallest_kind.pairs_per_s / stripped.pairs_per_s
+        );
+    }
+    if pairs {
+        let attached = rt.block_on(volumes_api.get(&object_name(&volumes[0]))).expect("the store's object");
+        let cm = rt.block_on(config_map_api.get("bench-bare-0")).expect("the ConfigMap");
+        let term = rt.block_on(Api::<TetherTerm>::all(client.clone()).get("bench-term-0")).expect("the TetherTerm");
+        for (what, (whole, managed)) in [
+            ("the store's TetherVolume after its last unpublish", json_size(&attached)),
+            ("the baseline ConfigMap", json_size(&cm)),
+            ("the baseline TetherTerm", json_size(&term)),
+        ] {
+            println!("object size: {what}: {whole} bytes of JSON, {managed} of them managedFields");
+        }
     }
     drop(driver);
     // The copies are no volumes of the store's: gone before a leader loads.
@@ -258,16 +332,22 @@ fn takeover(rt: &tokio::runtime::Runtime, client: &Client, config: &kube::Config
     let seeding = Instant::now();
     let seed = open_driver(config.clone(), dir);
     let threads = 64;
-    std::thread::scope(|s| {
-        for t in 0..threads {
-            let seed = &seed;
-            s.spawn(move || {
-                for i in (t..n).step_by(threads) {
-                    let volume = create(seed, format!("takeover-{i}"));
-                    seed.controller_publish(&publish_request(&volume, &node(i))).expect("publish");
-                }
-            });
-        }
+    let attached: Vec<(String, String)> = std::thread::scope(|s| {
+        let seeders: Vec<_> = (0..threads)
+            .map(|t| {
+                let seed = &seed;
+                s.spawn(move || {
+                    let mut attached = Vec::new();
+                    for i in (t..n).step_by(threads) {
+                        let volume = create(seed, format!("takeover-{i}"));
+                        seed.controller_publish(&publish_request(&volume, &node(i))).expect("publish");
+                        attached.push((volume, node(i)));
+                    }
+                    attached
+                })
+            })
+            .collect();
+        seeders.into_iter().flat_map(|h| h.join().expect("a seeding thread")).collect()
     });
     drop(seed);
     let seeded = seeding.elapsed();
@@ -279,14 +359,22 @@ fn takeover(rt: &tokio::runtime::Runtime, client: &Client, config: &kube::Config
     let bare_before = rt.block_on(bare_refence(client, REFENCE_CONCURRENCY));
     let start = Instant::now();
     let leader = open_driver(config.clone(), dir);
-    let store = start.elapsed();
-    assert!(leader.volume_count() >= n, "the new leader loaded every volume");
+    let serving = start.elapsed();
+    assert!(leader.is_ready() && leader.volume_count() >= n, "the new leader loaded every volume");
+    let owed = leader.refence_pending();
+    let (volume, holder) = attached.last().expect("n > 0");
+    let call = Instant::now();
+    leader.controller_publish(&publish_request(volume, holder)).expect("idempotent publish");
+    let first_call = call.elapsed();
+    let written = leader.await_refence().expect("the background re-fence");
+    let refenced = start.elapsed();
     let bare_after = rt.block_on(bare_refence(client, REFENCE_CONCURRENCY));
     let bare = (bare_before + bare_after) / 2;
     println!(
-        "takeover volumes={n} seeded in {seeded:.1?} | new leader's store work (list, term, re-fence at {REFENCE_CONCURRENCY}) {store:.2?} | bare list + {} replaces at {REFENCE_CONCURRENCY}: {bare_before:.2?} before, {bare_after:.2?} after | ratio to their mean={:.2}",
+        "takeover volumes={n} seeded in {seeded:.1?} | new leader serving after {serving:.2?} (list, term, engine re-fenced; {owed} volumes owed to the store) | an idempotent publish then {first_call:.2?} | every re-fence written ({written} by the sweep, at {REFENCE_CONCURRENCY}) after {refenced:.2?} | bare list + {} replaces at {REFENCE_CONCURRENCY}: {bare_before:.2?} before, {bare_after:.2?} after | serving / bare={:.3} | all written / bare={:.2}",
         leader.volume_count(),
-        store.as_secs_f64() / bare.as_secs_f64()
+        serving.as_secs_f64() / bare.as_secs_f64(),
+        refenced.as_secs_f64() / bare.as_secs_f64()
     );
     for concurrency in [REFENCE_CONCURRENCY / 4, 4 * REFENCE_CONCURRENCY] {
         let other = rt.block_on(bare_refence(client, concurrency));
@@ -313,6 +401,7 @@ async fn bare_refence(client: &Client, concurrency: usize) -> Duration {
         let (api, permit) = (api.clone(), Arc::clone(&permits).acquire_owned().await.expect("permit"));
         tasks.spawn(async move {
             object.metadata.annotations = Some([("bench.tether.io/n".to_owned(), "1".to_owned())].into());
+            object.metadata.managed_fields = Some(vec![ManagedFieldsEntry::default()]);
             let name = object.metadata.name.clone().expect("name");
             api.replace(&name, &PostParams::default(), &object).await.expect("replace");
             drop(permit);

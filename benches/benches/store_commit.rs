@@ -14,12 +14,12 @@
 //! (default: a temporary directory under `target/`, on disk).
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tether_benches::{fdatasync_latencies, percentile};
-use tether_driver::store::{write_atomic, EmbeddedStore, VolumeStore};
-use tether_driver::volume::{VolumeKind, VolumeMeta};
+#[path = "shared/saves.rs"]
+mod saves;
+use tether_driver::store::write_atomic;
 
 const COMMITS: usize = 200;
 const BATCH: usize = 64;
@@ -114,48 +114,6 @@ fn interleaved(root: &Path, candidates: &mut [(&str, usize, Commit)]) -> (Vec<Du
     (floor, lat)
 }
 
-fn meta(i: usize) -> VolumeMeta {
-    VolumeMeta {
-        id: format!("pvc-{i:08}"),
-        name: format!("pvc-{i:08}"),
-        kind: VolumeKind::Filesystem,
-        capacity_bytes: 1 << 30,
-        parameters: std::collections::BTreeMap::new(),
-    }
-}
-
-/// `threads` threads saving their own volume's record `COMMITS` times each: (sorted
-/// latencies of one save, saves per second).
-fn embedded(dir: &Path, threads: usize) -> (Vec<Duration>, f64) {
-    let store = Arc::new(EmbeddedStore::open(dir, 1 << 50).expect("store"));
-    for i in 0..threads {
-        store.create(&meta(i)).expect("create");
-    }
-    let start = Instant::now();
-    let workers: Vec<_> = (0..threads)
-        .map(|i| {
-            let store = Arc::clone(&store);
-            std::thread::spawn(move || {
-                let mut meta = meta(i);
-                (0..COMMITS)
-                    .map(|round| {
-                        // A new record each time: SQLite writes nothing for an unchanged row.
-                        meta.name = format!("pvc-{i:08}-{round}");
-                        let t = Instant::now();
-                        store.save(&meta, None, None).expect("save");
-                        t.elapsed()
-                    })
-                    .collect::<Vec<_>>()
-            })
-        })
-        .collect();
-    let mut lat: Vec<Duration> = workers.into_iter().flat_map(|w| w.join().expect("worker")).collect();
-    let wall = start.elapsed();
-    lat.sort_unstable();
-    let saves = f64::from(u32::try_from(lat.len()).unwrap_or(u32::MAX));
-    (lat, saves / wall.as_secs_f64())
-}
-
 fn main() {
     // `cargo bench` passes --bench; under `cargo test --benches` there is nothing to measure.
     if !std::env::args().any(|a| a == "--bench") {
@@ -179,7 +137,7 @@ fn main() {
         report(what, *batch, lat, p50);
     }
     for threads in [1, BATCH] {
-        let (lat, per_s) = embedded(&root.join(format!("embedded-{threads}")), threads);
+        let (lat, per_s) = saves::embedded(&root.join(format!("embedded-{threads}")), threads, COMMITS);
         println!(
             "{:<34} threads={threads:<3} save p50={:>9.1?} p99={:>9.1?} saves/s={per_s:>8.0} = {:.2}x 1/fdatasync",
             "EmbeddedStore (group commit)",
