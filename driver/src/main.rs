@@ -392,6 +392,7 @@ async fn run(args: Args) -> Result<Stop, Box<dyn std::error::Error>> {
     reconciler.abort();
     drop(layer);
     remove_socket(&args.endpoint);
+    refence_done(&driver).await;
     tracing::info!("stopped; every acknowledged change is durable");
     // Still "running" here means nobody asked: the driver stopped itself on a newer term.
     let why = match *stop.borrow() {
@@ -399,6 +400,16 @@ async fn run(args: Args) -> Result<Stop, Box<dyn std::error::Error>> {
         why => why,
     };
     finish(elector, &release, why).await
+}
+
+/// Waits for the background re-fence, which stops after its batch in flight once shutdown
+/// began, so none of its writes lands after the Lease is released and a new leader has read.
+async fn refence_done(driver: &Arc<Driver>) {
+    driver.begin_shutdown();
+    let sweep = Arc::clone(driver);
+    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || sweep.await_refence()).await {
+        tracing::warn!("the background re-fence had stopped early: {e}");
+    }
 }
 
 fn remove_socket(endpoint: &Endpoint) {
