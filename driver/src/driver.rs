@@ -209,7 +209,6 @@ impl Driver {
                 engine: Arc::clone(&self.engine),
                 metrics: self.metrics.clone(),
                 phase: Arc::clone(&self.phase),
-                shutting_down: phase::SHUTTING_DOWN,
             };
             self.owed.start(&fences, sweep);
             tracing::info!(term, volumes, "re-fencing every volume at this term, in the background");
@@ -329,9 +328,9 @@ impl Driver {
     }
 
     /// If the call changed the volume, or an earlier change of it never reached the disk (a
-    /// persist or a fence apply failed), or it still owes its re-fence at this term: writes the engine's state for it beside its metadata
-    /// and hands its current fence to the store, as one durable change. Call under the
-    /// volume's in-flight guard, before acknowledging.
+    /// persist or a fence apply failed), or it still owes its re-fence at this term: writes the
+    /// engine's state for it beside its metadata and hands its current fence to the store, as
+    /// one durable change. Call under the volume's in-flight guard, before acknowledging.
     pub(crate) fn persist_if(&self, changed: bool, meta: &VolumeMeta) -> Result<(), DriverError> {
         if !changed && !self.unsaved.contains(&meta.id) && !self.owed.owes(&meta.id) {
             return Ok(());

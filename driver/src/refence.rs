@@ -18,6 +18,7 @@ use std::time::Duration;
 use dashmap::DashSet;
 use tether_core::{Engine, VolumeFence};
 
+use crate::driver::phase::SHUTTING_DOWN;
 use crate::metrics::Metrics;
 use crate::store::{StoreError, VolumeStore};
 
@@ -43,7 +44,6 @@ pub(crate) struct Sweep {
     /// The driver's phase: the sweep stops when shutdown begins, and begins it when the store
     /// says this leader may no longer serve.
     pub phase: Arc<AtomicU8>,
-    pub shutting_down: u8,
 }
 
 impl Owed {
@@ -108,7 +108,7 @@ impl Sweep {
     fn run(self, owed: &DashSet<String>) -> Result<usize, StoreError> {
         let mut written = 0;
         loop {
-            if self.phase.load(Ordering::Acquire) == self.shutting_down {
+            if self.phase.load(Ordering::Acquire) == SHUTTING_DOWN {
                 return Ok(written);
             }
             let batch: Vec<String> = owed.iter().take(BATCH).map(|v| v.key().clone()).collect();
@@ -127,7 +127,7 @@ impl Sweep {
                 }
                 Err(e) if e.stops_leader() => {
                     tracing::error!("re-fence: {e}");
-                    self.phase.store(self.shutting_down, Ordering::Release);
+                    self.phase.store(SHUTTING_DOWN, Ordering::Release);
                     return Err(e);
                 }
                 Err(e) if e.is_unavailable() => {

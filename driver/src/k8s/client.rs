@@ -30,8 +30,8 @@ impl ApiRate {
     /// 20 000 publishes and unpublishes, one write each: 67 per second; 500 leaves room for
     /// the rebuild's lists and the events beside them. Burst: a new leader re-fences every
     /// attached volume (one write each, in the background while it serves), so 10 000 pass at
-    /// once instead of queueing for 20 s at 500 a second. Client-go's defaults (5 and 10, the sidecars')
-    /// would make that re-fence take over half an hour.
+    /// once instead of queueing for 20 s at 500 a second. Client-go's defaults (5 and 10, the
+    /// sidecars') would make that re-fence take over half an hour.
     pub const DEFAULT: Self = Self { qps: 500.0, burst: 10_000 };
 
     /// The bucket, or why `self` cannot be one.

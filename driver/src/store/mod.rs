@@ -81,9 +81,8 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         match self {
             Self::Kube { source, .. } => source.is_unavailable(),
-            Self::TermSuperseded { .. } | Self::ChangedAfterRead { .. } => true,
             Self::Shared(inner) => inner.is_unavailable(),
-            _ => false,
+            other => other.stops_leader(),
         }
     }
 
