@@ -227,6 +227,7 @@ impl EmbeddedStore {
         check_integrity(&writer, &db)?;
         migrate(&mut writer, root, &db)?;
         legacy::remove(root)?;
+        super::wal_space::reserve(&writer, &db)?;
         let reader = Mutex::new(connect(&db)?);
         let committer = Committer::start(writer, &db)?;
         Ok(Self { data, db, reader, committer, capacity, lock: None })

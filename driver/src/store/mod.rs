@@ -10,6 +10,7 @@ pub mod kube;
 mod legacy;
 mod lock;
 mod wal;
+mod wal_space;
 
 use std::path::PathBuf;
 use std::sync::Arc;

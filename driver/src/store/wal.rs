@@ -93,8 +93,10 @@ pub fn scan(bytes: &[u8]) -> LogScan {
     });
     let Some((big_endian, page, salts, mut sum)) = valid_header else {
         // Without a whole header no frame can be read or checked: room for a frame of the
-        // smallest page after it is damage (a torn header has nothing synced behind it).
-        let damaged = bytes.len().saturating_sub(WAL_HEADER) >= FRAME_HEADER + 512;
+        // smallest page after it is damage (a torn header has nothing synced behind it), unless
+        // every byte is zero: space reserved for a log not yet begun (`wal_space.rs`).
+        let reserved = bytes.iter().all(|&b| b == 0);
+        let damaged = !reserved && bytes.len().saturating_sub(WAL_HEADER) >= FRAME_HEADER + 512;
         return LogScan { salts: None, frames: 0, recovered: 0, damage: damaged.then_some((0, 1)) };
     };
     let size = FRAME_HEADER + page;
@@ -300,5 +302,19 @@ mod tests {
         let found = scan(&reset);
         assert_eq!((found.recovered, found.damage), (0, None), "{found:?}");
         assert_eq!(found.frames, (log.len() - WAL_HEADER) / frame);
+    }
+
+    #[test]
+    fn a_log_of_zeros_is_reserved_space_not_damage() {
+        let (_, frame) = log_of(1);
+        let found = scan(&vec![0; WAL_HEADER + 8 * frame]);
+        assert_eq!((found.salts, found.recovered, found.damage), (None, 0, None), "{found:?}");
+    }
+
+    #[test]
+    fn a_zeroed_header_with_frames_behind_it_is_damage() {
+        let (mut log, _) = log_of(5);
+        log[..WAL_HEADER].iter_mut().for_each(|b| *b = 0);
+        assert_eq!(scan(&log).damage, Some((0, 1)));
     }
 }

@@ -1,0 +1,134 @@
+//! Gives the write-ahead log its disk space before the first commit, so that a commit
+//! overwrites blocks the file already has instead of growing it.
+//!
+//! A sync that grows a file also makes its new size durable (a filesystem journal commit);
+//! a sync of blocks the file already has writes only them. `SQLite` appends each commit's
+//! frames to the log and, after a checkpoint, starts again at its beginning without shrinking
+//! it: once the log has reached its working size, every commit is an overwrite. A new log
+//! (each start, as `SQLite` removes it when the last connection closes) grows frame by frame
+//! until then. Writing zeros up to the working size first skips that phase. Zeros are not
+//! frames of any log (their salts cannot match a header's), so `SQLite`'s recovery, and
+//! `wal.rs`, read them as the end of the log, as they read the frames of an earlier cycle.
+
+use std::fs::OpenOptions;
+use std::io::{Seek, SeekFrom, Write};
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use super::commit::db_error;
+use super::StoreError;
+
+/// Frames beyond the automatic checkpoint's threshold the space allows for: the commit that
+/// crosses it, and a few more while the checkpoint waits for a reader.
+const SLACK_FRAMES: u64 = 64;
+const FRAME_HEADER: u64 = 24;
+const WAL_HEADER: u64 = 32;
+
+/// The log's working size for `conn`'s database: a header, then as many frames as the
+/// automatic checkpoint lets the log hold, and [`SLACK_FRAMES`].
+fn working_size(conn: &Connection, db: &Path) -> Result<u64, StoreError> {
+    let read = |pragma: &str, what: &'static str| -> Result<u64, StoreError> {
+        let value: i64 = conn.pragma_query_value(None, pragma, |r| r.get(0)).map_err(db_error(what, db))?;
+        // A threshold of 0 or less turns the automatic checkpoint off: no working size then.
+        Ok(u64::try_from(value).unwrap_or(0))
+    };
+    let page = read("page_size", "read the page size of")?;
+    let threshold = read("wal_autocheckpoint", "read the checkpoint threshold of")?;
+    Ok(WAL_HEADER + (threshold + SLACK_FRAMES) * (FRAME_HEADER + page))
+}
+
+/// Extends `db`'s log with zeros to its working size, synced, if it is shorter. Call with
+/// `conn` open on `db`, so that the log exists and `SQLite` does not remove it meanwhile.
+pub fn reserve(conn: &Connection, db: &Path) -> Result<(), StoreError> {
+    let wal = db.with_extension("db-wal");
+    let want = working_size(conn, db)?;
+    let mut file = OpenOptions::new().write(true).open(&wal).map_err(super::io_error("open", &wal))?;
+    let have = file.seek(SeekFrom::End(0)).map_err(super::io_error("measure", &wal))?;
+    if have >= want {
+        return Ok(());
+    }
+    let zeros = vec![0_u8; 1 << 16];
+    let mut left = want - have;
+    while left > 0 {
+        let n = usize::try_from(left.min(zeros.len() as u64)).unwrap_or(zeros.len());
+        file.write_all(&zeros[..n]).map_err(super::io_error("reserve space in", &wal))?;
+        left -= n as u64;
+    }
+    file.sync_all().map_err(super::io_error("sync", &wal))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::store::{EmbeddedStore, VolumeStore, DB_FILE};
+    use crate::volume::{VolumeKind, VolumeMeta};
+
+    fn meta(id: &str) -> VolumeMeta {
+        VolumeMeta {
+            id: id.into(),
+            name: id.into(),
+            kind: VolumeKind::Filesystem,
+            capacity_bytes: 1 << 30,
+            parameters: std::collections::BTreeMap::new(),
+        }
+    }
+
+    fn log_len(root: &Path) -> u64 {
+        std::fs::metadata(root.join(DB_FILE).with_extension("db-wal")).unwrap().len()
+    }
+
+    /// The store's files as a process killed now would leave them, copied to `to`.
+    fn killed_copy(root: &Path, to: &Path) {
+        for suffix in ["", "-wal", "-shm"] {
+            let name = format!("{DB_FILE}{suffix}");
+            std::fs::copy(root.join(&name), to.join(&name)).unwrap();
+        }
+    }
+
+    /// The working size of a fresh database's log, by `SQLite`'s defaults.
+    fn default_working_size() -> u64 {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db");
+        working_size(&rusqlite::Connection::open(&db).unwrap(), &db).unwrap()
+    }
+
+    #[test]
+    fn an_open_store_has_its_log_at_working_size_each_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let want = default_working_size();
+        assert!(want > 4 << 20, "the default threshold is 1000 pages of 4 KiB: {want}");
+        let store = EmbeddedStore::open(dir.path(), 1 << 40).unwrap();
+        assert_eq!(log_len(dir.path()), want);
+        store.create(&meta("pvc-1")).unwrap();
+        assert_eq!(log_len(dir.path()), want, "a commit overwrites reserved space");
+        drop(store);
+        // A clean close folds the log into the database and removes it; the next start reserves again.
+        let _store = EmbeddedStore::open(dir.path(), 1 << 40).unwrap();
+        assert_eq!(log_len(dir.path()), want);
+    }
+
+    #[test]
+    fn a_store_killed_before_and_after_commits_into_reserved_space_opens_with_every_commit() {
+        let (dir, before, after) =
+            (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        EmbeddedStore::open(dir.path(), 1 << 40).unwrap().create(&meta("pvc-0")).unwrap();
+        // Reopened after a clean close, nothing to migrate: the log is reserved space only.
+        let store = EmbeddedStore::open(dir.path(), 1 << 40).unwrap();
+        killed_copy(dir.path(), before.path());
+        for id in ["pvc-1", "pvc-2", "pvc-3"] {
+            store.create(&meta(id)).unwrap();
+        }
+        killed_copy(dir.path(), after.path());
+        crate::store::wal::verify(&before.path().join(DB_FILE)).expect("a log of zeros only");
+        let reopened = EmbeddedStore::open(before.path(), 1 << 40).unwrap();
+        assert!(reopened.stored("pvc-0").unwrap().is_some() && reopened.stored("pvc-1").unwrap().is_none());
+        crate::store::wal::verify(&after.path().join(DB_FILE)).expect("three commits, then zeros");
+        let reopened = EmbeddedStore::open(after.path(), 1 << 40).unwrap();
+        for id in ["pvc-0", "pvc-1", "pvc-2", "pvc-3"] {
+            assert!(reopened.stored(id).unwrap().is_some(), "{id} was acknowledged");
+        }
+    }
+}
