@@ -2,6 +2,9 @@
 //! driver (built by tests/proxy/build-mock.sh, named by `TETHER_CSI_MOCK`; `make test-proxy`
 //! runs these). With attach enabled it accepts `ControllerPublish` only for its own node id;
 //! with attach disabled Tether arbitrates across nodes, one mock per node for the node side.
+//! These run on the multi-threaded runtime, as `tether-csi` does, where the proxy runs its
+//! driver steps in place (`block_in_place`); the in-process tests of `proxy.rs` run on the
+//! current-thread runtime, where it hands them to the blocking pool.
 
 mod common;
 mod proxy_support;
@@ -60,7 +63,7 @@ fn paths(dir: &tempfile::TempDir) -> (PathBuf, PathBuf, PathBuf) {
     (dir.path().join("mock-a.sock"), dir.path().join("mock-b.sock"), dir.path().join("state"))
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the e2e mock CSI driver: make test-proxy builds it"]
 async fn with_attach_the_mock_only_sees_what_the_engine_accepted() {
     let dir = tempfile::tempdir().unwrap();
@@ -90,7 +93,7 @@ async fn with_attach_the_mock_only_sees_what_the_engine_accepted() {
     assert_eq!(h.driver.volume_count(), 0, "forgotten once the mock deleted it");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the e2e mock CSI driver: make test-proxy builds it"]
 async fn without_attach_tether_arbitrates_across_nodes_and_fences_each_nodes_mock() {
     let dir = tempfile::tempdir().unwrap();
@@ -132,7 +135,7 @@ fn offers_controller(caps: &tether_driver::csi::GetPluginCapabilitiesResponse) -
     caps.capabilities.iter().any(|c| matches!(&c.r#type, Some(PluginType::Service(s)) if s.r#type == controller))
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the e2e mock CSI driver: make test-proxy builds it"]
 async fn a_standby_in_front_of_the_mock_answers_identity_as_the_leader_would_and_is_not_ready() {
     let dir = tempfile::tempdir().unwrap();
