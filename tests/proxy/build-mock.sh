@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the Kubernetes e2e mock CSI driver (tests/proxy/mock/main.go over the mock service of
 # k8s.io/kubernetes at the tier's K8S_VERSION) from the Go module proxy into the tier's cache,
-# keyed by that version, and reuses it when present. Prints the binary's path on stdout.
+# keyed by that version and by main.go's content, and reuses it when present (a build for another
+# key is removed). Prints the binary's path on stdout.
 #
 # k8s.io/kubernetes cannot be required with its own replaces, so the module here takes the
 # staging-module replaces from the tier's throwaway module (tests/k8s/build.sh writes it; run that
@@ -10,8 +11,12 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=../k8s/paths.sh
 source "$here/../k8s/paths.sh"
-out="$k8s_cache/csi-mock-$K8S_VERSION/csi-mock"
+key="$K8S_VERSION-$(sha256sum "$here/mock/main.go" | cut -c1-12)"
+out="$k8s_cache/csi-mock-$key/csi-mock"
 if [[ -x $out ]]; then echo "$out"; exit 0; fi
+for old in "$k8s_cache"/csi-mock-*/; do
+	[[ $old == "$k8s_cache/csi-mock-$key/" ]] || rm -rf "$old"
+done
 tier_mod="$k8s_root/src/go.mod"
 [[ -f $tier_mod ]] || { echo "csi-mock: $tier_mod is missing; run tests/k8s/build.sh first" >&2; exit 1; }
 GO=${GO:-go}
