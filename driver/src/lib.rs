@@ -28,6 +28,7 @@ pub mod registration;
 pub mod server;
 pub mod service;
 pub mod status;
+pub mod step;
 pub mod store;
 pub mod volume;
 

@@ -39,26 +39,20 @@ impl CsiService {
         Self { driver }
     }
 
-    /// Runs `op` on the blocking pool, observing its duration under `operation` if given.
+    /// Runs `op` as a driver step (`step::run`), observing its duration under `operation` if
+    /// given.
     async fn run<T, F>(&self, operation: Option<&'static str>, op: F) -> Result<Response<T>, Status>
     where
         T: Send + 'static,
         F: FnOnce(&Driver) -> Result<T, DriverError> + Send + 'static,
     {
         let _running = self.driver.call();
-        let driver = Arc::clone(&self.driver);
         let start = Instant::now();
-        let result = tokio::task::spawn_blocking(move || op(&driver))
-            .await
-            .map_err(|e| Status::internal(format!("the operation did not complete: {e}")))?;
+        let result = crate::step::run(&self.driver, op).await;
         if let Some(name) = operation {
             self.driver.metrics.observe_operation(name, start.elapsed().as_secs_f64());
         }
-        result.map(Response::new).map_err(|e| {
-            let status = Status::from(e);
-            tracing::warn!(code = ?status.code(), "{}", status.message());
-            status
-        })
+        result.map(Response::new)
     }
 }
 

@@ -2,9 +2,8 @@
 //! driver (built by tests/proxy/build-mock.sh, named by `TETHER_CSI_MOCK`; `make test-proxy`
 //! runs these). With attach enabled it accepts `ControllerPublish` only for its own node id;
 //! with attach disabled Tether arbitrates across nodes, one mock per node for the node side.
-//! These run on the multi-threaded runtime, as `tether-csi` does, where the proxy runs its
-//! driver steps in place (`block_in_place`); the in-process tests of `proxy.rs` run on the
-//! current-thread runtime, where it hands them to the blocking pool.
+//! These run on the multi-threaded runtime, as `tether-csi` does; the in-process tests of
+//! `proxy.rs` run on the current-thread one.
 
 mod common;
 mod proxy_support;

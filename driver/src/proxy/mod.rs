@@ -23,7 +23,6 @@ pub mod wire;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 use tonic::Status;
@@ -65,29 +64,13 @@ impl Proxy {
         &self.upstream
     }
 
-    /// Runs a driver operation (it may wait for a store commit). On the multi-threaded runtime
-    /// (`tether-csi`'s) it runs on this thread, the worker's other tasks handed to another
-    /// (`block_in_place`): the step then needs no hand-off to the blocking pool and back, which
-    /// cost a publish about 90 µs of its 1-client p50 on the bench machine. A current-thread
-    /// runtime cannot hand its tasks off, so there it goes to the blocking pool.
+    /// Runs a driver step (it may wait for a store commit): see [`crate::step::run`].
     async fn blocking<T, F>(&self, op: F) -> Result<T, Status>
     where
         T: Send + 'static,
         F: FnOnce(&Driver) -> Result<T, DriverError> + Send + 'static,
     {
-        let result = if Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread {
-            tokio::task::block_in_place(|| op(&self.driver))
-        } else {
-            let driver = Arc::clone(&self.driver);
-            tokio::task::spawn_blocking(move || op(&driver))
-                .await
-                .map_err(|e| Status::internal(format!("the operation did not complete: {e}")))?
-        };
-        result.map_err(|e| {
-            let status = Status::from(e);
-            tracing::warn!(code = ?status.code(), "{}", status.message());
-            status
-        })
+        crate::step::run(&self.driver, op).await
     }
 
     /// Forwards `body` to `path` unchanged and returns the upstream's answer unchanged.
