@@ -144,7 +144,8 @@ fn read(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
     }
 }
 
-fn with_suffix(db: &Path, suffix: &str) -> PathBuf {
+/// `db`'s file with `suffix` after its name: `-wal` for the log, `-shm` for the wal-index.
+pub(super) fn with_suffix(db: &Path, suffix: &str) -> PathBuf {
     let mut name = db.as_os_str().to_owned();
     name.push(suffix);
     name.into()

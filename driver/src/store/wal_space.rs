@@ -11,7 +11,7 @@
 //! `wal.rs`, read them as the end of the log, as they read the frames of an earlier cycle.
 
 use std::fs::OpenOptions;
-use std::io::{Seek, SeekFrom, Write};
+use std::io::Write;
 use std::path::Path;
 
 use rusqlite::Connection;
@@ -30,7 +30,7 @@ const WAL_HEADER: u64 = 32;
 fn working_size(conn: &Connection, db: &Path) -> Result<u64, StoreError> {
     let read = |pragma: &str, what: &'static str| -> Result<u64, StoreError> {
         let value: i64 = conn.pragma_query_value(None, pragma, |r| r.get(0)).map_err(db_error(what, db))?;
-        // A threshold of 0 or less turns the automatic checkpoint off: no working size then.
+        // A threshold of 0 or less turns the automatic checkpoint off: only the slack then.
         Ok(u64::try_from(value).unwrap_or(0))
     };
     let page = read("page_size", "read the page size of")?;
@@ -40,11 +40,15 @@ fn working_size(conn: &Connection, db: &Path) -> Result<u64, StoreError> {
 
 /// Extends `db`'s log with zeros to its working size, synced, if it is shorter. Call with
 /// `conn` open on `db`, so that the log exists and `SQLite` does not remove it meanwhile.
+///
+/// The zeros are appended (`O_APPEND`): each write lands past the end of the file as it is at
+/// that moment, so even a process that has the database open and writes its log meanwhile
+/// (a tool opened beside the driver) never has a frame it wrote overwritten.
 pub fn reserve(conn: &Connection, db: &Path) -> Result<(), StoreError> {
-    let wal = db.with_extension("db-wal");
+    let wal = super::wal::with_suffix(db, "-wal");
     let want = working_size(conn, db)?;
-    let mut file = OpenOptions::new().write(true).open(&wal).map_err(super::io_error("open", &wal))?;
-    let have = file.seek(SeekFrom::End(0)).map_err(super::io_error("measure", &wal))?;
+    let mut file = OpenOptions::new().append(true).open(&wal).map_err(super::io_error("open", &wal))?;
+    let have = file.metadata().map_err(super::io_error("measure", &wal))?.len();
     if have >= want {
         return Ok(());
     }
@@ -77,7 +81,7 @@ mod tests {
     }
 
     fn log_len(root: &Path) -> u64 {
-        std::fs::metadata(root.join(DB_FILE).with_extension("db-wal")).unwrap().len()
+        std::fs::metadata(crate::store::wal::with_suffix(&root.join(DB_FILE), "-wal")).unwrap().len()
     }
 
     /// The store's files as a process killed now would leave them, copied to `to`.
@@ -130,5 +134,26 @@ mod tests {
         for id in ["pvc-0", "pvc-1", "pvc-2", "pvc-3"] {
             assert!(reopened.stored(id).unwrap().is_some(), "{id} was acknowledged");
         }
+    }
+
+    #[test]
+    fn a_store_opened_beside_a_live_writer_loses_none_of_its_commits() {
+        let (dir, killed) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        drop(EmbeddedStore::open(dir.path(), 1 << 40).unwrap());
+        // Another connection writes a short log of its own, and stays open.
+        let db = dir.path().join(DB_FILE);
+        let writer = rusqlite::Connection::open(&db).unwrap();
+        writer.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE side (v INTEGER)").unwrap();
+        let insert = |v: i64| assert_eq!(writer.execute("INSERT INTO side VALUES (?1)", [v]).unwrap(), 1);
+        (0..3).for_each(insert);
+        assert!(log_len(dir.path()) < default_working_size());
+        let beside = EmbeddedStore::open(dir.path(), 1 << 40).unwrap();
+        assert_eq!(log_len(dir.path()), default_working_size());
+        (3..6).for_each(insert);
+        killed_copy(dir.path(), killed.path());
+        drop(beside);
+        let copy = rusqlite::Connection::open(killed.path().join(DB_FILE)).unwrap();
+        let rows: i64 = copy.query_row("SELECT count(*) FROM side", [], |r| r.get(0)).unwrap();
+        assert_eq!(rows, 6, "every commit of the live writer, before and after the reservation");
     }
 }
