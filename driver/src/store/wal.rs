@@ -24,8 +24,8 @@ use std::path::{Path, PathBuf};
 
 use super::StoreError;
 
-const WAL_HEADER: usize = 32;
-const FRAME_HEADER: usize = 24;
+pub(super) const WAL_HEADER: usize = 32;
+pub(super) const FRAME_HEADER: usize = 24;
 /// The header's magic; the low bit says the checksums read words big-endian.
 const MAGIC: u32 = 0x377f_0682;
 const VERSION: u32 = 3_007_000;

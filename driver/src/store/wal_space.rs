@@ -11,19 +11,18 @@
 //! `wal.rs`, read them as the end of the log, as they read the frames of an earlier cycle.
 
 use std::fs::OpenOptions;
-use std::io::Write;
+use std::io::Read;
 use std::path::Path;
 
 use rusqlite::Connection;
 
 use super::commit::db_error;
+use super::wal::{FRAME_HEADER, WAL_HEADER};
 use super::StoreError;
 
 /// Frames beyond the automatic checkpoint's threshold the space allows for: the commit that
 /// crosses it, and a few more while the checkpoint waits for a reader.
 const SLACK_FRAMES: u64 = 64;
-const FRAME_HEADER: u64 = 24;
-const WAL_HEADER: u64 = 32;
 
 /// The log's working size for `conn`'s database: a header, then as many frames as the
 /// automatic checkpoint lets the log hold, and [`SLACK_FRAMES`].
@@ -35,7 +34,8 @@ fn working_size(conn: &Connection, db: &Path) -> Result<u64, StoreError> {
     };
     let page = read("page_size", "read the page size of")?;
     let threshold = read("wal_autocheckpoint", "read the checkpoint threshold of")?;
-    Ok(WAL_HEADER + (threshold + SLACK_FRAMES) * (FRAME_HEADER + page))
+    let (header, frame_header) = (WAL_HEADER as u64, FRAME_HEADER as u64);
+    Ok(header + (threshold + SLACK_FRAMES) * (frame_header + page))
 }
 
 /// Extends `db`'s log with zeros to its working size, synced, if it is shorter. Call with
@@ -52,13 +52,8 @@ pub fn reserve(conn: &Connection, db: &Path) -> Result<(), StoreError> {
     if have >= want {
         return Ok(());
     }
-    let zeros = vec![0_u8; 1 << 16];
-    let mut left = want - have;
-    while left > 0 {
-        let n = usize::try_from(left.min(zeros.len() as u64)).unwrap_or(zeros.len());
-        file.write_all(&zeros[..n]).map_err(super::io_error("reserve space in", &wal))?;
-        left -= n as u64;
-    }
+    std::io::copy(&mut std::io::repeat(0).take(want - have), &mut file)
+        .map_err(super::io_error("reserve space in", &wal))?;
     file.sync_all().map_err(super::io_error("sync", &wal))
 }
 
